@@ -1,0 +1,63 @@
+//! Why a request body was refused.
+
+use std::fmt;
+
+/// A request that does not match the contract or breaks a rule of SPEC section 2.2.
+///
+/// `field` is the JSON path of the offending value (e.g. `dataset.tables[1].columns[0].name`),
+/// empty when the body as a whole is wrong (not JSON, not an object).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestError {
+    /// JSON path of the offending field.
+    pub field: String,
+    /// What is wrong and, where possible, what to do.
+    pub message: String,
+}
+
+impl RequestError {
+    /// An error about `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn from_serde(e: serde_path_to_error::Error<serde_json::Error>) -> Self {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let field = if path == "." || path == "?" {
+            String::new()
+        } else {
+            path
+        };
+        let message = match inner.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                format!("the body is not valid JSON ({inner})")
+            }
+            serde_json::error::Category::Io => format!("the body could not be read ({inner})"),
+            serde_json::error::Category::Data => strip_position(&inner.to_string()),
+        };
+        Self { field, message }
+    }
+}
+
+/// serde_json appends " at line L column C"; the field path says more than that.
+fn strip_position(text: &str) -> String {
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text.to_owned(),
+    }
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for RequestError {}

@@ -1,0 +1,30 @@
+//! Request/response contracts, validated names and table schemas of the CR8TOR Publish Service.
+//!
+//! This crate does no I/O. It accepts both request shapes of SPEC section 2.1 (the brief's flat
+//! shape A and CR8TOR's nested shape B) and normalises them into one [`PackageRequest`],
+//! [`PublishRequest`] or [`ValidateRequest`]. Holding one of those is proof that every rule of
+//! SPEC section 2.2 that can be checked without I/O has been checked; what needs the outside
+//! world (does the table exist, is the destination configured, is the host allowed by this
+//! deployment) is checked by the crates that own that world.
+
+pub mod error;
+pub mod names;
+pub mod request;
+pub mod response;
+pub mod schema;
+pub mod source;
+
+pub use error::RequestError;
+pub use names::{
+    DestinationName, Identifier, NameError, ObjectName, ProjectName, SecretName, StartTime,
+};
+pub use request::{
+    Credentials, DatasetSpec, OutputFormat, PackageRequest, ProjectRef, PublishRequest, SourceSpec,
+    TableSpec, ValidateRequest,
+};
+pub use response::{
+    Envelope, ErrorPayload, PackagePayload, PublishPayload, PublishedFile, RetrievedFile, Status,
+    ValidatePayload,
+};
+pub use schema::{ColumnSchema, StructField, TableSchema, UcType};
+pub use source::{HostAllowList, HostUrl, Scheme, SourceKind};

@@ -1,0 +1,438 @@
+//! The package, publish and validate requests, in both accepted shapes, normalised.
+//!
+//! Shape A is the brief's (flat `destination_type`/`destination_format`, top-level
+//! `credentials`, `metadata`); shape B is what CR8TOR sends today (nested `destination`,
+//! `source.credentials`, `dataset`). Both are parsed by one tolerant raw type and then
+//! normalised, so a caller never needs to know which shape arrived. Unknown fields are ignored;
+//! enum-like strings are case-insensitive.
+
+use serde::Deserialize;
+
+use crate::error::RequestError;
+use crate::names::{DestinationName, Identifier, ObjectName, ProjectName, SecretName, StartTime};
+use crate::source::{HostUrl, SourceKind};
+
+/// File format of the packaged result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// One `data/outputs/database.duckdb` holding every table.
+    Duckdb,
+    /// One `data/outputs/<schema>/<table>.csv` per table.
+    Csv,
+    /// One `data/outputs/<schema>/<table>.parquet` per table.
+    Parquet,
+}
+
+impl OutputFormat {
+    fn parse(value: &str) -> Result<Self, String> {
+        match value.to_ascii_lowercase().as_str() {
+            "duckdb" => Ok(Self::Duckdb),
+            "csv" => Ok(Self::Csv),
+            "parquet" => Ok(Self::Parquet),
+            _ => Err(format!(
+                "{value:?} is not a supported format; use one of duckdb, csv, parquet"
+            )),
+        }
+    }
+}
+
+/// Which project a request is about, and where its files live.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProjectRef {
+    /// `project_name`.
+    pub project_name: ProjectName,
+    /// `project_start_time`.
+    pub project_start_time: StartTime,
+    /// The destination name (`destination_type` in shape A, `destination.name` in shape B).
+    pub destination: DestinationName,
+}
+
+/// The Databricks (or future) source of a package or validate request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSpec {
+    /// Only Databricks SQL today.
+    pub kind: SourceKind,
+    /// The workspace URL, parsed but not yet checked against the allow-list.
+    pub host_url: HostUrl,
+    /// JDBC/ODBC HTTP path; its last `warehouses/<id>` segment names the SQL warehouse.
+    pub http_path: String,
+    /// Unity Catalog catalog.
+    pub catalog: ObjectName,
+    /// Names of the secret files holding the service principal's credentials.
+    pub credentials: Credentials,
+}
+
+/// Names (never values) of the secret files with the service principal's id and secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// Where the secrets come from, as the caller said (e.g. `AzureKeyVault`); informational —
+    /// the service reads them from files under `SECRETS_MNT_PATH`.
+    pub provider: String,
+    /// File name of the OAuth client id.
+    pub client_id: SecretName,
+    /// File name of the OAuth client secret.
+    pub client_secret: SecretName,
+}
+
+/// The approved tables and columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetSpec {
+    /// Unity Catalog schema; also the schema (or folder) name in the output.
+    pub schema_name: ObjectName,
+    /// At least one table, no duplicates.
+    pub tables: Vec<TableSpec>,
+}
+
+/// One approved table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    /// Table name.
+    pub name: ObjectName,
+    /// The approved columns in the requested order, or `None` for all columns.
+    pub columns: Option<Vec<Identifier>>,
+}
+
+/// A normalised package request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageRequest {
+    /// Project and destination.
+    pub project: ProjectRef,
+    /// Output format.
+    pub format: OutputFormat,
+    /// Where to read from.
+    pub source: SourceSpec,
+    /// What to read.
+    pub dataset: DatasetSpec,
+}
+
+/// A normalised publish request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishRequest {
+    /// Project and destination.
+    pub project: ProjectRef,
+}
+
+/// A normalised validate request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidateRequest {
+    /// Project and destination.
+    pub project: ProjectRef,
+    /// Output format (checked, otherwise unused).
+    pub format: OutputFormat,
+    /// The source to try.
+    pub source: SourceSpec,
+}
+
+// ---- raw, tolerant wire types ------------------------------------------------------------
+
+/// Every field of every request shape; each request type takes what it needs.
+#[derive(Deserialize)]
+struct RawBody {
+    project_name: ProjectName,
+    project_start_time: StartTime,
+    destination_type: Option<String>,
+    destination_format: Option<String>,
+    destination: Option<RawDestination>,
+    source: Option<RawSource>,
+    credentials: Option<RawCredentials>,
+    metadata: Option<RawDataset>,
+    dataset: Option<RawDataset>,
+}
+
+#[derive(Deserialize)]
+struct RawDestination {
+    name: String,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    format: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawSource {
+    #[serde(rename = "type")]
+    kind: String,
+    host_url: String,
+    http_path: String,
+    port: Option<u16>,
+    catalog: ObjectName,
+    credentials: Option<RawCredentials>,
+}
+
+#[derive(Deserialize, PartialEq)]
+struct RawCredentials {
+    provider: Option<String>,
+    spn_clientid: SecretName,
+    spn_secret: SecretName,
+}
+
+#[derive(Deserialize)]
+struct RawDataset {
+    schema_name: ObjectName,
+    tables: Vec<RawTable>,
+}
+
+#[derive(Deserialize)]
+struct RawTable {
+    name: ObjectName,
+    columns: Option<Vec<RawColumn>>,
+}
+
+#[derive(Deserialize)]
+struct RawColumn {
+    name: Identifier,
+}
+
+fn from_json<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, RequestError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        // Serde would read an array as a tuple struct and report its first element instead.
+        let valid = serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok();
+        return Err(RequestError::new(
+            "",
+            if valid {
+                "the body must be a JSON object"
+            } else {
+                "the body is not valid JSON"
+            },
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(de).map_err(RequestError::from_serde)?;
+    Ok(value)
+}
+
+impl PackageRequest {
+    /// Parses and validates a package request body in either shape.
+    pub fn from_json(body: &[u8]) -> Result<Self, RequestError> {
+        let mut raw: RawBody = from_json(body)?;
+        let (metadata, dataset) = (raw.metadata.take(), raw.dataset.take());
+        let (project, format, source) = normalise_sourced(raw)?;
+        let (field, dataset) = match (metadata, dataset) {
+            (Some(_), Some(_)) => {
+                return Err(RequestError::new(
+                    "metadata",
+                    "give either `metadata` (brief's shape) or `dataset` (CR8TOR's shape), not both",
+                ));
+            }
+            (Some(m), None) => ("metadata", m),
+            (None, Some(d)) => ("dataset", d),
+            (None, None) => {
+                return Err(RequestError::new(
+                    "dataset",
+                    "missing: the approved tables go in `dataset` (or `metadata`)",
+                ));
+            }
+        };
+        let dataset = normalise_dataset(field, dataset)?;
+        Ok(Self {
+            project,
+            format,
+            source,
+            dataset,
+        })
+    }
+}
+
+impl PublishRequest {
+    /// Parses and validates a publish request body in either shape.
+    pub fn from_json(body: &[u8]) -> Result<Self, RequestError> {
+        let raw: RawBody = from_json(body)?;
+        let (project, _format) = normalise_project(
+            raw.project_name,
+            raw.project_start_time,
+            raw.destination_type,
+            raw.destination_format,
+            raw.destination,
+            false,
+        )?;
+        Ok(Self { project })
+    }
+}
+
+impl ValidateRequest {
+    /// Parses and validates a validate request body (a package body without the dataset).
+    pub fn from_json(body: &[u8]) -> Result<Self, RequestError> {
+        let raw: RawBody = from_json(body)?;
+        let (project, format, source) = normalise_sourced(raw)?;
+        Ok(Self {
+            project,
+            format,
+            source,
+        })
+    }
+}
+
+/// Returns the project reference and the format (when one was given, or `require_format`).
+fn normalise_project(
+    project_name: ProjectName,
+    project_start_time: StartTime,
+    destination_type: Option<String>,
+    destination_format: Option<String>,
+    destination: Option<RawDestination>,
+    require_format: bool,
+) -> Result<(ProjectRef, Option<OutputFormat>), RequestError> {
+    let (name_field, name, format_field, format) = match (destination_type, destination) {
+        (Some(_), Some(_)) => {
+            return Err(RequestError::new(
+                "destination",
+                "give either `destination_type` (brief's shape) or `destination` (CR8TOR's shape), not both",
+            ));
+        }
+        (Some(name), None) => (
+            "destination_type",
+            name,
+            "destination_format",
+            destination_format,
+        ),
+        (None, Some(d)) => {
+            if let Some(kind) = d
+                .kind
+                .as_ref()
+                .filter(|k| !k.eq_ignore_ascii_case("filestore"))
+            {
+                return Err(RequestError::new(
+                    "destination.type",
+                    format!("{kind:?} is not supported; the only destination type is filestore"),
+                ));
+            }
+            ("destination.name", d.name, "destination.format", d.format)
+        }
+        (None, None) => {
+            return Err(RequestError::new(
+                "destination",
+                "missing: name the destination in `destination.name` (or `destination_type`)",
+            ));
+        }
+    };
+    let destination =
+        DestinationName::parse(&name).map_err(|e| RequestError::new(name_field, e.to_string()))?;
+    let format = match format {
+        Some(f) => Some(OutputFormat::parse(&f).map_err(|e| RequestError::new(format_field, e))?),
+        None if require_format => {
+            return Err(RequestError::new(
+                format_field,
+                "missing: one of duckdb, csv, parquet",
+            ));
+        }
+        None => None,
+    };
+    Ok((
+        ProjectRef {
+            project_name,
+            project_start_time,
+            destination,
+        },
+        format,
+    ))
+}
+
+fn normalise_sourced(raw: RawBody) -> Result<(ProjectRef, OutputFormat, SourceSpec), RequestError> {
+    let (project, format) = normalise_project(
+        raw.project_name,
+        raw.project_start_time,
+        raw.destination_type,
+        raw.destination_format,
+        raw.destination,
+        false,
+    )?;
+    let format = format.unwrap_or(OutputFormat::Duckdb);
+    let Some(src) = raw.source else {
+        return Err(RequestError::new(
+            "source",
+            "missing: describe the Databricks source (type, host_url, http_path, catalog)",
+        ));
+    };
+    let kind = SourceKind::parse(&src.kind).map_err(|e| RequestError::new("source.type", e))?;
+    let host_url = HostUrl::parse(&src.host_url, src.port)
+        .map_err(|e| RequestError::new("source.host_url", e))?;
+    if src.http_path.trim().is_empty() {
+        return Err(RequestError::new("source.http_path", "must not be empty"));
+    }
+    let creds = match (raw.credentials, src.credentials) {
+        (Some(top), Some(nested)) if top != nested => {
+            return Err(RequestError::new(
+                "credentials",
+                "`credentials` and `source.credentials` disagree; give only one",
+            ));
+        }
+        (Some(c), _) | (None, Some(c)) => c,
+        (None, None) => {
+            return Err(RequestError::new(
+                "source.credentials",
+                "missing: name the secret files in `source.credentials` (or `credentials`)",
+            ));
+        }
+    };
+    let source = SourceSpec {
+        kind,
+        host_url,
+        http_path: src.http_path,
+        catalog: src.catalog,
+        credentials: Credentials {
+            provider: creds.provider.unwrap_or_default(),
+            client_id: creds.spn_clientid,
+            client_secret: creds.spn_secret,
+        },
+    };
+    Ok((project, format, source))
+}
+
+fn normalise_dataset(field: &str, raw: RawDataset) -> Result<DatasetSpec, RequestError> {
+    if raw.tables.is_empty() {
+        return Err(RequestError::new(
+            format!("{field}.tables"),
+            "is empty; name at least one table",
+        ));
+    }
+    let mut tables: Vec<TableSpec> = Vec::with_capacity(raw.tables.len());
+    for (i, t) in raw.tables.into_iter().enumerate() {
+        let here = format!("{field}.tables[{i}]");
+        if let Some(prev) = tables
+            .iter()
+            .find(|p| p.name.as_str().eq_ignore_ascii_case(t.name.as_str()))
+        {
+            return Err(RequestError::new(
+                format!("{here}.name"),
+                format!("table {:?} is requested twice", prev.name.as_str()),
+            ));
+        }
+        let columns = match t.columns {
+            None => None,
+            Some(cols) if cols.is_empty() => {
+                return Err(RequestError::new(
+                    format!("{here}.columns"),
+                    "is empty; list the approved columns, or omit `columns` to request all of them",
+                ));
+            }
+            Some(cols) => {
+                let mut out: Vec<Identifier> = Vec::with_capacity(cols.len());
+                for (j, c) in cols.into_iter().enumerate() {
+                    if out
+                        .iter()
+                        .any(|p| p.as_str().eq_ignore_ascii_case(c.name.as_str()))
+                    {
+                        return Err(RequestError::new(
+                            format!("{here}.columns[{j}].name"),
+                            format!(
+                                "column {:?} of table {:?} is requested twice",
+                                c.name.as_str(),
+                                t.name.as_str()
+                            ),
+                        ));
+                    }
+                    out.push(c.name);
+                }
+                Some(out)
+            }
+        };
+        tables.push(TableSpec {
+            name: t.name,
+            columns,
+        });
+    }
+    Ok(DatasetSpec {
+        schema_name: raw.schema_name,
+        tables,
+    })
+}

@@ -1,0 +1,456 @@
+//! Request contracts: both shapes normalise identically, and every rule of SPEC 2.2 rejects
+//! with an error naming the field. Cases go through one `check` helper.
+
+use publish_types::{
+    DestinationName, HostUrl, Identifier, ObjectName, OutputFormat, PackageRequest, PublishRequest,
+    RequestError, ValidateRequest,
+};
+use serde_json::{Value, json};
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/../../fixtures/requests/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn fixture_json(name: &str) -> Value {
+    serde_json::from_slice(&fixture(name)).unwrap()
+}
+
+#[test]
+fn brief_and_cr8tor_package_bodies_normalise_identically() {
+    let a = PackageRequest::from_json(&fixture("package-shape-a.json")).unwrap();
+    let b = PackageRequest::from_json(&fixture("package-shape-b.json")).unwrap();
+    assert_eq!(a, b);
+
+    assert_eq!(a.project.project_name.as_str(), "Pr004");
+    assert_eq!(a.project.project_start_time.as_str(), "20250205_010101");
+    assert_eq!(
+        a.project.destination,
+        DestinationName::parse("LSC").unwrap()
+    );
+    assert_eq!(a.format, OutputFormat::Duckdb);
+    assert_eq!(
+        a.source.host_url,
+        HostUrl::parse("https://my-databricks-workspace.azuredatabricks.net", None).unwrap()
+    );
+    assert_eq!(a.source.http_path, "/sql/1.0/warehouses/bd1395d4652aa599");
+    assert_eq!(a.source.catalog.as_str(), "catalog_name");
+    assert_eq!(
+        a.source.credentials.client_id.as_str(),
+        "databricksspnclientid"
+    );
+    assert_eq!(
+        a.source.credentials.client_secret.as_str(),
+        "databricksspnsecret"
+    );
+    assert_eq!(a.dataset.schema_name.as_str(), "example_schema_name");
+    let tables: Vec<(&str, Vec<&str>)> = a
+        .dataset
+        .tables
+        .iter()
+        .map(|t| {
+            (
+                t.name.as_str(),
+                t.columns.iter().flatten().map(Identifier::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tables,
+        vec![
+            ("person", vec!["person_key", "person_id", "age"]),
+            ("address", vec!["address_key", "address"]),
+        ]
+    );
+}
+
+#[test]
+fn publish_and_validate_bodies_normalise_identically() {
+    let a = PublishRequest::from_json(&fixture("publish-shape-a.json")).unwrap();
+    let b = PublishRequest::from_json(&fixture("publish-shape-b.json")).unwrap();
+    assert_eq!(a, b);
+    let a = ValidateRequest::from_json(&fixture("validate-shape-a.json")).unwrap();
+    let b = ValidateRequest::from_json(&fixture("validate-shape-b.json")).unwrap();
+    assert_eq!(a, b);
+    // A package body is also a valid validate body, and vice versa a publish body is a
+    // package body's prefix.
+    let p = PackageRequest::from_json(&fixture("package-shape-b.json")).unwrap();
+    assert_eq!(
+        ValidateRequest::from_json(&fixture("package-shape-b.json"))
+            .unwrap()
+            .source,
+        p.source
+    );
+    assert_eq!(
+        PublishRequest::from_json(&fixture("package-shape-a.json"))
+            .unwrap()
+            .project,
+        p.project
+    );
+}
+
+#[test]
+fn leniencies() {
+    // Case-insensitive enum-like strings, unknown fields, no `columns`, no format.
+    let mut body = fixture_json("package-shape-b.json");
+    body["destination"] =
+        json!({"name": "lsc", "type": "FileStore", "format": "PARQUET", "extra": 1});
+    body["source"]["type"] = json!("DatabricksSQL");
+    body["something_new"] = json!({"x": [1, 2]});
+    body["dataset"]["tables"][1]
+        .as_object_mut()
+        .unwrap()
+        .remove("columns");
+    let r = PackageRequest::from_json(body.to_string().as_bytes()).unwrap();
+    assert_eq!(r.project.destination.as_str(), "LSC");
+    assert_eq!(r.format, OutputFormat::Parquet);
+    assert_eq!(r.dataset.tables[1].columns, None);
+
+    let mut body = fixture_json("package-shape-a.json");
+    body.as_object_mut().unwrap().remove("destination_format");
+    assert_eq!(
+        PackageRequest::from_json(body.to_string().as_bytes())
+            .unwrap()
+            .format,
+        OutputFormat::Duckdb
+    );
+}
+
+/// Applies `edit` to the shape-B package body and expects a rejection whose field and message
+/// contain the given texts.
+fn check(base: &str, edit: impl FnOnce(&mut Value), field: &str, message: &str) {
+    let mut body = fixture_json(base);
+    edit(&mut body);
+    let bytes = body.to_string().into_bytes();
+    let err: RequestError = if base.starts_with("publish") {
+        PublishRequest::from_json(&bytes).map(|_| ()).unwrap_err()
+    } else if base.starts_with("validate") {
+        ValidateRequest::from_json(&bytes).map(|_| ()).unwrap_err()
+    } else {
+        PackageRequest::from_json(&bytes).map(|_| ()).unwrap_err()
+    };
+    assert_eq!(err.field, field, "{err}");
+    assert!(
+        err.message.contains(message),
+        "{err} does not mention {message:?}"
+    );
+}
+
+fn set(path: &str, v: Value) -> impl FnOnce(&mut Value) {
+    let path = path.to_owned();
+    move |body| *body.pointer_mut(&path).unwrap_or_else(|| panic!("{path}")) = v
+}
+
+fn remove(path: &str) -> impl FnOnce(&mut Value) {
+    let (parent, key) = path.rsplit_once('/').unwrap();
+    let (parent, key) = (parent.to_owned(), key.to_owned());
+    move |body| {
+        body.pointer_mut(&parent)
+            .unwrap()
+            .as_object_mut()
+            .unwrap()
+            .remove(&key);
+    }
+}
+
+const B: &str = "package-shape-b.json";
+const A: &str = "package-shape-a.json";
+
+#[test]
+fn project_name_rules() {
+    let long = "p".repeat(65);
+    for (name, msg) in [
+        ("../x", "contains '/'"),
+        ("a/b", "contains '/'"),
+        (".hidden", "must not start with '.'"),
+        ("..", "must not start with '.'"),
+        ("", "must not be empty"),
+        (long.as_str(), "at most 64"),
+        ("a b", "contains ' '"),
+    ] {
+        check(B, set("/project_name", json!(name)), "project_name", msg);
+        check(
+            "publish-shape-a.json",
+            set("/project_name", json!(name)),
+            "project_name",
+            msg,
+        );
+    }
+    check(
+        B,
+        set("/project_name", json!(5)),
+        "project_name",
+        "invalid type: integer",
+    );
+    check(
+        B,
+        remove("/project_name"),
+        "",
+        "missing field `project_name`",
+    );
+}
+
+#[test]
+fn start_time_rules() {
+    for (t, msg) in [
+        ("20251301_000000", "not a real date"),
+        ("20250230_120000", "not a real date"),
+        ("20250205_250000", "not a real date"),
+        ("20250205010101", "YYYYMMDD_HHMMSS"),
+        ("2025-02-05T01:01:01", "YYYYMMDD_HHMMSS"),
+        ("../../../etc", "YYYYMMDD_HHMMSS"),
+    ] {
+        check(
+            B,
+            set("/project_start_time", json!(t)),
+            "project_start_time",
+            msg,
+        );
+    }
+}
+
+#[test]
+fn destination_rules() {
+    check(
+        B,
+        set("/destination/name", json!("../x")),
+        "destination.name",
+        "contains '.'",
+    );
+    check(
+        B,
+        set("/destination/name", json!("")),
+        "destination.name",
+        "must not be empty",
+    );
+    check(
+        B,
+        set("/destination/type", json!("s3")),
+        "destination.type",
+        "only destination type is filestore",
+    );
+    check(
+        B,
+        set("/destination/format", json!("xlsx")),
+        "destination.format",
+        "use one of duckdb, csv, parquet",
+    );
+    check(
+        A,
+        set("/destination_type", json!("L SC")),
+        "destination_type",
+        "contains ' '",
+    );
+    check(
+        A,
+        set("/destination_format", json!("json")),
+        "destination_format",
+        "duckdb, csv, parquet",
+    );
+    check(B, remove("/destination"), "destination", "missing");
+    check(
+        B,
+        |b| b["destination_type"] = json!("LSC"),
+        "destination",
+        "not both",
+    );
+    check(
+        "publish-shape-b.json",
+        set("/destination/name", json!("a/b")),
+        "destination.name",
+        "contains '/'",
+    );
+}
+
+#[test]
+fn secret_name_rules() {
+    for bad in ["../publishserviceapikey", "a/b", "", "x.y", "/etc/passwd"] {
+        check(
+            B,
+            set("/source/credentials/spn_secret", json!(bad)),
+            "source.credentials.spn_secret",
+            "",
+        );
+        check(
+            A,
+            set("/credentials/spn_clientid", json!(bad)),
+            "credentials.spn_clientid",
+            "",
+        );
+    }
+    check(
+        B,
+        remove("/source/credentials"),
+        "source.credentials",
+        "missing",
+    );
+    check(
+        B,
+        |b| {
+            b["credentials"] = json!({"spn_clientid": "other", "spn_secret": "databricksspnsecret"})
+        },
+        "credentials",
+        "disagree",
+    );
+}
+
+#[test]
+fn source_rules() {
+    check(
+        B,
+        set("/source/type", json!("postgresql")),
+        "source.type",
+        "not supported yet",
+    );
+    check(
+        B,
+        set("/source/host_url", json!("http//x")),
+        "source.host_url",
+        "must start with https://",
+    );
+    check(
+        B,
+        set(
+            "/source/host_url",
+            json!("https://u:p@x.azuredatabricks.net"),
+        ),
+        "source.host_url",
+        "just the workspace address",
+    );
+    check(
+        B,
+        set("/source/http_path", json!("")),
+        "source.http_path",
+        "must not be empty",
+    );
+    check(
+        B,
+        set("/source/port", json!("443")),
+        "source.port",
+        "invalid type: string",
+    );
+    check(
+        B,
+        set("/source/port", json!(70000)),
+        "source.port",
+        "invalid value",
+    );
+    check(
+        B,
+        set("/source/catalog", json!("a.b")),
+        "source.catalog",
+        "contains '.'",
+    );
+    check(B, remove("/source"), "source", "missing");
+    check(
+        "validate-shape-b.json",
+        set("/source/catalog", json!("")),
+        "source.catalog",
+        "must not be empty",
+    );
+}
+
+#[test]
+fn dataset_rules() {
+    let long = "c".repeat(256);
+    check(
+        B,
+        set("/dataset/schema_name", json!("")),
+        "dataset.schema_name",
+        "must not be empty",
+    );
+    check(
+        B,
+        set("/dataset/schema_name", json!("../x")),
+        "dataset.schema_name",
+        "contains '.'",
+    );
+    check(
+        B,
+        set("/dataset/tables", json!([])),
+        "dataset.tables",
+        "at least one table",
+    );
+    check(
+        B,
+        set("/dataset/tables/0/name", json!("a/b")),
+        "dataset.tables[0].name",
+        "contains '/'",
+    );
+    check(
+        B,
+        set("/dataset/tables/1/name", json!("PERSON")),
+        "dataset.tables[1].name",
+        "requested twice",
+    );
+    check(
+        B,
+        set("/dataset/tables/0/columns/1/name", json!("")),
+        "dataset.tables[0].columns[1].name",
+        "must not be empty",
+    );
+    check(
+        B,
+        set("/dataset/tables/0/columns/1/name", json!(long)),
+        "dataset.tables[0].columns[1].name",
+        "at most 255",
+    );
+    check(
+        B,
+        set("/dataset/tables/0/columns/2/name", json!("Person_Key")),
+        "dataset.tables[0].columns[2].name",
+        "requested twice",
+    );
+    check(
+        B,
+        set("/dataset/tables/0/columns", json!([])),
+        "dataset.tables[0].columns",
+        "omit `columns`",
+    );
+    check(
+        B,
+        set("/dataset/tables/0/columns/0", json!("person_key")),
+        "dataset.tables[0].columns[0]",
+        "invalid type",
+    );
+    check(
+        A,
+        set("/metadata/tables/1/columns/0/name", json!("a\u{0}b")),
+        "metadata.tables[1].columns[0].name",
+        "control character",
+    );
+    check(B, remove("/dataset"), "dataset", "missing");
+    check(
+        B,
+        |b| b["metadata"] = b["dataset"].clone(),
+        "metadata",
+        "not both",
+    );
+    // Hostile but legal identifiers are accepted: they are always quoted, never spliced.
+    let mut body = fixture_json(B);
+    body["dataset"]["tables"][0]["columns"][0]["name"] = json!("x`; DROP TABLE t; --\"");
+    let r = PackageRequest::from_json(body.to_string().as_bytes()).unwrap();
+    let col = &r.dataset.tables[0].columns.as_ref().unwrap()[0];
+    assert_eq!(col.quoted_backtick(), "`x``; DROP TABLE t; --\"`");
+    assert_eq!(ObjectName::parse("t`x").unwrap().quoted_double(), "\"t`x\"");
+}
+
+#[test]
+fn malformed_bodies() {
+    for (body, msg) in [
+        (&b"{"[..], "not valid JSON"),
+        (b"", "not valid JSON"),
+        (b"[1,2]", "must be a JSON object"),
+        (b"null", "must be a JSON object"),
+        (b"\"text\"", "must be a JSON object"),
+        (b"{\"project_name\": \"Pr004\",}", "not valid JSON"),
+    ] {
+        let err = PackageRequest::from_json(body).unwrap_err();
+        assert!(err.to_string().contains(msg), "{err}");
+        let err = PublishRequest::from_json(body).unwrap_err();
+        assert!(err.to_string().contains(msg), "{err}");
+    }
+}
