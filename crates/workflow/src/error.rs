@@ -1,0 +1,99 @@
+//! Errors of the workflow layer, in the caller's terms, each with the [`ErrorKind`] a server
+//! maps to a status code.
+
+use publish_sink::SinkError;
+use publish_source::SourceError;
+use publish_storage::StorageError;
+
+use crate::secrets::SecretError;
+
+/// What kind of failure, for callers that must pick a status code or a retry policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The request breaks a rule (422).
+    Invalid,
+    /// A named table, column, destination or container does not exist (404).
+    NotFound,
+    /// Another operation on the same project is running, or there is nothing to publish (409).
+    Conflict,
+    /// The source failed or refused (502).
+    SourceFailed,
+    /// The source did not answer in time (504).
+    SourceTimeout,
+    /// A bug or an environment fault on our side (500); details are logged, not returned.
+    Internal,
+}
+
+/// A failed package, publish or validate. `Display` is safe to show to the caller for every
+/// kind except [`ErrorKind::Internal`], and never contains a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkflowError {
+    /// The request's destination is not configured.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The source host is not on the allow-list.
+    #[error(
+        "source.host_url: {host} is not an allowed Databricks host (allowed: {allowed}); \
+         set PUBLISH_ALLOWED_SOURCE_HOSTS to change this"
+    )]
+    HostNotAllowed {
+        /// The refused host.
+        host: String,
+        /// The allow-list.
+        allowed: String,
+    },
+    /// A secret named in the request could not be read.
+    #[error("{field}: {source}")]
+    Secret {
+        /// The request field naming the secret.
+        field: &'static str,
+        /// Why.
+        #[source]
+        source: SecretError,
+    },
+    /// The source failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// Writing the output failed.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// Something that should not happen.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl WorkflowError {
+    /// The kind, for status codes and retry decisions.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Storage(e) => storage_kind(e),
+            Self::HostNotAllowed { .. } | Self::Secret { .. } => ErrorKind::Invalid,
+            Self::Source(e) => source_kind(e),
+            Self::Sink(_) | Self::Internal(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+fn storage_kind(e: &StorageError) -> ErrorKind {
+    match e {
+        StorageError::UnknownDestination { .. } | StorageError::ContainerMissing { .. } => {
+            ErrorKind::NotFound
+        }
+        StorageError::Busy { .. } | StorageError::NothingToPublish { .. } => ErrorKind::Conflict,
+        _ => ErrorKind::Internal,
+    }
+}
+
+fn source_kind(e: &SourceError) -> ErrorKind {
+    match e {
+        SourceError::UnknownTable { .. }
+        | SourceError::UnknownColumn { .. }
+        | SourceError::UnknownSchema { .. }
+        | SourceError::UnknownCatalog { .. } => ErrorKind::NotFound,
+        SourceError::HostNotAllowed { .. } => ErrorKind::Invalid,
+        SourceError::Timeout { .. } => ErrorKind::SourceTimeout,
+        _ => ErrorKind::SourceFailed,
+    }
+}

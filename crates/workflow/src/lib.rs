@@ -1,0 +1,287 @@
+//! Package, publish and validate: the CR8TOR Publish Service's operations, composed from a
+//! [`publish_source::Source`], a [`publish_sink::Sink`], the staging/production storage and the
+//! hashing crate. No HTTP here: the server (or any other CR8TOR service) calls [`Workflow`].
+//!
+//! Order of a package, chosen so that nothing is written unless it can succeed as far as can
+//! be known up front: resolve the destination, check the source host against the allow-list,
+//! read the secrets, take the project lock, describe *every* requested table (unknown tables
+//! and columns fail here, before a byte is written), then stream each table into a sink
+//! writing into a fresh temp dir on the staging volume, and finally commit that dir atomically.
+
+pub mod error;
+pub mod progress;
+pub mod secrets;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use publish_hash::HashAlgorithm;
+use publish_sink::{Sink, SinkOptions, open_sink};
+use publish_source::{Source, TableRequest};
+use publish_storage::{Destinations, PublishOptions};
+use publish_types::{
+    PackageRequest, PublishRequest, PublishedFile, RetrievedFile, SourceSpec, TableSchema,
+    ValidateRequest, HostAllowList,
+};
+use secrecy::SecretString;
+use tracing::{Instrument, info, info_span};
+
+pub use error::{ErrorKind, WorkflowError};
+pub use progress::Progress;
+pub use secrets::{SecretError, SecretStore};
+
+/// The service principal's credentials, read from the secret files a request names.
+pub struct SourceCredentials {
+    /// OAuth client id.
+    pub client_id: SecretString,
+    /// OAuth client secret.
+    pub client_secret: SecretString,
+}
+
+/// Builds the [`Source`] for a request. The server passes the Databricks implementation;
+/// tests and other services pass their own (e.g. the in-memory source).
+#[async_trait]
+pub trait SourceFactory: Send + Sync {
+    /// Opens a source for `spec` with credentials already read from the secret files. The host
+    /// has already been checked against the allow-list.
+    async fn open(
+        &self,
+        spec: &SourceSpec,
+        credentials: SourceCredentials,
+    ) -> Result<Arc<dyn Source>, WorkflowError>;
+}
+
+/// Settings of the workflow layer.
+#[derive(Debug, Clone)]
+pub struct WorkflowOptions {
+    /// Digest of published files; SHA-512 unless configured otherwise.
+    pub hash_algorithm: HashAlgorithm,
+    /// Take the cross-filesystem copy path on publish even when a rename would do.
+    pub force_copy: bool,
+    /// Sink settings (DuckDB threads, memory limit, scratch folder...).
+    pub sink: SinkOptions,
+    /// How often a long table logs its progress.
+    pub progress_interval: std::time::Duration,
+}
+
+impl Default for WorkflowOptions {
+    fn default() -> Self {
+        Self {
+            hash_algorithm: HashAlgorithm::Sha512,
+            force_copy: false,
+            sink: SinkOptions::default(),
+            progress_interval: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+/// The service's operations.
+pub struct Workflow {
+    destinations: Destinations,
+    secrets: SecretStore,
+    allowed_hosts: HostAllowList,
+    sources: Arc<dyn SourceFactory>,
+    options: WorkflowOptions,
+}
+
+impl Workflow {
+    /// Wires the pieces together.
+    pub fn new(
+        destinations: Destinations,
+        secrets: SecretStore,
+        allowed_hosts: HostAllowList,
+        sources: Arc<dyn SourceFactory>,
+        options: WorkflowOptions,
+    ) -> Self {
+        Self {
+            destinations,
+            secrets,
+            allowed_hosts,
+            sources,
+            options,
+        }
+    }
+
+    /// The configured destinations.
+    pub fn destinations(&self) -> &Destinations {
+        &self.destinations
+    }
+
+    /// Extracts the requested tables into the project's staging folder, replacing any earlier
+    /// staging result atomically. Returns the staged files.
+    pub async fn package(&self, req: PackageRequest) -> Result<Vec<RetrievedFile>, WorkflowError> {
+        let span = info_span!(
+            "package",
+            destination = %req.project.destination,
+            project = %req.project.project_name,
+            start = %req.project.project_start_time,
+            format = ?req.format,
+        );
+        self.package_inner(req).instrument(span).await
+    }
+
+    async fn package_inner(&self, req: PackageRequest) -> Result<Vec<RetrievedFile>, WorkflowError> {
+        let started = Instant::now();
+        let destination = self.destinations.get(&req.project.destination)?.clone();
+        let source = self.open_source(&req.source).await?;
+        let area = destination.project(&req.project.project_name, &req.project.project_start_time);
+        blocking(move || destination.ensure_containers()).await??;
+        let lock = {
+            let area = area.clone();
+            blocking(move || area.lock()).await??
+        };
+
+        // Resolve every table before writing anything.
+        let mut schemas = Vec::with_capacity(req.dataset.tables.len());
+        for t in &req.dataset.tables {
+            let request = TableRequest {
+                catalog: req.source.catalog.clone(),
+                schema: req.dataset.schema_name.clone(),
+                table: t.name.clone(),
+                columns: t.columns.clone(),
+            };
+            schemas.push(source.describe(&request).await?);
+        }
+        info!(tables = schemas.len(), "all requested tables and columns resolved");
+
+        // Only creates a directory: cheap enough to run inline.
+        let staging = area.begin_staging(&lock)?;
+        let mut sink = open_sink(req.format, staging.dir(), &self.options.sink)?;
+        for schema in &schemas {
+            self.copy_table(source.as_ref(), sink.as_mut(), schema).await?;
+        }
+        let _sink_files = sink.finish().await?;
+        let files = blocking(move || staging.commit()).await??;
+        drop(lock);
+        info!(
+            files = files.len(),
+            elapsed_s = started.elapsed().as_secs_f64(),
+            "package committed to staging"
+        );
+        Ok(files
+            .into_iter()
+            .map(|file_path| RetrievedFile { file_path })
+            .collect())
+    }
+
+    async fn copy_table(
+        &self,
+        source: &dyn Source,
+        sink: &mut dyn Sink,
+        schema: &TableSchema,
+    ) -> Result<(), WorkflowError> {
+        let span = info_span!("table", schema = %schema.schema, table = %schema.table);
+        async {
+            let stream = source.read(schema).await?;
+            sink.begin_table(schema, stream.schema.clone()).await?;
+            let mut progress = Progress::new(self.options.progress_interval);
+            let mut batches = stream.batches;
+            while let Some(batch) = batches.next().await {
+                let batch = batch?;
+                progress.add(batch.num_rows() as u64, batch.get_array_memory_size() as u64);
+                sink.write_batch(batch).await?;
+            }
+            let stats = sink.finish_table().await?;
+            progress.finish(stats.rows, stats.bytes);
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Publishes the project's staging result to production and returns every published file
+    /// with its digest and size. A retry after success returns the same manifest.
+    pub async fn publish(&self, req: PublishRequest) -> Result<Vec<PublishedFile>, WorkflowError> {
+        let span = info_span!(
+            "publish",
+            destination = %req.project.destination,
+            project = %req.project.project_name,
+            start = %req.project.project_start_time,
+        );
+        async {
+            let started = Instant::now();
+            let destination = self.destinations.get(&req.project.destination)?.clone();
+            let options = PublishOptions {
+                algorithm: self.options.hash_algorithm,
+                force_copy: self.options.force_copy,
+            };
+            let manifest = blocking(move || {
+                destination.ensure_containers()?;
+                let area = destination
+                    .project(&req.project.project_name, &req.project.project_start_time);
+                let lock = area.lock()?;
+                area.publish(&lock, &options)
+            })
+            .await??;
+            let bytes: u64 = manifest.files.iter().map(|f| f.total_bytes).sum();
+            info!(
+                files = manifest.files.len(),
+                bytes,
+                elapsed_s = started.elapsed().as_secs_f64(),
+                "published"
+            );
+            Ok(manifest
+                .files
+                .into_iter()
+                .map(|f| PublishedFile {
+                    file_path: f.file_path,
+                    hash_value: f.hash_value,
+                    total_bytes: f.total_bytes,
+                })
+                .collect())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Checks that the destination's containers exist and that the source accepts the
+    /// credentials. Writes nothing.
+    pub async fn validate(&self, req: ValidateRequest) -> Result<(), WorkflowError> {
+        let span = info_span!(
+            "validate",
+            destination = %req.project.destination,
+            project = %req.project.project_name,
+        );
+        async {
+            let destination = self.destinations.get(&req.project.destination)?.clone();
+            blocking(move || destination.check_containers()).await??;
+            let source = self.open_source(&req.source).await?;
+            source.check().await?;
+            info!("source and destination validated");
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Allow-list first, then secrets: credentials are never read for a refused host.
+    async fn open_source(&self, spec: &SourceSpec) -> Result<Arc<dyn Source>, WorkflowError> {
+        if !self.allowed_hosts.allows(&spec.host_url) {
+            return Err(WorkflowError::HostNotAllowed {
+                host: spec.host_url.origin(),
+                allowed: self.allowed_hosts.describe(),
+            });
+        }
+        let read = |field: &'static str, name| {
+            self.secrets
+                .read(name)
+                .map_err(|source| WorkflowError::Secret { field, source })
+        };
+        let credentials = SourceCredentials {
+            client_id: read("source.credentials.spn_clientid", &spec.credentials.client_id)?,
+            client_secret: read("source.credentials.spn_secret", &spec.credentials.client_secret)?,
+        };
+        self.sources.open(spec, credentials).await
+    }
+}
+
+/// Runs blocking file-system work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, WorkflowError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| WorkflowError::Internal(format!("blocking task failed: {e}")))
+}

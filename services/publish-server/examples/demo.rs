@@ -1,0 +1,135 @@
+//! The main job, end to end on an embedded default: starts the local Databricks emulator on the
+//! fixture tables under `fixtures/databricks/`, starts the publish server, sends the brief's
+//! package request (its `host_url` pointed at the emulator), then the publish request, prints
+//! both JSON responses and leaves the published files under `./outputs/lsc-sde/production/`.
+//!
+//! ```text
+//! cargo run -p publish-server --example demo                  # brief's request (shape A), DuckDB
+//! cargo run -p publish-server --example demo -- --shape b --format parquet
+//! ```
+//!
+//! Everything talks real HTTP on 127.0.0.1 with OS-chosen ports; nothing leaves the machine.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use databricks_emulator::{Emulator, EmulatorConfig};
+use publish_server::config::Settings;
+use publish_server::{app, build_state};
+use serde_json::{Value, json};
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct Args {
+    shape: String,
+    format: String,
+    outputs: PathBuf,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        shape: "a".into(),
+        format: "duckdb".into(),
+        outputs: PathBuf::from("outputs"),
+    };
+    #[allow(clippy::disallowed_methods)]
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = || it.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--shape" => args.shape = value()?.to_ascii_lowercase(),
+            "--format" => args.format = value()?.to_ascii_lowercase(),
+            "--outputs" => args.outputs = PathBuf::from(value()?),
+            "-h" | "--help" => {
+                return Err("usage: demo [--shape a|b] [--format duckdb|csv|parquet] [--outputs DIR]".into());
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if !matches!(args.shape.as_str(), "a" | "b") {
+        return Err("--shape is a or b".into());
+    }
+    Ok(args)
+}
+
+fn write_secret(dir: &Path, name: &str, value: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join(name), value)
+}
+
+#[tokio::main]
+#[allow(clippy::disallowed_methods)] // RUST_LOG is read as the server would
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args()?;
+    let outputs = std::path::absolute(&args.outputs)?;
+    let secrets = outputs.join("demo-secrets");
+    let mount = outputs.join("lsc-sde");
+    std::fs::create_dir_all(mount.join("staging"))?;
+    std::fs::create_dir_all(mount.join("production"))?;
+
+    // 1. The emulator, serving the fixture tables.
+    let config = EmulatorConfig::new(repo_root().join("fixtures/databricks"));
+    write_secret(&secrets, "databricksspnclientid", &config.client_id)?;
+    write_secret(&secrets, "databricksspnsecret", &config.client_secret)?;
+    let api_key = format!("demo-{}", std::process::id());
+    write_secret(&secrets, "publishserviceapikey", &api_key)?;
+    let emulator = Emulator::start(config).await?;
+    eprintln!("emulator listening on {}", emulator.url());
+
+    // 2. The publish server, configured as an operator would through the environment.
+    let env: HashMap<String, String> = [
+        ("PUBLISH_BIND_ADDR", "127.0.0.1:0".to_owned()),
+        ("SECRETS_MNT_PATH", secrets.display().to_string()),
+        ("TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH", mount.display().to_string()),
+        ("DLTHUB_PIPELINE_WORKING_DIR", outputs.join("work").display().to_string()),
+        ("PUBLISH_ALLOWED_SOURCE_HOSTS", "http://127.0.0.1:*".to_owned()),
+        ("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into())),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let settings = Settings::load(env)?;
+    publish_server::telemetry::init(&settings)?;
+    let state = build_state(&settings)?;
+    let listener = tokio::net::TcpListener::bind(settings.bind_addr).await?;
+    let server_url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app(state)).await });
+    eprintln!("publish-server listening on {server_url}");
+
+    // 3. The brief's requests (or CR8TOR's shape B), with the emulator as the workspace.
+    let fixture = |name: &str| -> Result<Value, Box<dyn std::error::Error>> {
+        let path = repo_root().join("fixtures/requests").join(name);
+        Ok(serde_json::from_slice(&std::fs::read(path)?)?)
+    };
+    let mut package = fixture(&format!("package-shape-{}.json", args.shape))?;
+    let publish = fixture(&format!("publish-shape-{}.json", args.shape))?;
+    package["source"]["host_url"] = json!(emulator.url());
+    if args.shape == "a" {
+        package["destination_format"] = json!(args.format);
+    } else {
+        package["destination"]["format"] = json!(args.format);
+    }
+
+    let client = reqwest::Client::new();
+    for (path, body) in [("/data-publish/package", &package), ("/data-publish/publish", &publish)] {
+        let response = client
+            .post(format!("{server_url}{path}"))
+            .header("x-api-key", &api_key)
+            .json(body)
+            .send()
+            .await?;
+        let status = response.status();
+        let text: Value = response.json().await?;
+        println!("POST {path} -> {status}");
+        println!("{}", serde_json::to_string_pretty(&text)?);
+        if !status.is_success() {
+            return Err(format!("{path} failed").into());
+        }
+    }
+    let published = mount.join("production/Pr004/20250205_010101/data/outputs");
+    println!("published files are under {}", published.display());
+    emulator.shutdown().await;
+    Ok(())
+}

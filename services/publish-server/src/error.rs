@@ -1,0 +1,95 @@
+//! The one place that picks status codes and builds `{"status":"error","payload":{"detail":…}}`.
+//!
+//! A 5xx body never carries internal text: the real error rides in a response extension to
+//! [`log_internal_errors`], which logs it, and the caller sees a bland detail.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use publish_types::{Envelope, RequestError};
+use publish_workflow::{ErrorKind, WorkflowError};
+
+/// An error answer.
+#[derive(Debug)]
+pub struct AppError {
+    status: StatusCode,
+    detail: String,
+    internal: Option<String>,
+}
+
+/// The real text of a 5xx, for the logs only.
+#[derive(Debug, Clone)]
+pub struct InternalError(pub String);
+
+impl AppError {
+    /// An error with a status and a caller-facing detail.
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            detail: detail.into(),
+            internal: None,
+        }
+    }
+
+    /// 403: the reference implementation answers 403 for a missing or a wrong key.
+    pub fn forbidden() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "missing or wrong API key: send the key in the x-api-key header",
+        )
+    }
+
+    /// 500 with a bland detail; `internal` is logged, never returned.
+    pub fn internal(internal: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            detail: "internal error; the service log has the details".to_owned(),
+            internal: Some(internal.into()),
+        }
+    }
+
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<RequestError> for AppError {
+    fn from(e: RequestError) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+    }
+}
+
+impl From<WorkflowError> for AppError {
+    fn from(e: WorkflowError) -> Self {
+        let status = match e.kind() {
+            ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::SourceFailed => StatusCode::BAD_GATEWAY,
+            ErrorKind::SourceTimeout => StatusCode::GATEWAY_TIMEOUT,
+            _ => return Self::internal(format!("{e:#}")),
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(Envelope::error(self.detail))).into_response();
+        if let Some(internal) = self.internal {
+            response.extensions_mut().insert(InternalError(internal));
+        }
+        response
+    }
+}
+
+/// Middleware: logs the internal error text of 5xx answers.
+pub async fn log_internal_errors(response: Response) -> Response {
+    if let Some(InternalError(text)) = response.extensions().get::<InternalError>() {
+        tracing::error!(status = response.status().as_u16(), error = %text, "internal error");
+    } else if response.status().is_server_error() || response.status().is_client_error() {
+        tracing::info!(status = response.status().as_u16(), "request refused");
+    }
+    response
+}

@@ -1,0 +1,71 @@
+//! A JSON body extractor that gives bad bodies the service's error envelope: 413 when too
+//! large, 422 naming the field otherwise.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use publish_types::{PackageRequest, PublishRequest, RequestError, ValidateRequest};
+
+use crate::error::AppError;
+
+/// A request type parsed from a JSON body.
+pub trait FromJsonBody: Sized {
+    /// Parses and validates.
+    fn from_json_body(body: &[u8]) -> Result<Self, RequestError>;
+}
+
+impl FromJsonBody for PackageRequest {
+    fn from_json_body(body: &[u8]) -> Result<Self, RequestError> {
+        Self::from_json(body)
+    }
+}
+
+impl FromJsonBody for PublishRequest {
+    fn from_json_body(body: &[u8]) -> Result<Self, RequestError> {
+        Self::from_json(body)
+    }
+}
+
+impl FromJsonBody for ValidateRequest {
+    fn from_json_body(body: &[u8]) -> Result<Self, RequestError> {
+        Self::from_json(body)
+    }
+}
+
+/// A validated request body.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: FromJsonBody,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map(|l| l.0)
+            .unwrap_or(1024 * 1024);
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                AppError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the request body is larger than the limit of {limit} bytes"),
+                )
+            } else {
+                AppError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("the request body could not be read: {}", rejection.body_text()),
+                )
+            }
+        })?;
+        Ok(JsonBody(T::from_json_body(&bytes)?))
+    }
+}
+
+/// The configured body limit, put in request extensions so the rejection can name it.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);

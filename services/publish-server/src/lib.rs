@@ -1,0 +1,71 @@
+//! HTTP server of the CR8TOR Publish Service: HTTP, authentication and configuration only.
+//! Every operation is delegated to [`publish_workflow::Workflow`]; this crate holds no business
+//! logic. [`app`] builds the router so tests can drive it without a socket.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod sources;
+pub mod state;
+pub mod telemetry;
+
+use std::sync::Arc;
+
+use publish_sink::SinkOptions;
+use publish_types::SecretName;
+use publish_workflow::{SecretStore, Workflow, WorkflowOptions};
+
+pub use routes::app;
+pub use state::AppState;
+
+use crate::auth::ExpectedKey;
+use crate::config::Settings;
+use crate::sources::DatabricksSources;
+
+/// Name of the secret file holding the API key.
+pub const API_KEY_SECRET: &str = "publishserviceapikey";
+
+/// Builds the application state from settings: reads the API key (failing if it is missing or
+/// empty) and wires the Databricks source into the workflow.
+pub fn build_state(settings: &Settings) -> Result<AppState, String> {
+    let secrets = SecretStore::new(&settings.secrets_dir);
+    let key_name = SecretName::parse(API_KEY_SECRET).map_err(|e| e.to_string())?;
+    let key = secrets.read(&key_name).map_err(|e| {
+        format!(
+            "{e} (looked for {}; set SECRETS_MNT_PATH to the folder holding `{API_KEY_SECRET}`)",
+            settings.secrets_dir.join(API_KEY_SECRET).display()
+        )
+    })?;
+    let sources = DatabricksSources {
+        allowed_hosts: settings.allowed_hosts.clone(),
+        request_timeout: settings.source_request_timeout,
+        overall_timeout: settings.operation_timeout,
+        parallel_downloads: settings.parallel_downloads,
+    };
+    let options = WorkflowOptions {
+        hash_algorithm: settings.hash_algorithm,
+        force_copy: settings.force_copy,
+        sink: SinkOptions {
+            scratch_dir: Some(settings.working_dir.clone()),
+            duckdb_threads: settings.duckdb_threads,
+            duckdb_memory_limit: settings.duckdb_memory_limit.clone(),
+            ..SinkOptions::default()
+        },
+        ..WorkflowOptions::default()
+    };
+    let workflow = Workflow::new(
+        settings.destinations.clone(),
+        secrets,
+        settings.allowed_hosts.clone(),
+        Arc::new(sources),
+        options,
+    );
+    Ok(AppState {
+        workflow: Arc::new(workflow),
+        api_key: ExpectedKey::new(&key),
+        operation_timeout: settings.operation_timeout,
+        max_body_bytes: settings.max_body_bytes,
+    })
+}
