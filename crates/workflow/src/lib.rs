@@ -127,7 +127,9 @@ impl Workflow {
         let destination = self.destinations.get(&req.project.destination)?.clone();
         let source = self.open_source(&req.source).await?;
         let area = destination.project(&req.project.project_name, &req.project.project_start_time);
-        blocking(move || destination.ensure_containers()).await??;
+        // Containers are never created here: a missing one usually means a volume that is not
+        // mounted, and writing into the bare mount point would put data on the wrong disk.
+        blocking(move || destination.check_containers()).await??;
         let lock = {
             let area = area.clone();
             blocking(move || area.lock()).await??
@@ -208,7 +210,7 @@ impl Workflow {
                 force_copy: self.options.force_copy,
             };
             let manifest = blocking(move || {
-                destination.ensure_containers()?;
+                destination.check_containers()?;
                 let area = destination
                     .project(&req.project.project_name, &req.project.project_start_time);
                 let lock = area.lock()?;

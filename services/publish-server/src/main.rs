@@ -26,7 +26,7 @@ async fn run() -> Result<(), String> {
     }
     for d in settings.destinations.iter() {
         if let Err(e) = d.check_containers() {
-            tracing::warn!(destination = %d.name(), error = %e, "destination containers missing; they are created on first use");
+            tracing::warn!(destination = %d.name(), error = %e, "destination containers missing: package and publish to it fail until its staging and production folders exist");
         }
     }
     let listener = tokio::net::TcpListener::bind(settings.bind_addr)

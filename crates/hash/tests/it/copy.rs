@@ -1,0 +1,103 @@
+//! `copy_hashing` writes exactly what it read and hashes the same bytes as `hash_reader`.
+
+use std::io::{self, Read, Write};
+
+use publish_hash::{BUFFER_SIZE, HashAlgorithm, Hasher, copy_hashing, hash_reader};
+
+use crate::deterministic_bytes;
+
+/// A reader that returns at most `step` bytes per call and is interrupted every other call.
+struct Choppy<'a> {
+    data: &'a [u8],
+    step: usize,
+    interrupt: bool,
+}
+
+impl Read for Choppy<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.interrupt = !self.interrupt;
+        if self.interrupt {
+            return Err(io::ErrorKind::Interrupted.into());
+        }
+        let n = self.step.min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+/// A writer that accepts at most 1000 bytes per call.
+struct Slow(Vec<u8>);
+
+impl Write for Slow {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len().min(1000);
+        self.0.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn copy_is_identical_and_digest_matches_hash_reader() {
+    for len in [
+        0,
+        1,
+        BUFFER_SIZE - 1,
+        BUFFER_SIZE,
+        BUFFER_SIZE + 1,
+        2 * BUFFER_SIZE + 12_345,
+    ] {
+        let data = deterministic_bytes(len, len as u64 + 7);
+        for alg in [HashAlgorithm::Sha512, HashAlgorithm::Sha3_512] {
+            let mut out = Vec::new();
+            let copied = copy_hashing(&data[..], &mut out, alg).unwrap();
+            assert!(out == data, "copy of {len} bytes differs ({alg})");
+            assert_eq!(
+                copied,
+                hash_reader(&data[..], alg).unwrap(),
+                "{len} bytes, {alg}"
+            );
+            // And to the plain incremental hasher, which involves no pipeline.
+            let mut direct = Hasher::new(alg);
+            direct.update(&data);
+            assert_eq!(copied, direct.finish(), "{len} bytes, {alg}");
+            assert_eq!(copied.total_bytes, len as u64);
+            assert_eq!(copied.hex.len(), 128);
+        }
+    }
+}
+
+#[test]
+fn short_reads_short_writes_and_interrupts_are_handled() {
+    let data = deterministic_bytes(2 * BUFFER_SIZE + 3, 42);
+    let reader = Choppy {
+        data: &data,
+        step: 65_537,
+        interrupt: false,
+    };
+    let mut out = Slow(Vec::new());
+    let copied = copy_hashing(reader, &mut out, HashAlgorithm::Sha512).unwrap();
+    assert!(out.0 == data, "copy differs");
+    assert_eq!(
+        copied,
+        hash_reader(&data[..], HashAlgorithm::Sha512).unwrap()
+    );
+}
+
+#[test]
+fn writer_errors_are_returned() {
+    struct Full;
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let err = copy_hashing(&b"some bytes"[..], Full, HashAlgorithm::Sha512).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+}

@@ -1,0 +1,43 @@
+//! A multi-megabyte file hashes to exactly what coreutils' `sha512sum` prints.
+
+use std::fs::File;
+use std::path::Path;
+use std::process::Command;
+
+use publish_hash::{HashAlgorithm, copy_hashing, hash_reader};
+
+use crate::deterministic_bytes;
+
+fn sha512sum(path: &Path) -> String {
+    let out = Command::new("sha512sum")
+        .arg(path)
+        .output()
+        .expect("the sha512sum command (coreutils) must be installed to run this test");
+    assert!(out.status.success(), "sha512sum failed: {out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.split_whitespace().next().unwrap().to_owned()
+}
+
+#[test]
+fn file_digest_equals_sha512sum() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.bin");
+    // More buffers than the pipeline holds (so buffers are recycled), and a partial last one.
+    let data = deterministic_bytes(5 * (1 << 20) + 4_321, 2025);
+    std::fs::write(&path, &data).unwrap();
+
+    let expected = sha512sum(&path);
+    let digest = hash_reader(File::open(&path).unwrap(), HashAlgorithm::Sha512).unwrap();
+    assert_eq!(digest.hex, expected);
+    assert_eq!(digest.total_bytes, data.len() as u64);
+
+    let copy = dir.path().join("copy.bin");
+    let copied = copy_hashing(
+        File::open(&path).unwrap(),
+        File::create(&copy).unwrap(),
+        HashAlgorithm::Sha512,
+    )
+    .unwrap();
+    assert_eq!(copied, digest);
+    assert_eq!(sha512sum(&copy), expected);
+}

@@ -1,0 +1,352 @@
+//! File-system steps shared by staging and publishing: walking a result, making it durable, and
+//! swapping a finished folder into place.
+//!
+//! Every result is built in a hidden sibling folder and then swapped in with one rename, so a
+//! reader of the final path sees the complete old result or the complete new one.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use rustix::io::Errno;
+
+use crate::error::{IoContext, StorageError};
+
+/// A regular file of a result.
+#[derive(Debug, Clone)]
+pub(crate) struct FileEntry {
+    /// Relative path, `/`-separated.
+    pub(crate) rel: String,
+    /// Size when listed.
+    pub(crate) len: u64,
+}
+
+/// The content of a result folder: sub-folders (parents before children) and regular files,
+/// both sorted by relative path.
+#[derive(Debug, Default)]
+pub(crate) struct Tree {
+    pub(crate) dirs: Vec<String>,
+    pub(crate) files: Vec<FileEntry>,
+}
+
+/// Lists `root` recursively without following symbolic links, refusing anything that is not a
+/// folder or a regular file with a UTF-8 name.
+pub(crate) fn walk(root: &Path) -> Result<Tree, StorageError> {
+    let mut tree = Tree::default();
+    walk_into(root, "", &mut tree)?;
+    tree.dirs.sort();
+    tree.files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(tree)
+}
+
+fn walk_into(dir: &Path, prefix: &str, tree: &mut Tree) -> Result<(), StorageError> {
+    for entry in fs::read_dir(dir).at("list", dir)? {
+        let entry = entry.at("list", dir)?;
+        let path = entry.path();
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            return Err(StorageError::UnsupportedEntry {
+                path,
+                kind: "file with a non-UTF-8 name",
+            });
+        };
+        let rel = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let file_type = entry.file_type().at("inspect", &path)?;
+        if file_type.is_dir() {
+            walk_into(&path, &rel, tree)?;
+            tree.dirs.push(rel);
+        } else if file_type.is_file() {
+            let len = entry.metadata().at("inspect", &path)?.len();
+            tree.files.push(FileEntry { rel, len });
+        } else if file_type.is_symlink() {
+            return Err(StorageError::UnsupportedEntry {
+                path,
+                kind: "symbolic link",
+            });
+        } else {
+            return Err(StorageError::UnsupportedEntry {
+                path,
+                kind: "special file",
+            });
+        }
+    }
+    Ok(())
+}
+
+/// True when `path` exists (without following a final symbolic link).
+pub(crate) fn exists(path: &Path) -> Result<bool, StorageError> {
+    match fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).at("inspect", path),
+    }
+}
+
+/// True when `path` is a folder (not a link to one).
+pub(crate) fn is_real_dir(path: &Path) -> Result<bool, StorageError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => Ok(true),
+        Ok(meta) if meta.file_type().is_symlink() => Err(StorageError::UnsupportedEntry {
+            path: path.to_path_buf(),
+            kind: "symbolic link",
+        }),
+        Ok(_) => Err(StorageError::UnsupportedEntry {
+            path: path.to_path_buf(),
+            kind: "special file",
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).at("inspect", path),
+    }
+}
+
+/// Flushes a folder's entries to stable storage. Filesystems that cannot sync a folder (some
+/// network filesystems answer `EINVAL`) are tolerated: there the rename itself is what counts.
+pub(crate) fn sync_dir(path: &Path) -> Result<(), StorageError> {
+    let dir = File::open(path).at("open the folder", path)?;
+    match dir.sync_all() {
+        Ok(()) => Ok(()),
+        Err(e)
+            if matches!(
+                Errno::from_io_error(&e),
+                Some(Errno::INVAL | Errno::OPNOTSUPP)
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e).at("sync the folder", path),
+    }
+}
+
+/// Makes a finished result durable: every file, then every folder from the deepest up.
+pub(crate) fn sync_tree(root: &Path, tree: &Tree, files_synced: bool) -> Result<(), StorageError> {
+    if !files_synced {
+        for file in &tree.files {
+            let path = root.join(&file.rel);
+            File::open(&path)
+                .and_then(|f| f.sync_all())
+                .at("sync", &path)?;
+        }
+    }
+    for dir in tree.dirs.iter().rev() {
+        sync_dir(&root.join(dir))?;
+    }
+    sync_dir(root)
+}
+
+/// Removes a file or a folder tree; a missing path is not an error.
+pub(crate) fn remove_any(path: &Path) -> io::Result<()> {
+    let result = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// Removes what is left of a superseded result; failure only leaves garbage that the next
+/// operation on the same project cleans up, so it is logged, not returned.
+pub(crate) fn discard(path: &Path) {
+    if let Err(error) = remove_any(path) {
+        tracing::warn!(path = %path.display(), %error, "could not remove a superseded folder; it will be removed by the next operation on this project");
+    }
+}
+
+/// How [`replace_dir`] swaps a result in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Swap {
+    /// `renameat2(RENAME_EXCHANGE)`, falling back to [`Swap::AsideThenIn`] when the filesystem
+    /// does not support it.
+    Exchange,
+    /// Rename the old result aside, then the new one in. Between the two renames the final path
+    /// does not exist (two metadata operations apart); a crash there leaves the old result under
+    /// its aside name, which [`clean_leftovers`] renames back.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "chosen by the filesystem at run time; only unit tests force it"
+        )
+    )]
+    AsideThenIn,
+}
+
+/// Puts the folder `new` at `target` (both in `parent`): a plain rename when `target` does not
+/// exist, else an atomic exchange after which the previous result is deleted. `aside` is the name
+/// to use for the previous result if the exchange is unsupported.
+pub(crate) fn replace_dir(
+    new: &Path,
+    target: &Path,
+    parent: &Path,
+    aside: &Path,
+    swap: Swap,
+) -> Result<(), StorageError> {
+    if !exists(target)? {
+        fs::rename(new, target).at("rename the finished result into place at", target)?;
+        return sync_dir(parent);
+    }
+    if swap == Swap::Exchange {
+        match exchange(new, target) {
+            Ok(()) => {
+                sync_dir(parent)?;
+                // `new` now holds the previous result.
+                discard(new);
+                return Ok(());
+            }
+            Err(e) if matches!(e, Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+                tracing::debug!(path = %target.display(), errno = %e, "RENAME_EXCHANGE unsupported here; renaming aside instead");
+            }
+            Err(e) => {
+                return Err(io::Error::from(e))
+                    .at("swap the finished result into place at", target);
+            }
+        }
+    }
+    fs::rename(target, aside).at("move the previous result aside from", target)?;
+    if let Err(e) = fs::rename(new, target) {
+        // Put the previous result back; if even that fails, clean_leftovers will.
+        let _ = fs::rename(aside, target);
+        return Err(e).at("rename the finished result into place at", target);
+    }
+    sync_dir(parent)?;
+    discard(aside);
+    Ok(())
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn exchange(a: &Path, b: &Path) -> Result<(), Errno> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn exchange(_: &Path, _: &Path) -> Result<(), Errno> {
+    Err(Errno::NOSYS)
+}
+
+/// The hidden names used next to a result `<start>` inside its project folder.
+pub(crate) mod names {
+    /// A result being built: `.<start>.tmp-<uuid>`. Always garbage when no lock is held.
+    pub(crate) const TMP: &str = "tmp-";
+    /// A previous result set aside by [`super::Swap::AsideThenIn`]: `.<start>.old-<uuid>`.
+    pub(crate) const OLD: &str = "old-";
+    /// A result being deleted: `.<start>.trash-<uuid>`.
+    pub(crate) const TRASH: &str = "trash-";
+
+    /// `.<start>.<kind><uuid><suffix>`.
+    pub(crate) fn hidden(start: &str, kind: &str, suffix: &str) -> String {
+        format!(".{start}.{kind}{}{suffix}", uuid::Uuid::new_v4().simple())
+    }
+}
+
+/// Removes what an interrupted operation on `<parent>/<start>` left behind. Must only be called
+/// with the project lock held. If the result itself is missing but a previous result was set
+/// aside, that previous result is renamed back first.
+pub(crate) fn clean_leftovers(parent: &Path, start: &str) -> Result<(), StorageError> {
+    let entries = match fs::read_dir(parent) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).at("list", parent),
+    };
+    let prefix = format!(".{start}.");
+    let mut leftovers: Vec<(String, PathBuf)> = Vec::new();
+    for entry in entries {
+        let entry = entry.at("list", parent)?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let Some(kind) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        if [names::TMP, names::OLD, names::TRASH]
+            .iter()
+            .any(|k| kind.starts_with(k))
+        {
+            leftovers.push((kind.to_owned(), entry.path()));
+        }
+    }
+    leftovers.sort();
+    let target = parent.join(start);
+    let mut restored = exists(&target)?;
+    for (kind, path) in leftovers {
+        if !restored && kind.starts_with(names::OLD) {
+            tracing::warn!(path = %path.display(), target = %target.display(), "restoring a previous result set aside by an interrupted operation");
+            fs::rename(&path, &target).at("restore the previous result from", &path)?;
+            restored = true;
+            continue;
+        }
+        tracing::info!(path = %path.display(), "removing what an interrupted operation left behind");
+        remove_any(&path).at("remove the leftover", &path)?;
+    }
+    sync_dir(parent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn make_result(dir: &Path, marker: &str) {
+        fs::create_dir_all(dir.join("data/outputs")).unwrap();
+        fs::write(dir.join("data/outputs/marker"), marker).unwrap();
+    }
+
+    fn marker(dir: &Path) -> String {
+        fs::read_to_string(dir.join("data/outputs/marker")).unwrap()
+    }
+
+    /// Both swap strategies replace an existing result and leave nothing else behind.
+    #[test]
+    fn both_swaps_replace_and_clean_up() {
+        for swap in [Swap::Exchange, Swap::AsideThenIn] {
+            let tmp = tempfile::tempdir().unwrap();
+            let parent = tmp.path();
+            let target = parent.join("20250205_010101");
+            let new = parent.join(".20250205_010101.tmp-x");
+            let aside = parent.join(".20250205_010101.old-x");
+            make_result(&target, "old");
+            make_result(&new, "new");
+            replace_dir(&new, &target, parent, &aside, swap).unwrap();
+            assert_eq!(marker(&target), "new", "{swap:?}");
+            let left: Vec<_> = fs::read_dir(parent)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(
+                left,
+                vec![std::ffi::OsString::from("20250205_010101")],
+                "{swap:?}"
+            );
+        }
+    }
+
+    /// A crash between the two renames of the fallback is repaired by the next operation.
+    #[test]
+    fn result_set_aside_is_restored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let parent = tmp.path();
+        let start = "20250205_010101";
+        make_result(&parent.join(format!(".{start}.old-abc")), "previous");
+        make_result(&parent.join(format!(".{start}.tmp-def")), "half");
+        make_result(
+            &parent.join(".20250205_020202.tmp-other"),
+            "another start time",
+        );
+        fs::write(parent.join(format!(".{start}.lock")), "").unwrap();
+        clean_leftovers(parent, start).unwrap();
+        assert_eq!(marker(&parent.join(start)), "previous");
+        let mut left: Vec<_> = fs::read_dir(parent)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [".20250205_010101.lock", ".20250205_020202.tmp-other", start]
+        );
+    }
+}

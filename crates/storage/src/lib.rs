@@ -1,0 +1,50 @@
+//! Staging and production containers per destination: atomic writes, promotion across
+//! filesystems, locking.
+//!
+//! This is the only crate that builds paths under a destination's mount, and it builds them
+//! only from validated names ([`DestinationName`](publish_types::DestinationName),
+//! [`ProjectName`](publish_types::ProjectName), [`StartTime`](publish_types::StartTime)):
+//!
+//! ```text
+//! <mount>/staging/<project>/<start>/data/outputs/...       the staged result
+//! <mount>/production/<project>/<start>/data/outputs/...    the published result
+//! ```
+//!
+//! In production `staging` and `production` are separate network volumes shared by several
+//! replicas, so publishing is a copy across filesystems and locks must live on the volume.
+//!
+//! # Contract
+//!
+//! - **Locking.** Every operation that changes an area takes [`ProjectArea::lock`] first; two
+//!   operations on the same `(destination, project, start time)` never interleave, in one
+//!   process or across processes sharing the staging volume. Different areas are independent.
+//!   The lock never waits: a held lock is [`StorageError::Busy`].
+//! - **Staging is atomic.** [`ProjectArea::begin_staging`] gives a hidden folder to write into;
+//!   [`StagingWrite::commit`] syncs it and swaps it into place with one rename. The staging path
+//!   holds the complete previous result or the complete new one at every instant; a dropped or
+//!   failed write leaves the previous result as it was.
+//! - **Publishing is atomic and verified.** [`ProjectArea::publish`] builds the production result
+//!   in a hidden folder on the production volume, reading every byte once to hash it, checks
+//!   the sizes, and swaps it into place with one rename; only then is staging removed. A failure
+//!   before that leaves production as it was and staging intact.
+//! - **Publishing is idempotent.** Once published (staging gone), publish returns the recorded
+//!   manifest again; with nothing staged or published it is [`StorageError::NothingToPublish`].
+//! - **Interruptions are repaired.** A crash leaves at most hidden `.<start>.tmp-*`, `.old-*`
+//!   or `.trash-*` siblings, which the next locked operation on the area removes (or, for a
+//!   previous result set aside, restores).
+//!
+//! Everything here is blocking file I/O: async callers use a blocking thread.
+
+mod area;
+mod destinations;
+mod error;
+mod fsops;
+mod lock;
+mod publish;
+
+pub use area::{ProjectArea, StagingWrite};
+pub use destinations::{Destination, Destinations};
+pub use error::StorageError;
+pub use lock::ProjectLock;
+pub use publish::{Manifest, PublishOptions, PublishedFile};
+pub use publish_hash::HashAlgorithm;

@@ -1,0 +1,160 @@
+//! Integration tests of `publish-storage`, gathered in one binary (one module per scenario).
+
+mod commit;
+mod destinations;
+mod lock;
+mod publish;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use publish_storage::{Destination, ProjectArea};
+use publish_types::{DestinationName, ProjectName, StartTime};
+
+pub(crate) const PROJECT: &str = "Pr004";
+pub(crate) const START: &str = "20250205_010101";
+
+/// A destination in a temporary folder, with both containers created.
+pub(crate) struct TestDestination {
+    pub(crate) destination: Destination,
+    /// Keeps the folders alive.
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl TestDestination {
+    /// Staging and production on the same filesystem.
+    pub(crate) fn one_filesystem() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let destination = Destination::new(
+            DestinationName::parse("LSC").unwrap(),
+            dir.path().to_path_buf(),
+        );
+        destination.ensure_containers().unwrap();
+        Self {
+            destination,
+            _dirs: vec![dir],
+        }
+    }
+
+    /// `<mount>/staging` is a link to a folder in `/dev/shm` (tmpfs) while `<mount>/production`
+    /// is on the disk holding the system temporary folder: two filesystems, as in production.
+    /// `None` (with a message) only when `/dev/shm` is missing.
+    pub(crate) fn two_filesystems() -> Option<Self> {
+        let shm = Path::new("/dev/shm");
+        if !shm.is_dir() {
+            eprintln!(
+                "SKIPPED: /dev/shm is missing, so no second filesystem is available for the cross-filesystem test"
+            );
+            return None;
+        }
+        let disk = tempfile::tempdir().unwrap();
+        let volume = tempfile::tempdir_in(shm).unwrap();
+        std::os::unix::fs::symlink(volume.path(), disk.path().join("staging")).unwrap();
+        fs::create_dir(disk.path().join("production")).unwrap();
+        let destination = Destination::new(
+            DestinationName::parse("LSC").unwrap(),
+            disk.path().to_path_buf(),
+        );
+        destination.check_containers().unwrap();
+        assert_ne!(
+            device(&destination.staging_root()),
+            device(&destination.production_root()),
+            "/dev/shm and the temporary folder must be different filesystems for this test"
+        );
+        Some(Self {
+            destination,
+            _dirs: vec![disk, volume],
+        })
+    }
+
+    pub(crate) fn area(&self) -> ProjectArea {
+        self.area_for(PROJECT, START)
+    }
+
+    pub(crate) fn area_for(&self, project: &str, start: &str) -> ProjectArea {
+        self.destination.project(
+            &ProjectName::parse(project).unwrap(),
+            &StartTime::parse(start).unwrap(),
+        )
+    }
+}
+
+/// The device a path (followed through links) lives on.
+pub(crate) fn device(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).unwrap().dev()
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*).
+pub(crate) fn deterministic_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Stages `files` (relative path, content) for `area` and returns what commit reported.
+pub(crate) fn stage(area: &ProjectArea, files: &[(&str, Vec<u8>)]) -> Vec<String> {
+    let lock = area.lock().unwrap();
+    let write = area.begin_staging(&lock).unwrap();
+    for (rel, content) in files {
+        let path = write.dir().join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+    write.commit().unwrap()
+}
+
+/// A typical result: a multi-megabyte database, a nested CSV and an empty file.
+pub(crate) fn sample_files(seed: u64) -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        (
+            "data/outputs/database.duckdb",
+            deterministic_bytes(2 * (1 << 20) + 333, seed),
+        ),
+        (
+            "data/outputs/cohort/person.csv",
+            deterministic_bytes(70_001, seed + 1),
+        ),
+        ("data/outputs/empty.txt", Vec::new()),
+    ]
+}
+
+/// What `sha512sum` prints for `path`.
+pub(crate) fn sha512sum(path: &Path) -> String {
+    let out = Command::new("sha512sum")
+        .arg(path)
+        .output()
+        .expect("the sha512sum command (coreutils) must be installed to run this test");
+    assert!(out.status.success(), "sha512sum failed: {out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// The names in a folder, sorted (empty if it does not exist).
+pub(crate) fn names_in(dir: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The parent folder of a result, i.e. `<container>/<project>`.
+pub(crate) fn project_folder(result_dir: &Path) -> PathBuf {
+    result_dir.parent().unwrap().to_path_buf()
+}
