@@ -33,16 +33,8 @@ pub struct Manifest {
     pub files: Vec<PublishedFile>,
 }
 
-/// One published file, as reported to the caller.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PublishedFile {
-    /// Path relative to `<project>/<start>/`, `/`-separated, e.g. `data/outputs/database.duckdb`.
-    pub file_path: String,
-    /// Lowercase hex digest of the file's bytes.
-    pub hash_value: String,
-    /// The file's size in bytes.
-    pub total_bytes: u64,
-}
+/// One published file, as reported to the caller (the response contract's type).
+pub use publish_types::PublishedFile;
 
 /// The manifest as recorded next to the published result (never inside it).
 #[derive(Debug, Serialize, Deserialize)]

@@ -224,15 +224,7 @@ impl Workflow {
                 elapsed_s = started.elapsed().as_secs_f64(),
                 "published"
             );
-            Ok(manifest
-                .files
-                .into_iter()
-                .map(|f| PublishedFile {
-                    file_path: f.file_path,
-                    hash_value: f.hash_value,
-                    total_bytes: f.total_bytes,
-                })
-                .collect())
+            Ok(manifest.files)
         }
         .instrument(span)
         .await
