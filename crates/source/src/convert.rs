@@ -1,0 +1,390 @@
+//! The one Unity Catalog → Arrow type mapping every source yields, and the conversion of
+//! whatever a wire delivered into it.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, GenericListArray, MapArray, RecordBatch, RecordBatchOptions,
+    StructArray, new_null_array,
+};
+use arrow::compute::{CastOptions, cast_with_options};
+use arrow::datatypes::{
+    DataType, Field, FieldRef, Fields, IntervalUnit, Schema, SchemaRef, TimeUnit,
+};
+use arrow::util::display::FormatOptions;
+use publish_types::{TableSchema, UcType};
+
+/// The time zone of every `TIMESTAMP` column.
+const UTC: &str = "UTC";
+
+/// The Arrow type a source yields for a Unity Catalog type.
+///
+/// | UC | Arrow |
+/// |---|---|
+/// | BOOLEAN, TINYINT, SMALLINT, INT, BIGINT | Boolean, Int8, Int16, Int32, Int64 |
+/// | FLOAT, DOUBLE | Float32, Float64 |
+/// | DECIMAL(p,s) | Decimal128(p,s) |
+/// | STRING, CHAR(n), VARCHAR(n) | Utf8 |
+/// | BINARY | Binary |
+/// | DATE | Date32 |
+/// | TIMESTAMP | Timestamp(Microsecond, "UTC") |
+/// | TIMESTAMP_NTZ | Timestamp(Microsecond, none) |
+/// | ARRAY\<T> | List (item field `element`, nullable) |
+/// | MAP\<K,V> | Map (`entries` struct of non-null `key` and nullable `value`, unsorted) |
+/// | STRUCT\<...> | Struct (field names and nullability as declared) |
+/// | INTERVAL YEAR / MONTH / YEAR TO MONTH | Interval(YearMonth) |
+/// | other INTERVALs (DAY ... SECOND) | Duration(Microsecond) |
+/// | VARIANT and anything else (GEOGRAPHY, VOID, ...) | Utf8 (JSON or text) |
+pub fn arrow_type(t: &UcType) -> DataType {
+    match t {
+        UcType::Boolean => DataType::Boolean,
+        UcType::TinyInt => DataType::Int8,
+        UcType::SmallInt => DataType::Int16,
+        UcType::Int => DataType::Int32,
+        UcType::BigInt => DataType::Int64,
+        UcType::Float => DataType::Float32,
+        UcType::Double => DataType::Float64,
+        UcType::Decimal { precision, scale } => {
+            // `UcType` guarantees scale <= precision <= 38, so the scale fits an i8.
+            DataType::Decimal128(*precision, i8::try_from(*scale).unwrap_or(i8::MAX))
+        }
+        UcType::String | UcType::Char(_) | UcType::Varchar(_) => DataType::Utf8,
+        UcType::Binary => DataType::Binary,
+        UcType::Date => DataType::Date32,
+        UcType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
+        UcType::TimestampNtz => DataType::Timestamp(TimeUnit::Microsecond, None),
+        UcType::Array(item) => {
+            DataType::List(Arc::new(Field::new("element", arrow_type(item), true)))
+        }
+        UcType::Map(key, value) => DataType::Map(
+            Arc::new(Field::new(
+                "entries",
+                DataType::Struct(Fields::from(vec![
+                    Field::new("key", arrow_type(key), false),
+                    Field::new("value", arrow_type(value), true),
+                ])),
+                false,
+            )),
+            false,
+        ),
+        UcType::Struct(fields) => DataType::Struct(
+            fields
+                .iter()
+                .map(|f| Field::new(&f.name, arrow_type(&f.data_type), f.nullable))
+                .collect(),
+        ),
+        UcType::Interval(qualifier) => {
+            let q = qualifier.to_ascii_lowercase();
+            if q.starts_with("year") || q.starts_with("month") {
+                DataType::Interval(IntervalUnit::YearMonth)
+            } else {
+                DataType::Duration(TimeUnit::Microsecond)
+            }
+        }
+        UcType::Variant | UcType::Other(_) => DataType::Utf8,
+    }
+}
+
+/// The Arrow schema of a described table: one field per column, in order, named as the catalog
+/// spells it, typed by [`arrow_type`], nullable as declared. No metadata.
+pub fn arrow_schema(schema: &TableSchema) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .columns
+            .iter()
+            .map(|c| Field::new(c.name.as_str(), arrow_type(&c.data_type), c.nullable))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Converts `columns` (positionally the target's fields) into a batch of exactly `target`.
+/// `Err` says which column could not be converted and why.
+pub(crate) fn conform_columns(
+    columns: &[ArrayRef],
+    num_rows: usize,
+    target: &SchemaRef,
+) -> Result<RecordBatch, String> {
+    if columns.len() != target.fields().len() {
+        return Err(format!(
+            "expected {} columns, got {}",
+            target.fields().len(),
+            columns.len()
+        ));
+    }
+    let converted = columns
+        .iter()
+        .zip(target.fields())
+        .map(|(array, field)| {
+            conform_array(array, field.data_type())
+                .map_err(|e| format!("column `{}`: {e}", field.name()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new_with_options(
+        target.clone(),
+        converted,
+        &RecordBatchOptions::new().with_row_count(Some(num_rows)),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Converts one array to `target`, recursing into nested types so that differently named or
+/// typed children (Spark's `element` vs `item`, `Etc/UTC` vs `UTC`) are rebuilt as declared.
+fn conform_array(array: &ArrayRef, target: &DataType) -> Result<ArrayRef, String> {
+    let source = array.data_type();
+    if source == target {
+        return Ok(array.clone());
+    }
+    match (source, target) {
+        (DataType::Null, _) => Ok(new_null_array(target, array.len())),
+        (
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View,
+            DataType::List(_) | DataType::Map(..) | DataType::Struct(_),
+        ) => parse_json_text(array, target),
+        (DataType::List(_) | DataType::LargeList(_), DataType::List(item)) => {
+            let list = if matches!(source, DataType::LargeList(_)) {
+                let large = array.as_list::<i64>();
+                let offsets = large
+                    .offsets()
+                    .iter()
+                    .map(|o| i32::try_from(*o).map_err(|_| "list too long".to_owned()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                (
+                    arrow::buffer::OffsetBuffer::new(offsets.into()),
+                    large.values().clone(),
+                    large.nulls().cloned(),
+                )
+            } else {
+                let small = array.as_list::<i32>();
+                (
+                    small.offsets().clone(),
+                    small.values().clone(),
+                    small.nulls().cloned(),
+                )
+            };
+            let values = conform_array(&list.1, item.data_type())?;
+            let list = GenericListArray::<i32>::try_new(item.clone(), list.0, values, list.2)
+                .map_err(|e| e.to_string())?;
+            Ok(Arc::new(list))
+        }
+        (DataType::Map(..), DataType::Map(entries, sorted)) => {
+            let map = array.as_map();
+            let entries_array: ArrayRef = Arc::new(map.entries().clone());
+            let converted = conform_array(&entries_array, entries.data_type())?;
+            let map = MapArray::try_new(
+                entries.clone(),
+                map.offsets().clone(),
+                converted.as_struct().clone(),
+                map.nulls().cloned(),
+                *sorted,
+            )
+            .map_err(|e| e.to_string())?;
+            Ok(Arc::new(map))
+        }
+        (DataType::Struct(from), DataType::Struct(to)) => {
+            if from.len() != to.len() {
+                return Err(format!(
+                    "struct has {} fields, {} declared",
+                    from.len(),
+                    to.len()
+                ));
+            }
+            let s = array.as_struct();
+            let children = s
+                .columns()
+                .iter()
+                .zip(to.iter())
+                .map(|(child, field)| {
+                    conform_array(child, field.data_type())
+                        .map_err(|e| format!("field `{}`: {e}", field.name()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let s = StructArray::try_new(to.clone(), children, s.nulls().cloned())
+                .map_err(|e| e.to_string())?;
+            Ok(Arc::new(s))
+        }
+        (DataType::Timestamp(unit, _), DataType::Timestamp(to_unit, Some(tz))) => {
+            // Arrow timestamps with a zone are UTC instants; a timestamp without a zone arriving
+            // for a TIMESTAMP column is read as UTC too. Only the unit needs converting.
+            // Drop the zone first so that no zone name (e.g. `Etc/UTC`) needs to be understood.
+            let naive = arrow::array::make_array(
+                array
+                    .to_data()
+                    .into_builder()
+                    .data_type(DataType::Timestamp(*unit, None))
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            );
+            let same_unit = cast(&naive, &DataType::Timestamp(*to_unit, None))?;
+            let values = same_unit
+                .as_primitive_opt::<arrow::datatypes::TimestampMicrosecondType>()
+                .ok_or_else(|| format!("cannot convert {source} to {target}"))?;
+            Ok(Arc::new(values.clone().with_timezone(tz.clone())))
+        }
+        _ => cast(array, target),
+    }
+}
+
+fn cast(array: &ArrayRef, target: &DataType) -> Result<ArrayRef, String> {
+    let options = CastOptions {
+        safe: false,
+        format_options: FormatOptions::default(),
+    };
+    cast_with_options(array, target, &options)
+        .map_err(|e| format!("cannot convert {} to {target}: {e}", array.data_type()))
+}
+
+/// Parses nested values sent as JSON text (one JSON value per row, null for SQL NULL).
+fn parse_json_text(array: &ArrayRef, target: &DataType) -> Result<ArrayRef, String> {
+    let text = cast(array, &DataType::Utf8)?;
+    let text = text.as_string::<i32>();
+    let mut lines = Vec::with_capacity(text.value_data().len() + text.len() * 5);
+    for value in text.iter() {
+        match value {
+            None => lines.extend_from_slice(b"null"),
+            Some(v) => {
+                // One complete JSON value per row: a row holding "1\n2" must not become two.
+                serde_json::from_str::<serde::de::IgnoredAny>(v)
+                    .map_err(|e| format!("value is not JSON ({e})"))?;
+                lines.extend_from_slice(v.as_bytes());
+            }
+        }
+        lines.push(b'\n');
+    }
+    let field: FieldRef = Arc::new(Field::new("value", target.clone(), true));
+    let mut decoder = arrow::json::ReaderBuilder::new_with_field(field)
+        .with_batch_size(text.len().max(1))
+        .build_decoder()
+        .map_err(|e| e.to_string())?;
+    let consumed = decoder.decode(&lines).map_err(|e| e.to_string())?;
+    if consumed != lines.len() {
+        return Err("JSON values could not all be decoded".into());
+    }
+    let batch = decoder.flush().map_err(|e| e.to_string())?;
+    let column = match batch {
+        Some(batch) if batch.num_rows() == text.len() => batch.column(0).clone(),
+        None if text.is_empty() => new_null_array(target, 0),
+        _ => return Err("JSON values did not decode one per row".into()),
+    };
+    Ok(column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{
+        Decimal128Array, Int32Array, ListArray, StringArray, TimestampMicrosecondArray,
+        TimestampMillisecondArray,
+    };
+    use arrow::datatypes::Int32Type;
+
+    fn t(text: &str) -> DataType {
+        arrow_type(&UcType::parse(text).unwrap())
+    }
+
+    #[test]
+    fn mapping() {
+        let cases = [
+            ("boolean", "Boolean"),
+            ("tinyint", "Int8"),
+            ("smallint", "Int16"),
+            ("int", "Int32"),
+            ("bigint", "Int64"),
+            ("float", "Float32"),
+            ("double", "Float64"),
+            ("decimal(12,2)", "Decimal128(12, 2)"),
+            ("string", "Utf8"),
+            ("char(3)", "Utf8"),
+            ("varchar(9)", "Utf8"),
+            ("binary", "Binary"),
+            ("date", "Date32"),
+            ("timestamp", "Timestamp(µs, \"UTC\")"),
+            ("timestamp_ntz", "Timestamp(µs)"),
+            ("interval year to month", "Interval(YearMonth)"),
+            ("interval day to second", "Duration(µs)"),
+            ("variant", "Utf8"),
+            ("geography(4326)", "Utf8"),
+        ];
+        for (uc, arrow) in cases {
+            assert_eq!(t(uc).to_string(), arrow, "{uc}");
+        }
+        assert!(matches!(t("array<int>"), DataType::List(f) if f.data_type() == &DataType::Int32));
+        assert!(matches!(t("map<string,int>"), DataType::Map(..)));
+        assert!(matches!(t("struct<a:int not null,b:string>"),
+            DataType::Struct(f) if !f[0].is_nullable() && f[1].is_nullable()));
+    }
+
+    fn one(array: ArrayRef, target: DataType) -> Result<ArrayRef, String> {
+        let schema = Arc::new(Schema::new(vec![Field::new("c", target, true)]));
+        conform_columns(std::slice::from_ref(&array), array.len(), &schema)
+            .map(|b| b.column(0).clone())
+    }
+
+    #[test]
+    fn decimal_from_text_and_timestamp_zones() {
+        let text: ArrayRef = Arc::new(StringArray::from(vec![Some("12.30"), None]));
+        let d = one(text, t("decimal(6,2)")).unwrap();
+        let want = Decimal128Array::from(vec![Some(1230), None])
+            .with_precision_and_scale(6, 2)
+            .unwrap();
+        assert_eq!(d.as_primitive(), &want);
+
+        let etc: ArrayRef =
+            Arc::new(TimestampMillisecondArray::from(vec![1_000]).with_timezone("Etc/UTC"));
+        let ts = one(etc, t("timestamp")).unwrap();
+        assert_eq!(
+            ts.as_primitive(),
+            &TimestampMicrosecondArray::from(vec![1_000_000]).with_timezone("UTC")
+        );
+    }
+
+    #[test]
+    fn nested_from_json_text() {
+        let text: ArrayRef = Arc::new(StringArray::from(vec![Some("[1,null,3]"), None]));
+        let l = one(text, t("array<int>")).unwrap();
+        let want = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+            Some(vec![Some(1), None, Some(3)]),
+            None,
+        ]);
+        assert_eq!(
+            l.as_list::<i32>().value(0).as_primitive::<Int32Type>(),
+            want.value(0).as_primitive::<Int32Type>()
+        );
+        assert!(l.is_null(1));
+
+        let bad: ArrayRef = Arc::new(StringArray::from(vec!["1\n2"]));
+        assert!(one(bad, t("array<int>")).is_err());
+
+        let m: ArrayRef = Arc::new(StringArray::from(vec![r#"{"a":1,"b":2}"#]));
+        assert_eq!(
+            one(m, t("map<string,int>"))
+                .unwrap()
+                .as_map()
+                .value(0)
+                .len(),
+            2
+        );
+        let s: ArrayRef = Arc::new(StringArray::from(vec![r#"{"x":5}"#]));
+        let s = one(s, t("struct<x:int>")).unwrap();
+        assert_eq!(
+            s.as_struct().column(0).as_primitive::<Int32Type>().value(0),
+            5
+        );
+    }
+
+    #[test]
+    fn renamed_list_items_are_rebuilt() {
+        let list: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+            Some(vec![Some(1)]),
+        ]));
+        // `from_iter_primitive` names the item field "item"; the mapping says "element".
+        let out = one(list, t("array<int>")).unwrap();
+        assert_eq!(out.data_type(), &t("array<int>"));
+    }
+
+    #[test]
+    fn null_in_not_null_column_is_refused() {
+        let schema = Arc::new(Schema::new(vec![Field::new("c", DataType::Int32, false)]));
+        let a: ArrayRef = Arc::new(Int32Array::from(vec![Some(1), None]));
+        assert!(conform_columns(&[a], 2, &schema).is_err());
+    }
+}

@@ -1,0 +1,613 @@
+//! Reading a finished statement's result (databricks-api.md §3.3–3.8): discovering chunks by
+//! `next_chunk_index`, downloading their presigned links in parallel (bounded) without an
+//! `Authorization` header, decoding each Arrow IPC stream, converting it to the declared types,
+//! and handing the batches on in chunk order.
+//!
+//! A producer task runs the pipeline and feeds a bounded channel; each download is a task of
+//! its own, so a transfer keeps going while the consumer is busy and never stalls into a read
+//! timeout. At most `max_parallel_downloads` chunks are in flight and `prefetch_chunks` decoded
+//! chunks wait in the channel. Dropping the stream aborts the producer and its downloads, and
+//! the producer's [`CancelOnDrop`] cancels the statement.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::buffer::Buffer;
+use arrow::datatypes::SchemaRef;
+use arrow::ipc::reader::StreamDecoder;
+use futures::{Stream, StreamExt};
+use reqwest::StatusCode;
+use tokio::sync::mpsc;
+
+use super::client::{Client, Retry, builder_error, describe_reqwest, retry_after, transport_error};
+use super::statement::{CancelOnDrop, Finished, get_chunk};
+use super::wire::ExternalLink;
+use crate::convert::conform_columns;
+use crate::{BatchStream, SourceError};
+
+/// End-of-stream marker of an Arrow IPC stream (continuation + zero length).
+const ARROW_EOS: [u8; 8] = [0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0];
+/// Magic number of an LZ4 frame.
+const LZ4_MAGIC: [u8; 4] = [0x04, 0x22, 0x4D, 0x18];
+/// Links with less than this left are refreshed before use, as the JDBC driver does.
+const LINK_MARGIN: Duration = Duration::from_secs(60);
+
+/// What every download of one result shares.
+struct Ctx {
+    client: Arc<Client>,
+    statement_id: String,
+    table: String,
+    target: SchemaRef,
+    lz4: bool,
+}
+
+/// One decoded chunk.
+struct Chunk {
+    batches: Vec<RecordBatch>,
+    rows: u64,
+}
+
+type Item = Result<Vec<RecordBatch>, SourceError>;
+
+/// Starts reading the result of a finished statement as a stream of batches of `target`.
+pub(crate) fn stream(
+    client: Arc<Client>,
+    guard: CancelOnDrop,
+    finished: Finished,
+    target: SchemaRef,
+    table: String,
+) -> Result<BatchStream, SourceError> {
+    let manifest = &finished.manifest;
+    let statement_id = guard.statement_id().to_owned();
+    if let Some(format) = manifest.format.as_deref()
+        && format != "ARROW_STREAM"
+    {
+        return Err(SourceError::protocol(format!(
+            "statement {statement_id} answered in format {format}, not the ARROW_STREAM requested"
+        )));
+    }
+    if manifest.truncated == Some(true) {
+        return Err(SourceError::protocol(format!(
+            "the warehouse truncated the result of table `{table}` (statement {statement_id}); \
+             it is larger than the warehouse returns in one query"
+        )));
+    }
+    if let Some(schema) = &manifest.schema
+        && !schema.columns.is_empty()
+        && schema.columns.len() != target.fields().len()
+    {
+        return Err(SourceError::protocol(format!(
+            "statement {statement_id} returned {} columns for the {} requested",
+            schema.columns.len(),
+            target.fields().len()
+        )));
+    }
+    let lz4 = manifest
+        .result_compression
+        .as_deref()
+        .is_some_and(|c| c.eq_ignore_ascii_case("LZ4_FRAME"));
+    let first: VecDeque<ExternalLink> = finished
+        .first
+        .and_then(|r| r.external_links)
+        .unwrap_or_default()
+        .into();
+    let empty = manifest.total_chunk_count == Some(0)
+        || (manifest.total_row_count == Some(0) && manifest.total_chunk_count.is_none());
+    // Chunk 0 came with the statement; otherwise ask for it unless the result is empty.
+    let next = (first.is_empty() && !empty).then_some(0);
+    let links = LinkWalk {
+        pending: first,
+        next,
+        expected: 0,
+        total_chunks: manifest.total_chunk_count,
+        done: false,
+    };
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        statement_id,
+        table,
+        target: target.clone(),
+        lz4,
+    });
+    let options = &client.options;
+    let (tx, rx) = mpsc::channel(options.prefetch_chunks.max(1));
+    let producer = tokio::spawn(produce(
+        ctx,
+        links,
+        tx,
+        guard,
+        options.max_parallel_downloads.max(1),
+        manifest.total_row_count,
+    ));
+    Ok(Box::pin(ChunkStream {
+        rx,
+        pending: VecDeque::new(),
+        _producer: AbortOnDrop(producer),
+    }))
+}
+
+/// The sequence of links in chunk order, following `next_chunk_index` and checking it against
+/// the manifest's `total_chunk_count`.
+struct LinkWalk {
+    pending: VecDeque<ExternalLink>,
+    next: Option<u64>,
+    expected: u64,
+    total_chunks: Option<u64>,
+    done: bool,
+}
+
+impl LinkWalk {
+    async fn next_link(&mut self, ctx: &Ctx) -> Option<Result<(u64, ExternalLink), SourceError>> {
+        let result = self.step(ctx).await;
+        if !matches!(result, Some(Ok(_))) {
+            self.done = true;
+        }
+        result
+    }
+
+    async fn step(&mut self, ctx: &Ctx) -> Option<Result<(u64, ExternalLink), SourceError>> {
+        let id = &ctx.statement_id;
+        loop {
+            if self.done {
+                return None;
+            }
+            if let Some(link) = self.pending.pop_front() {
+                let index = link.chunk_index.unwrap_or(self.expected);
+                if index != self.expected {
+                    return Some(Err(SourceError::protocol(format!(
+                        "statement {id}: expected chunk {}, got a link to chunk {index}",
+                        self.expected
+                    ))));
+                }
+                if self.total_chunks.is_some_and(|total| index >= total) {
+                    return Some(Err(SourceError::protocol(format!(
+                        "statement {id}: chunk {index} is beyond the {} chunks of the manifest",
+                        self.total_chunks.unwrap_or_default()
+                    ))));
+                }
+                self.expected = index + 1;
+                if self.pending.is_empty() {
+                    self.next = link.next_chunk_index;
+                }
+                return Some(Ok((index, link)));
+            }
+            match self.next.take() {
+                Some(n) => match get_chunk(&ctx.client, id, n).await {
+                    Ok(data) => {
+                        self.pending = data.external_links.unwrap_or_default().into();
+                        if self.pending.is_empty() {
+                            return Some(Err(SourceError::protocol(format!(
+                                "statement {id}: chunk {n} came without a link"
+                            ))));
+                        }
+                    }
+                    Err(e) => return Some(Err(e)),
+                },
+                None => {
+                    self.done = true;
+                    return match self.total_chunks {
+                        Some(total) if total != self.expected => {
+                            Some(Err(SourceError::protocol(format!(
+                                "statement {id}: the manifest announces {total} chunks, the \
+                                 links led to {}",
+                                self.expected
+                            ))))
+                        }
+                        _ => None,
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// Runs the pipeline: links in order → downloads (each its own task, at most `parallel` at a
+/// time) → decoded chunks in order → channel. Ends the statement's guard only after the last
+/// chunk was handed on and the totals match.
+async fn produce(
+    ctx: Arc<Ctx>,
+    links: LinkWalk,
+    tx: mpsc::Sender<Item>,
+    mut guard: CancelOnDrop,
+    parallel: usize,
+    total_rows: Option<u64>,
+) {
+    let started = Instant::now();
+    let link_stream = futures::stream::unfold((links, ctx.clone()), |(mut walk, ctx)| async move {
+        let item = walk.next_link(&ctx).await?;
+        Some((item, (walk, ctx)))
+    });
+    let downloads = link_stream
+        .map(|item| {
+            let ctx = ctx.clone();
+            async move {
+                let (index, link) = item?;
+                AbortOnDrop(tokio::spawn(download(ctx, index, link))).await
+            }
+        })
+        .buffered(parallel);
+    futures::pin_mut!(downloads);
+    let mut rows = 0u64;
+    let mut chunks = 0u64;
+    while let Some(result) = downloads.next().await {
+        match result {
+            Ok(chunk) => {
+                rows += chunk.rows;
+                chunks += 1;
+                if tx.send(Ok(chunk.batches)).await.is_err() {
+                    // The reader went away; dropping the guard cancels the statement.
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        }
+    }
+    if let Some(total) = total_rows
+        && total != rows
+    {
+        let _ = tx
+            .send(Err(SourceError::protocol(format!(
+                "statement {}: the manifest announces {total} rows, the chunks held {rows}",
+                ctx.statement_id
+            ))))
+            .await;
+        return;
+    }
+    guard.disarm();
+    tracing::info!(
+        statement_id = %ctx.statement_id,
+        table = %ctx.table,
+        chunks,
+        rows,
+        elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "result read"
+    );
+}
+
+/// Why a downloaded body could not be used.
+enum DecodeError {
+    /// Truncated or corrupt bytes: downloading again may help.
+    Garbled(String),
+    /// Well-formed data that does not fit the declared schema: downloading again will not help.
+    Mismatch(String),
+}
+
+/// Downloads and decodes one chunk, refreshing its link when it expired and retrying transfers
+/// that failed or arrived garbled.
+async fn download(ctx: Arc<Ctx>, index: u64, mut link: ExternalLink) -> Result<Chunk, SourceError> {
+    let options = &ctx.client.options;
+    let operation = format!(
+        "downloading chunk {index} of the result for `{}`",
+        ctx.table
+    );
+    let mut retry = Retry::new(options);
+    let mut refreshes = 0u32;
+    let mut garbled = 0u32;
+    loop {
+        while refreshes < options.max_link_refreshes && expires_soon(&link) {
+            refreshes += 1;
+            tracing::debug!(statement_id = %ctx.statement_id, chunk_index = index, "link about to expire; refreshing");
+            link = fresh_link(&ctx, index).await?;
+        }
+        let started = Instant::now();
+        // No Authorization header: this client never has one, and the link is presigned.
+        let mut request = ctx.client.storage.get(&link.external_link);
+        for (name, value) in link.http_headers.iter().flatten() {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let failure = match request.send().await {
+            Ok(response) if response.status().is_success() => match response.bytes().await {
+                Ok(body) => {
+                    let bytes = body.len();
+                    let ctx2 = ctx.clone();
+                    let expected = link.row_count;
+                    let decoded = tokio::task::spawn_blocking(move || {
+                        decode(Buffer::from(body), ctx2.lz4, expected, &ctx2.target)
+                    })
+                    .await
+                    .map_err(|e| {
+                        SourceError::protocol(format!("decoding chunk {index} panicked: {e}"))
+                    })?;
+                    match decoded {
+                        Ok(chunk) => {
+                            tracing::debug!(
+                                statement_id = %ctx.statement_id,
+                                chunk_index = index,
+                                rows = chunk.rows,
+                                bytes,
+                                elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                                "chunk downloaded"
+                            );
+                            return Ok(chunk);
+                        }
+                        Err(DecodeError::Mismatch(message)) => {
+                            return Err(SourceError::protocol(format!(
+                                "chunk {index} of table `{}` (statement {}) does not match the \
+                                 declared columns: {message}",
+                                ctx.table, ctx.statement_id
+                            )));
+                        }
+                        Err(DecodeError::Garbled(message)) => {
+                            garbled += 1;
+                            if garbled >= options.max_chunk_attempts.max(1) {
+                                return Err(SourceError::protocol(format!(
+                                    "chunk {index} of table `{}` (statement {}) could not be \
+                                     decoded after {garbled} downloads: {message}",
+                                    ctx.table, ctx.statement_id
+                                )));
+                            }
+                            tracing::warn!(statement_id = %ctx.statement_id, chunk_index = index, bytes, %message, "garbled chunk; downloading it again");
+                            continue;
+                        }
+                    }
+                }
+                Err(e) => Failure::Transport(e),
+            },
+            Ok(response) => Failure::Status(response.status(), retry_after(response.headers())),
+            Err(e) if e.is_builder() => return Err(builder_error(&operation, &e)),
+            Err(e) => Failure::Transport(e),
+        };
+        match failure {
+            Failure::Status(status, _)
+                if matches!(
+                    status,
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND
+                ) =>
+            {
+                // An expired (or otherwise refused) presigned link: ask for a fresh one.
+                if refreshes >= options.max_link_refreshes {
+                    return Err(SourceError::Unavailable {
+                        operation,
+                        message: format!(
+                            "the storage service refused the result link (HTTP {status}) even \
+                             after {refreshes} fresh links"
+                        ),
+                    });
+                }
+                refreshes += 1;
+                tracing::info!(statement_id = %ctx.statement_id, chunk_index = index, %status, "link refused; fetching a fresh one");
+                link = fresh_link(&ctx, index).await?;
+            }
+            Failure::Status(status, after)
+                if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS =>
+            {
+                let throttled = status == StatusCode::TOO_MANY_REQUESTS
+                    || status == StatusCode::SERVICE_UNAVAILABLE;
+                match retry.next(throttled.then_some(after)) {
+                    Some(wait) => {
+                        tracing::warn!(statement_id = %ctx.statement_id, chunk_index = index, %status, ?wait, "download failed; retrying");
+                        tokio::time::sleep(wait).await;
+                    }
+                    None => {
+                        return Err(SourceError::Unavailable {
+                            operation,
+                            message: format!("HTTP {status} after {} attempts", retry.attempts()),
+                        });
+                    }
+                }
+            }
+            Failure::Status(status, _) => {
+                return Err(SourceError::Rejected {
+                    operation,
+                    status: status.as_u16(),
+                    error_code: None,
+                    message: "the storage service refused the download".into(),
+                });
+            }
+            Failure::Transport(e) => match retry.next(None) {
+                Some(wait) => {
+                    tracing::warn!(statement_id = %ctx.statement_id, chunk_index = index, error = %describe_reqwest(&e), ?wait, "download failed; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                None => return Err(transport_error(&operation, &e, options)),
+            },
+        }
+    }
+}
+
+enum Failure {
+    Status(StatusCode, Duration),
+    Transport(reqwest::Error),
+}
+
+/// True when the link's `expiration` has passed or is less than a minute away.
+fn expires_soon(link: &ExternalLink) -> bool {
+    link.expiration
+        .as_deref()
+        .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
+        .is_some_and(|at| {
+            let left = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+            left < chrono::Duration::from_std(LINK_MARGIN).unwrap_or_default()
+        })
+}
+
+async fn fresh_link(ctx: &Ctx, index: u64) -> Result<ExternalLink, SourceError> {
+    let data = get_chunk(&ctx.client, &ctx.statement_id, index).await?;
+    data.external_links
+        .unwrap_or_default()
+        .into_iter()
+        .find(|l| l.chunk_index.is_none_or(|i| i == index))
+        .ok_or_else(|| {
+            SourceError::protocol(format!(
+                "statement {}: no link for chunk {index} in its chunk answer",
+                ctx.statement_id
+            ))
+        })
+}
+
+/// Decodes one chunk body: optional LZ4 frame, then one complete Arrow IPC stream, converted to
+/// `target`. Runs on the blocking pool.
+fn decode(
+    body: Buffer,
+    lz4: bool,
+    expected_rows: Option<u64>,
+    target: &SchemaRef,
+) -> Result<Chunk, DecodeError> {
+    let mut buffer = if lz4 || body.as_slice().starts_with(&LZ4_MAGIC) {
+        let mut out = Vec::with_capacity(body.len() * 3);
+        let mut reader = lz4_flex::frame::FrameDecoder::new(body.as_slice());
+        std::io::Read::read_to_end(&mut reader, &mut out)
+            .map_err(|e| DecodeError::Garbled(format!("LZ4 frame: {e}")))?;
+        Buffer::from_vec(out)
+    } else {
+        body
+    };
+    // A stream cut at a message boundary decodes cleanly; only its end marker tells.
+    if !buffer.as_slice().ends_with(&ARROW_EOS) {
+        return Err(DecodeError::Garbled(
+            "the Arrow stream ends without its end-of-stream marker (truncated)".into(),
+        ));
+    }
+    let mut decoder = StreamDecoder::new();
+    let mut batches = Vec::new();
+    let mut rows = 0u64;
+    while !buffer.is_empty() {
+        match decoder.decode(&mut buffer) {
+            Ok(Some(batch)) => {
+                rows += batch.num_rows() as u64;
+                let batch = conform_columns(batch.columns(), batch.num_rows(), target)
+                    .map_err(DecodeError::Mismatch)?;
+                batches.push(batch);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(DecodeError::Garbled(format!("Arrow IPC: {e}"))),
+        }
+    }
+    decoder
+        .finish()
+        .map_err(|e| DecodeError::Garbled(format!("Arrow IPC: {e}")))?;
+    if decoder.schema().is_none() {
+        return Err(DecodeError::Garbled(
+            "the Arrow stream has no schema".into(),
+        ));
+    }
+    if let Some(expected) = expected_rows
+        && expected != rows
+    {
+        return Err(DecodeError::Garbled(format!(
+            "decoded {rows} rows, the link announced {expected}"
+        )));
+    }
+    Ok(Chunk { batches, rows })
+}
+
+/// A spawned task that is aborted when this handle is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Future for AbortOnDrop<Result<T, SourceError>> {
+    type Output = Result<T, SourceError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|joined| {
+            joined.unwrap_or_else(|e| {
+                Err(SourceError::protocol(format!(
+                    "a download task failed: {e}"
+                )))
+            })
+        })
+    }
+}
+
+/// The consumer's side: batches out of the channel, one chunk at a time.
+struct ChunkStream {
+    rx: mpsc::Receiver<Item>,
+    pending: VecDeque<RecordBatch>,
+    _producer: AbortOnDrop<()>,
+}
+
+impl Stream for ChunkStream {
+    type Item = Result<RecordBatch, SourceError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if let Some(batch) = self.pending.pop_front() {
+                return Poll::Ready(Some(Ok(batch)));
+            }
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(Ok(batches))) => self.pending.extend(batches),
+                Poll::Ready(Some(Err(e))) => {
+                    self.rx.close();
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, Int64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::ipc::writer::StreamWriter;
+
+    fn ipc(rows: usize) -> (Vec<u8>, SchemaRef) {
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
+        let a: ArrayRef = Arc::new(Int64Array::from_iter_values(0..rows as i64));
+        let batch = RecordBatch::try_new(schema.clone(), vec![a]).unwrap();
+        let mut w = StreamWriter::try_new(Vec::new(), &schema).unwrap();
+        w.write(&batch).unwrap();
+        w.write(&batch).unwrap();
+        w.finish().unwrap();
+        (w.into_inner().unwrap(), schema)
+    }
+
+    fn run(
+        bytes: Vec<u8>,
+        lz4: bool,
+        expected: Option<u64>,
+        schema: &SchemaRef,
+    ) -> Result<u64, String> {
+        decode(Buffer::from_vec(bytes), lz4, expected, schema)
+            .map(|c| c.rows)
+            .map_err(|e| match e {
+                DecodeError::Garbled(m) => format!("garbled: {m}"),
+                DecodeError::Mismatch(m) => format!("mismatch: {m}"),
+            })
+    }
+
+    #[test]
+    fn decodes_and_detects_truncation() {
+        let (bytes, schema) = ipc(10);
+        assert_eq!(run(bytes.clone(), false, Some(20), &schema), Ok(20));
+        for cut in [bytes.len() / 2, bytes.len() - 8, 3] {
+            let r = run(bytes[..cut].to_vec(), false, None, &schema);
+            assert!(
+                r.as_ref().is_err_and(|e| e.starts_with("garbled")),
+                "cut at {cut}: {r:?}"
+            );
+        }
+        let r = run(bytes.clone(), false, Some(21), &schema);
+        assert!(r.is_err_and(|e| e.contains("announced 21")));
+        let other = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Int64, true),
+        ]));
+        assert!(run(bytes, false, None, &other).is_err_and(|e| e.starts_with("mismatch")));
+    }
+
+    #[test]
+    fn decodes_lz4_frames() {
+        let (bytes, schema) = ipc(5);
+        let mut enc = lz4_flex::frame::FrameEncoder::new(Vec::new());
+        std::io::Write::write_all(&mut enc, &bytes).unwrap();
+        let compressed = enc.finish().unwrap();
+        assert_eq!(run(compressed, true, Some(10), &schema), Ok(10));
+    }
+}

@@ -1,0 +1,337 @@
+//! [`DatabricksSource`]: Unity Catalog metadata and SQL warehouse results over the Databricks
+//! REST APIs. The only module that knows Databricks' wire format (see `databricks-api.md`).
+//!
+//! - **Auth**: OAuth machine-to-machine. One access token per source, fetched from
+//!   `{host}/oidc/v1/token` with the service principal's id and secret, cached, refreshed
+//!   single-flight when less than 5 minutes remain; a 401 from any call refreshes it once and
+//!   retries once.
+//! - **Describe**: `GET /api/2.1/unity-catalog/tables/{catalog.schema.table}`.
+//! - **Read**: one `SELECT` of the described columns through the Statement Execution API with
+//!   `EXTERNAL_LINKS` + `ARROW_STREAM`, polled with backoff until it ends (under
+//!   [`DatabricksOptions::overall_timeout`]); chunks are downloaded in parallel (bounded), from
+//!   presigned links that never receive the bearer token, and yielded in chunk order.
+//! - **Retries**: 429 and 503 (any call) wait for `Retry-After`, capped, with backoff; other 5xx
+//!   and connection errors are retried only for calls that are safe to repeat (everything but
+//!   submitting the statement); expired links are refreshed; garbled chunks downloaded again.
+//!   Each call has a budget of [`DatabricksOptions::max_retries`] within
+//!   [`DatabricksOptions::retry_deadline`].
+//! - **Cancel**: a read dropped or failed before its end cancels the statement in the
+//!   background.
+//!
+//! Logs carry statement ids, chunk indexes, row and byte counts — never tokens, secrets,
+//! presigned URLs or their headers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use publish_types::{HostAllowList, HostUrl, ObjectName, TableSchema};
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::convert::arrow_schema;
+use crate::{Source, SourceError, TableRequest, TableStream};
+
+mod catalog;
+mod chunks;
+mod client;
+mod statement;
+mod wire;
+
+use client::{ApiFailure, Call, Client, json_body};
+
+/// Where and as whom to connect.
+#[derive(Debug, Clone)]
+pub struct DatabricksConfig {
+    /// The workspace, e.g. `https://adb-123.azuredatabricks.net`; must be on the allow-list.
+    pub host: HostUrl,
+    /// The warehouse's JDBC/ODBC HTTP path, `/sql/1.0/warehouses/<id>` (or legacy
+    /// `/sql/1.0/endpoints/<id>`), optionally with `?o=<workspace id>`.
+    pub http_path: String,
+    /// The request's catalog: sent as the statement's default catalog. Tables are always named
+    /// in full, so reads never depend on it.
+    pub catalog: ObjectName,
+    /// The service principal's application (client) id.
+    pub client_id: SecretString,
+    /// The service principal's OAuth secret.
+    pub client_secret: SecretString,
+    /// Timeouts, parallelism and retry policy.
+    pub options: DatabricksOptions,
+}
+
+/// Timeouts, parallelism and the retry policy. [`Default`] gives values suitable for
+/// production; tests shorten them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabricksOptions {
+    /// Limit of one API call; for downloads, the longest a transfer may stall. Default 60 s.
+    pub request_timeout: Duration,
+    /// Limit for establishing a connection. Default 10 s.
+    pub connect_timeout: Duration,
+    /// How long a query may take to finish on the warehouse before it is cancelled and the
+    /// read fails with [`SourceError::Timeout`]. Default 1 hour.
+    pub overall_timeout: Duration,
+    /// Chunks downloaded at the same time. Default 4.
+    pub max_parallel_downloads: usize,
+    /// Decoded chunks held ready for the consumer beyond those downloading. Default 2. Memory
+    /// is bounded by about `max_parallel_downloads + prefetch_chunks + 1` chunks.
+    pub prefetch_chunks: usize,
+    /// `wait_timeout` of the submit call: 0 (the default) or 5 to 50 s. With 0 the call
+    /// returns the statement id at once and the client polls, so a read abandoned at any moment
+    /// can still cancel its statement; a longer wait saves one poll on fast queries, but a read
+    /// dropped during the submit call leaves its statement running until it ends.
+    pub submit_wait: Duration,
+    /// First interval between status polls. Default 250 ms.
+    pub poll_initial: Duration,
+    /// The poll interval doubles up to this. Default 5 s.
+    pub poll_max: Duration,
+    /// Retries of one call (throttling, server errors, dropped connections). Default 8.
+    pub max_retries: u32,
+    /// No retry of a call starts after this much time since its first attempt. Default 5 min.
+    pub retry_deadline: Duration,
+    /// First backoff between retries; doubles per retry. Default 500 ms.
+    pub retry_initial_backoff: Duration,
+    /// Largest backoff between retries. Default 10 s.
+    pub retry_max_backoff: Duration,
+    /// Largest `Retry-After` honoured; longer requests are shortened to this. Default 60 s.
+    pub max_retry_after: Duration,
+    /// Downloads of one chunk that arrive truncated or garbled before the read fails with
+    /// [`SourceError::Protocol`]. Default 3.
+    pub max_chunk_attempts: u32,
+    /// Fresh links fetched for one chunk (expired or refused links). Default 3.
+    pub max_link_refreshes: u32,
+    /// Ask the warehouse for LZ4-frame-compressed results (less transfer, some CPU). Default
+    /// off, as in the Databricks SDK.
+    pub lz4_compression: bool,
+}
+
+impl Default for DatabricksOptions {
+    fn default() -> Self {
+        DatabricksOptions {
+            request_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(10),
+            overall_timeout: Duration::from_secs(3600),
+            max_parallel_downloads: 4,
+            prefetch_chunks: 2,
+            submit_wait: Duration::ZERO,
+            poll_initial: Duration::from_millis(250),
+            poll_max: Duration::from_secs(5),
+            max_retries: 8,
+            retry_deadline: Duration::from_secs(300),
+            retry_initial_backoff: Duration::from_millis(500),
+            retry_max_backoff: Duration::from_secs(10),
+            max_retry_after: Duration::from_secs(60),
+            max_chunk_attempts: 3,
+            max_link_refreshes: 3,
+            lz4_compression: false,
+        }
+    }
+}
+
+/// A Databricks workspace as a [`Source`]: Unity Catalog for metadata, a SQL warehouse for data.
+///
+/// Cheap to clone (clones share the token cache); every method may run concurrently.
+#[derive(Clone)]
+pub struct DatabricksSource {
+    client: Arc<Client>,
+    catalog: ObjectName,
+    host: HostUrl,
+}
+
+impl std::fmt::Debug for DatabricksSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabricksSource")
+            .field("host", &self.host.origin())
+            .field("warehouse_id", &self.client.warehouse_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The warehouse id of an HTTP path: the segment after the last `/warehouses/` (else
+/// `/endpoints/`), up to `?` or `&`; and the `o=` workspace id, if any.
+fn parse_http_path(http_path: &str) -> Result<(String, Option<String>), SourceError> {
+    let invalid = |why: &str| SourceError::InvalidConfig {
+        message: format!(
+            "http_path {http_path:?} {why}; expected /sql/1.0/warehouses/<warehouse id>"
+        ),
+    };
+    let after = ["/warehouses/", "/endpoints/"]
+        .iter()
+        .find_map(|marker| {
+            http_path
+                .rfind(marker)
+                .map(|i| &http_path[i + marker.len()..])
+        })
+        .ok_or_else(|| invalid("names no warehouse"))?;
+    let id = after
+        .split(['?', '&'])
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('/');
+    if id.is_empty() {
+        return Err(invalid("has an empty warehouse id"));
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+    {
+        return Err(invalid(
+            "has a warehouse id with characters other than letters, digits, '-' and '_'",
+        ));
+    }
+    let org_id = http_path.split_once('?').and_then(|(_, query)| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("o="))
+            .filter(|o| !o.is_empty() && o.chars().all(|c| c.is_ascii_digit()))
+            .map(str::to_owned)
+    });
+    Ok((id.to_owned(), org_id))
+}
+
+impl DatabricksSource {
+    /// Checks the configuration and builds the client. Contacts nothing: a host that is not on
+    /// `allowed` is refused here ([`SourceError::HostNotAllowed`]), before any credential could
+    /// be sent to it; an `http_path` without a warehouse id is [`SourceError::InvalidConfig`].
+    pub fn new(config: DatabricksConfig, allowed: &HostAllowList) -> Result<Self, SourceError> {
+        if !allowed.allows(&config.host) {
+            return Err(SourceError::HostNotAllowed {
+                host: config.host.origin(),
+                allowed: allowed.describe(),
+            });
+        }
+        let (warehouse_id, org_id) = parse_http_path(&config.http_path)?;
+        if config.client_id.expose_secret().trim().is_empty()
+            || config.client_secret.expose_secret().is_empty()
+        {
+            return Err(SourceError::InvalidConfig {
+                message: "the service principal's client id and secret must not be empty".into(),
+            });
+        }
+        let client = Client::new(
+            config.host.origin(),
+            config.options,
+            warehouse_id,
+            org_id,
+            config.client_id,
+            config.client_secret,
+        )?;
+        Ok(DatabricksSource {
+            client: Arc::new(client),
+            catalog: config.catalog,
+            host: config.host,
+        })
+    }
+
+    /// The configured catalog.
+    pub fn catalog(&self) -> &ObjectName {
+        &self.catalog
+    }
+
+    /// The warehouse id taken from the HTTP path.
+    pub fn warehouse_id(&self) -> &str {
+        &self.client.warehouse_id
+    }
+}
+
+#[async_trait]
+impl Source for DatabricksSource {
+    async fn describe(&self, table: &TableRequest) -> Result<TableSchema, SourceError> {
+        let found = catalog::get_table(&self.client, table).await?;
+        found.select(table.columns.as_deref())
+    }
+
+    async fn read(&self, schema: &TableSchema) -> Result<TableStream, SourceError> {
+        let table = format!("{}.{}.{}", schema.catalog, schema.schema, schema.table);
+        if schema.columns.is_empty() {
+            return Err(SourceError::NoColumns { table });
+        }
+        let target = arrow_schema(schema);
+        let sql = statement::select_sql(schema);
+        let (guard, finished) = statement::run(&self.client, &sql, &self.catalog, &table).await?;
+        let batches = chunks::stream(self.client.clone(), guard, finished, target.clone(), table)?;
+        Ok(TableStream {
+            schema: target,
+            batches,
+        })
+    }
+
+    async fn check(&self) -> Result<(), SourceError> {
+        let id = &self.client.warehouse_id;
+        let url = self.client.url(&format!(
+            "/api/2.0/sql/warehouses/{}",
+            catalog::encode_segment(id)
+        ));
+        let operation = format!("looking up SQL warehouse `{id}`");
+        let response = self
+            .client
+            .send(&operation, Call::Idempotent, |http| http.get(&url))
+            .await?;
+        match response.status() {
+            s if s.is_success() => {
+                let warehouse: wire::Warehouse = json_body(response, &operation).await?;
+                match warehouse.state.as_deref() {
+                    Some(state @ ("DELETED" | "DELETING")) => Err(SourceError::UnknownWarehouse {
+                        warehouse: id.clone(),
+                        message: format!("the warehouse is {}", state.to_ascii_lowercase()),
+                    }),
+                    _ => Ok(()),
+                }
+            }
+            StatusCode::NOT_FOUND => Err(SourceError::UnknownWarehouse {
+                warehouse: id.clone(),
+                message: ApiFailure::read(response).await.message,
+            }),
+            StatusCode::FORBIDDEN => Err(SourceError::PermissionDenied {
+                object: format!("SQL warehouse `{id}`"),
+                message: ApiFailure::read(response).await.message,
+            }),
+            _ => Err(ApiFailure::read(response).await.rejected(&operation)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warehouse_ids_from_http_paths() {
+        let ok = [
+            (
+                "/sql/1.0/warehouses/bd1395d4652aa599",
+                "bd1395d4652aa599",
+                None,
+            ),
+            ("/sql/1.0/endpoints/abc123", "abc123", None),
+            ("/sql/1.0/warehouses/abc/", "abc", None),
+            (
+                "/sql/1.0/warehouses/abc?o=1234567890",
+                "abc",
+                Some("1234567890"),
+            ),
+            ("/sql/1.0/warehouses/abc&x=1", "abc", None),
+        ];
+        for (path, id, org) in ok {
+            assert_eq!(
+                parse_http_path(path).unwrap(),
+                (id.to_owned(), org.map(str::to_owned)),
+                "{path}"
+            );
+        }
+        for path in [
+            "",
+            "/sql/1.0/",
+            "/sql/1.0/warehouses/",
+            "/sql/1.0/warehouses/a/../b",
+            "/sql/1.0/warehouses/a b",
+        ] {
+            assert!(
+                matches!(
+                    parse_http_path(path),
+                    Err(SourceError::InvalidConfig { .. })
+                ),
+                "{path}"
+            );
+        }
+    }
+}

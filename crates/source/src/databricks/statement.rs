@@ -1,0 +1,295 @@
+//! Running one query through the SQL Statement Execution API (databricks-api.md §3.2–3.4):
+//! submit, poll until it ends, and cancel it if the reader goes away first.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use publish_types::{ObjectName, TableSchema};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use super::catalog::encode_segment;
+use super::client::{ApiFailure, Call, Client, json_body};
+use super::wire::{Manifest, ResultData, StatementResponse};
+use crate::SourceError;
+
+/// `SELECT <columns> FROM <catalog>.<schema>.<table>`, every identifier back-quoted with
+/// embedded back-quotes doubled: names are never spliced into SQL.
+pub(crate) fn select_sql(schema: &TableSchema) -> String {
+    let columns: Vec<String> = schema
+        .columns
+        .iter()
+        .map(|c| c.name.quoted_backtick())
+        .collect();
+    format!(
+        "SELECT {} FROM {}.{}.{}",
+        columns.join(", "),
+        schema.catalog.quoted_backtick(),
+        schema.schema.quoted_backtick(),
+        schema.table.quoted_backtick()
+    )
+}
+
+/// Cancels the statement in the background when dropped while armed: the reader went away,
+/// failed or timed out before the result was fully read.
+pub(crate) struct CancelOnDrop {
+    client: Arc<Client>,
+    statement_id: String,
+    armed: bool,
+    runtime: tokio::runtime::Handle,
+}
+
+impl CancelOnDrop {
+    pub(crate) fn new(client: Arc<Client>, statement_id: String) -> Self {
+        CancelOnDrop {
+            client,
+            statement_id,
+            armed: true,
+            runtime: tokio::runtime::Handle::current(),
+        }
+    }
+
+    /// The statement needs no cancelling (it ended, or its result was read to the end).
+    pub(crate) fn disarm(&mut self) {
+        self.armed = false;
+    }
+
+    pub(crate) fn statement_id(&self) -> &str {
+        &self.statement_id
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let client = self.client.clone();
+        let id = std::mem::take(&mut self.statement_id);
+        self.runtime.spawn(async move {
+            cancel(&client, &id).await;
+        });
+    }
+}
+
+/// `POST /api/2.0/sql/statements/{id}/cancel`, best effort: failures are only logged.
+async fn cancel(client: &Client, statement_id: &str) {
+    let url = client.url(&format!(
+        "/api/2.0/sql/statements/{}/cancel",
+        encode_segment(statement_id)
+    ));
+    let result = client
+        .send("cancelling the query", Call::Idempotent, |http| {
+            http.post(&url).json(&json!({}))
+        })
+        .await;
+    match result {
+        Ok(r) if r.status().is_success() => {
+            tracing::info!(statement_id, "query cancelled");
+        }
+        Ok(r) => {
+            let status = r.status();
+            tracing::warn!(statement_id, %status, "cancelling the query was refused");
+        }
+        Err(e) => tracing::warn!(statement_id, error = %e, "cancelling the query failed"),
+    }
+}
+
+/// What a finished statement handed back: its manifest and the first chunk's link(s).
+pub(crate) struct Finished {
+    pub(crate) manifest: Manifest,
+    pub(crate) first: Option<ResultData>,
+}
+
+/// Submits `sql`, waits (polling with backoff) until the statement ends, and returns the
+/// armed cancel guard with the result's description. On any failure the guard is dropped,
+/// which cancels a statement that may still run.
+pub(crate) async fn run(
+    client: &Arc<Client>,
+    sql: &str,
+    catalog: &ObjectName,
+    table: &str,
+) -> Result<(CancelOnDrop, Finished), SourceError> {
+    let started = Instant::now();
+    let deadline = started + client.options.overall_timeout;
+    let url = client.url("/api/2.0/sql/statements");
+    let mut body = json!({
+        "statement": sql,
+        "warehouse_id": client.warehouse_id,
+        "catalog": catalog.as_str(),
+        "disposition": "EXTERNAL_LINKS",
+        "format": "ARROW_STREAM",
+        "wait_timeout": wait_timeout(client.options.submit_wait),
+        "on_wait_timeout": "CONTINUE",
+    });
+    if client.options.lz4_compression {
+        body["result_compression"] = json!("LZ4_FRAME");
+    }
+    let operation = format!("submitting the query for table `{table}`");
+    let response = client
+        .send(&operation, Call::Once, |http| http.post(&url).json(&body))
+        .await?;
+    if !response.status().is_success() {
+        let failure = ApiFailure::read(response).await;
+        return Err(submit_error(client, failure, &operation));
+    }
+    let mut status: StatementResponse = json_body(response, &operation).await?;
+    let mut guard = CancelOnDrop::new(client.clone(), status.statement_id.clone());
+    tracing::info!(statement_id = %status.statement_id, table, "query submitted");
+    let mut poll = client.options.poll_initial;
+    loop {
+        match status.status.state.as_str() {
+            "PENDING" | "RUNNING" => {
+                let now = Instant::now();
+                if now >= deadline {
+                    // The guard cancels the statement as it is dropped with this error.
+                    return Err(SourceError::Timeout {
+                        operation: format!("the query for table `{table}`"),
+                        after: client.options.overall_timeout,
+                    });
+                }
+                tokio::time::sleep(poll.min(deadline - now)).await;
+                poll = (poll * 2).min(client.options.poll_max);
+                status = get_status(client, guard.statement_id()).await?;
+            }
+            "SUCCEEDED" => break,
+            // Direct results (§3.10): CLOSED together with its result is a success.
+            "CLOSED" if status.manifest.is_some() && status.result.is_some() => break,
+            "FAILED" => {
+                guard.disarm();
+                let error = status.status.error.unwrap_or_default();
+                return Err(SourceError::Statement {
+                    error_code: error.error_code.unwrap_or_else(|| "UNKNOWN".into()),
+                    message: error
+                        .message
+                        .unwrap_or_else(|| "the query failed without a message".into()),
+                    sql_state: status.status.sql_state.or(error.sql_state),
+                });
+            }
+            state @ ("CANCELED" | "CLOSED") => {
+                guard.disarm();
+                return Err(SourceError::Statement {
+                    error_code: state.to_owned(),
+                    message: format!(
+                        "the query for table `{table}` was {} before its result was read",
+                        state.to_ascii_lowercase()
+                    ),
+                    sql_state: None,
+                });
+            }
+            other => {
+                return Err(SourceError::protocol(format!(
+                    "statement {} is in the undocumented state {other:?}",
+                    guard.statement_id()
+                )));
+            }
+        }
+    }
+    let manifest = status.manifest.ok_or_else(|| {
+        SourceError::protocol(format!(
+            "statement {} succeeded without a manifest",
+            guard.statement_id()
+        ))
+    })?;
+    tracing::info!(
+        statement_id = guard.statement_id(),
+        table,
+        elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        total_rows = manifest.total_row_count,
+        total_chunks = manifest.total_chunk_count,
+        "query finished"
+    );
+    Ok((
+        guard,
+        Finished {
+            manifest,
+            first: status.result,
+        },
+    ))
+}
+
+/// `wait_timeout` as the API accepts it: `0s` or `5s`..=`50s`.
+fn wait_timeout(wait: std::time::Duration) -> String {
+    match wait.as_secs() {
+        0 => "0s".into(),
+        s => format!("{}s", s.clamp(5, 50)),
+    }
+}
+
+fn submit_error(client: &Client, failure: ApiFailure, operation: &str) -> SourceError {
+    match failure.status {
+        StatusCode::NOT_FOUND => SourceError::UnknownWarehouse {
+            warehouse: client.warehouse_id.clone(),
+            message: failure.message,
+        },
+        StatusCode::FORBIDDEN => SourceError::PermissionDenied {
+            object: format!("SQL warehouse `{}`", client.warehouse_id),
+            message: failure.message,
+        },
+        _ => failure.rejected(operation),
+    }
+}
+
+/// `GET /api/2.0/sql/statements/{id}`.
+async fn get_status(client: &Client, statement_id: &str) -> Result<StatementResponse, SourceError> {
+    let url = client.url(&format!(
+        "/api/2.0/sql/statements/{}",
+        encode_segment(statement_id)
+    ));
+    let operation = "polling the query status";
+    let response = client
+        .send(operation, Call::Idempotent, |http| http.get(&url))
+        .await?;
+    if !response.status().is_success() {
+        return Err(ApiFailure::read(response).await.rejected(operation));
+    }
+    json_body(response, operation).await
+}
+
+/// `GET /api/2.0/sql/statements/{id}/result/chunks/{n}`: a fresh link for chunk `n`.
+pub(crate) async fn get_chunk(
+    client: &Client,
+    statement_id: &str,
+    chunk: u64,
+) -> Result<ResultData, SourceError> {
+    let url = client.url(&format!(
+        "/api/2.0/sql/statements/{}/result/chunks/{chunk}",
+        encode_segment(statement_id)
+    ));
+    let operation = format!("fetching the link of chunk {chunk}");
+    let response = client
+        .send(&operation, Call::Idempotent, |http| http.get(&url))
+        .await?;
+    if !response.status().is_success() {
+        return Err(ApiFailure::read(response).await.rejected(&operation));
+    }
+    json_body(response, &operation).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use publish_types::{ColumnSchema, Identifier, UcType};
+
+    #[test]
+    fn select_quotes_every_identifier() {
+        let col = |n: &str| ColumnSchema {
+            name: Identifier::parse(n).unwrap(),
+            data_type: UcType::Int,
+            nullable: true,
+            comment: None,
+        };
+        let schema = TableSchema {
+            catalog: ObjectName::parse("tre").unwrap(),
+            schema: ObjectName::parse("co`h").unwrap(),
+            table: ObjectName::parse("we\"ird").unwrap(),
+            columns: vec![col("a`b"), col("x; DROP TABLE y --")],
+            primary_key: vec![],
+            comment: None,
+        };
+        assert_eq!(
+            select_sql(&schema),
+            "SELECT `a``b`, `x; DROP TABLE y --` FROM `tre`.`co``h`.`we\"ird`"
+        );
+    }
+}

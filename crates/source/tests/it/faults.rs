@@ -1,0 +1,248 @@
+//! Recoverable faults: throttling, unavailability, expired links, truncated and slow chunks —
+//! each read still returns exactly the table.
+
+use std::time::{Duration, Instant};
+
+use databricks_emulator::{Fault, Operation};
+use publish_source::conformance::{assert_batches_eq, collect};
+use publish_source::{DatabricksSource, Source, SourceError};
+use publish_types::TableSchema;
+
+use crate::common::{Env, request};
+
+async fn read_people(env: &Env, source: &DatabricksSource, schema: &TableSchema) {
+    let got = collect(source.read(schema).await.expect("read")).await;
+    let fixture = env.suite.people();
+    let want = arrow::compute::concat_batches(&fixture.batches[0].schema(), &fixture.batches)
+        .expect("concat");
+    assert_batches_eq(&got, &want, "people");
+}
+
+async fn described(source: &DatabricksSource) -> TableSchema {
+    source
+        .describe(&request("people", None))
+        .await
+        .expect("describe")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_requests_waits_for_retry_after_then_succeeds() {
+    let env = Env::start().await;
+    let source = env.source();
+    let faults = env.emulator.faults();
+    faults.push(
+        Operation::GetTable,
+        Fault::TooManyRequests {
+            retry_after_secs: 1,
+        },
+    );
+    let started = Instant::now();
+    let schema = described(&source).await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
+    // Execute is retried on 429 too (the request was not accepted), as are chunk calls.
+    faults.push(
+        Operation::ExecuteStatement,
+        Fault::TooManyRequests {
+            retry_after_secs: 1,
+        },
+    );
+    faults.push(
+        Operation::GetChunk,
+        Fault::TooManyRequests {
+            retry_after_secs: 1,
+        },
+    );
+    faults.push(
+        Operation::Download,
+        Fault::TooManyRequests {
+            retry_after_secs: 1,
+        },
+    );
+    read_people(&env, &source, &schema).await;
+    for op in [
+        Operation::GetTable,
+        Operation::ExecuteStatement,
+        Operation::GetChunk,
+        Operation::Download,
+    ] {
+        assert_eq!(faults.pending(op), 0, "{op:?} fault consumed");
+    }
+    assert_eq!(env.count(Operation::ExecuteStatement), 2);
+    let throttled = env.journal().iter().filter(|e| e.status == 429).count();
+    assert_eq!(throttled, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_unavailable_is_retried_then_succeeds() {
+    let env = Env::start().await;
+    let source = env.source();
+    let faults = env.emulator.faults();
+    faults.push(
+        Operation::Token,
+        Fault::Unavailable {
+            retry_after_secs: 1,
+        },
+    );
+    faults.push(
+        Operation::GetTable,
+        Fault::Unavailable {
+            retry_after_secs: 1,
+        },
+    );
+    let schema = described(&source).await;
+    faults.push(
+        Operation::ExecuteStatement,
+        Fault::Unavailable {
+            retry_after_secs: 1,
+        },
+    );
+    faults.push(
+        Operation::Download,
+        Fault::Unavailable {
+            retry_after_secs: 1,
+        },
+    );
+    read_people(&env, &source, &schema).await;
+    assert_eq!(env.journal().iter().filter(|e| e.status == 503).count(), 4);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_only_where_repeating_is_safe() {
+    let env = Env::start().await;
+    let source = env.source();
+    let schema = described(&source).await;
+    let internal = || Fault::Error {
+        status: 500,
+        error_code: "INTERNAL_ERROR".into(),
+        message: "boom".into(),
+    };
+    // A chunk GET is idempotent: retried.
+    env.emulator.faults().push(Operation::GetChunk, internal());
+    read_people(&env, &source, &schema).await;
+    // Execute is not: a 500 might have started the query, so it is reported, not repeated.
+    env.emulator
+        .faults()
+        .push(Operation::ExecuteStatement, internal());
+    let before = env.count(Operation::ExecuteStatement);
+    let err = source.read(&schema).await.map(|_| ()).unwrap_err();
+    assert!(
+        matches!(&err, SourceError::Rejected { status: 500, error_code: Some(c), .. } if c == "INTERNAL_ERROR"),
+        "{err:?}"
+    );
+    assert_eq!(env.count(Operation::ExecuteStatement), before + 1);
+}
+
+#[tokio::test]
+async fn throttling_that_never_ends_is_unavailable() {
+    let env = Env::start().await;
+    let source = env.source_with(|c| c.options.max_retries = 2);
+    for _ in 0..3 {
+        env.emulator.faults().push(
+            Operation::GetTable,
+            Fault::Unavailable {
+                retry_after_secs: 0,
+            },
+        );
+    }
+    let err = source.describe(&request("people", None)).await.unwrap_err();
+    assert!(matches!(err, SourceError::Unavailable { .. }), "{err:?}");
+    assert!(err.is_transient());
+    assert_eq!(env.count(Operation::GetTable), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_links_are_refreshed() {
+    let env = Env::start().await;
+    let source = env.source();
+    let schema = described(&source).await;
+    // Chunk 0's link comes expired with the statement, chunk 1's with its chunk answer.
+    env.emulator
+        .faults()
+        .push(Operation::ExecuteStatement, Fault::ExpiredLink);
+    env.emulator
+        .faults()
+        .push(Operation::GetChunk, Fault::ExpiredLink);
+    read_people(&env, &source, &schema).await;
+    // 3 chunk GETs for chunks 1-3, plus one fresh link for chunk 0 and one for chunk 1.
+    assert_eq!(env.count(Operation::GetChunk), 5);
+    assert_eq!(
+        env.count(Operation::Download),
+        4,
+        "no download of an expired link"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_the_storage_refuses_is_replaced() {
+    let env = Env::start().await;
+    let source = env.source();
+    let schema = described(&source).await;
+    // What cloud storage answers for a link that expired in flight.
+    env.emulator.faults().push(
+        Operation::Download,
+        Fault::Error {
+            status: 403,
+            error_code: "AuthenticationFailed".into(),
+            message: "Signed expiry time has passed.".into(),
+        },
+    );
+    read_people(&env, &source, &schema).await;
+    assert_eq!(env.count(Operation::Download), 5);
+    assert_eq!(env.count(Operation::GetChunk), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_chunk_is_downloaded_again() {
+    let env = Env::start().await;
+    let source = env.source();
+    let schema = described(&source).await;
+    env.emulator
+        .faults()
+        .push(Operation::Download, Fault::TruncatedChunk);
+    read_people(&env, &source, &schema).await;
+    assert_eq!(env.count(Operation::Download), 5);
+}
+
+#[tokio::test]
+async fn a_chunk_that_stays_garbled_is_a_protocol_error() {
+    let env = Env::start().await;
+    let source = env.source_with(|c| c.options.max_parallel_downloads = 1);
+    let schema = source
+        .describe(&request("people", Some(&["Id"])))
+        .await
+        .expect("describe");
+    for _ in 0..3 {
+        env.emulator
+            .faults()
+            .push(Operation::Download, Fault::TruncatedChunk);
+    }
+    let stream = source.read(&schema).await.expect("read starts");
+    let results: Vec<_> = futures::StreamExt::collect::<Vec<_>>(stream.batches).await;
+    let err = results
+        .last()
+        .and_then(|r| r.as_ref().err())
+        .unwrap_or_else(|| panic!("the read ended without an error"));
+    assert!(matches!(err, SourceError::Protocol { .. }), "{err:?}");
+    assert!(err.to_string().contains("chunk 0"), "{err}");
+    assert!(err.to_string().contains("after 3 downloads"), "{err}");
+    assert!(results[..results.len() - 1].iter().all(Result::is_ok));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_chunk_keeps_the_order() {
+    let env = Env::start().await;
+    let source = env.source();
+    let schema = described(&source).await;
+    // The first download (chunk 0 or 1) is slow; later chunks finish first but wait their turn.
+    env.emulator.faults().push(
+        Operation::Download,
+        Fault::Slow {
+            delay: Duration::from_millis(700),
+        },
+    );
+    read_people(&env, &source, &schema).await;
+    assert_eq!(env.count(Operation::Download), 4);
+}

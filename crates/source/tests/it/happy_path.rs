@@ -1,0 +1,111 @@
+//! A multi-chunk read of many types, values compared exactly, and what went over the wire.
+
+use std::time::Duration;
+
+use databricks_emulator::Operation;
+use publish_source::conformance::{PEOPLE_ROWS, assert_batches_eq, collect};
+use publish_source::{Source, SourceExt};
+
+use crate::common::{Env, request};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_chunk_read_of_every_type_is_exact() {
+    let env = Env::start().await;
+    let source = env.source();
+    let (schema, stream) = source.open(&request("people", None)).await.expect("open");
+    assert_eq!(schema, env.suite.people().definition);
+    let got = collect(stream).await;
+    let want = env.suite.people().batches;
+    let want = arrow::compute::concat_batches(&want[0].schema(), &want).expect("concat");
+    assert_batches_eq(&got, &want, "people");
+    assert_eq!(got.num_rows(), PEOPLE_ROWS);
+
+    // 250 rows in chunks of 64: 4 downloads; chunk 0's link came with the statement.
+    assert_eq!(env.count(Operation::Download), 4);
+    assert_eq!(env.count(Operation::GetChunk), 3);
+    assert_eq!(env.count(Operation::Token), 1, "one token for every call");
+    assert_eq!(
+        env.count(Operation::Cancel),
+        0,
+        "a completed read cancels nothing"
+    );
+    for entry in env.journal() {
+        let is_download = entry.operation == Some(Operation::Download);
+        if is_download {
+            assert!(
+                !entry.authorization,
+                "a download carried Authorization: {entry:?}"
+            );
+        } else {
+            // The token call carries Basic auth, every API call the bearer token.
+            assert!(entry.authorization, "{entry:?}");
+        }
+        assert!(entry.status < 300, "{entry:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lz4_compressed_results_are_decoded() {
+    let env = Env::start().await;
+    let source = env.source_with(|c| c.options.lz4_compression = true);
+    let fixture = env.suite.people();
+    let schema = source
+        .describe(&request("people", None))
+        .await
+        .expect("describe");
+    let got = collect(source.read(&schema).await.expect("read")).await;
+    let want = arrow::compute::concat_batches(&fixture.batches[0].schema(), &fixture.batches)
+        .expect("concat");
+    assert_batches_eq(&got, &want, "people, LZ4");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_that_takes_time_is_polled_to_completion() {
+    let env = Env::start_with(|c| c.pending_delay = Duration::from_millis(600)).await;
+    let source = env.source_with(|c| c.options.max_parallel_downloads = 1);
+    let schema = source
+        .describe(&request("people", Some(&["Id"])))
+        .await
+        .expect("describe");
+    let batches = source.read_to_vec(&schema).await.expect("read");
+    assert_eq!(
+        batches.iter().map(|b| b.num_rows()).sum::<usize>(),
+        PEOPLE_ROWS
+    );
+    assert!(
+        env.count(Operation::GetStatement) >= 1,
+        "the status was polled"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reads_share_one_token() {
+    let env = Env::start().await;
+    let source = env.source();
+    let schema = source
+        .describe(&request("people", Some(&["Name", "Id"])))
+        .await
+        .expect("describe");
+    let reads = (0..4).map(|_| source.read_to_vec(&schema));
+    for result in futures::future::join_all(reads).await {
+        let rows: usize = result.expect("read").iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows, PEOPLE_ROWS);
+    }
+    assert_eq!(env.count(Operation::Token), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_query_can_answer_within_the_submit_call() {
+    let env = Env::start().await;
+    let source = env.source_with(|c| c.options.submit_wait = Duration::from_secs(10));
+    let schema = source
+        .describe(&request("people", Some(&["Id"])))
+        .await
+        .expect("describe");
+    let batches = source.read_to_vec(&schema).await.expect("read");
+    assert_eq!(
+        batches.iter().map(|b| b.num_rows()).sum::<usize>(),
+        PEOPLE_ROWS
+    );
+    assert_eq!(env.count(Operation::GetStatement), 0, "no poll was needed");
+}
