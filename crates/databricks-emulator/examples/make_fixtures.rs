@@ -44,7 +44,13 @@ fn column(type_text: &str, comment: &str) -> SidecarColumn {
 }
 
 fn person(rng: &mut Rng) -> (RecordBatch, Sidecar) {
-    let conditions = ["asthma", "diabetes type 2", "hypertension", "copd", "\"unspecified\""];
+    let conditions = [
+        "asthma",
+        "diabetes type 2",
+        "hypertension",
+        "copd",
+        "\"unspecified\"",
+    ];
     let mut keys = Vec::new();
     let mut ids = Vec::new();
     let mut ages = Vec::new();
@@ -71,13 +77,18 @@ fn person(rng: &mut Rng) -> (RecordBatch, Sidecar) {
         height.push((!rng.chance(15)).then_some(140.0 + rng.below(600) as f64 / 10.0));
         weight.push((!rng.chance(15)).then_some(4000 + rng.below(8000) as i128)); // 40.00..120.00
         registered.push(EPOCH_2024_US + rng.below(365 * 86_400) as i64 * 1_000_000);
-        seen.push((!rng.chance(20)).then_some(EPOCH_2024_US + rng.below(700 * 86_400) as i64 * 1_000_000 + 123_456));
+        seen.push(
+            (!rng.chance(20))
+                .then_some(EPOCH_2024_US + rng.below(700 * 86_400) as i64 * 1_000_000 + 123_456),
+        );
         deceased.push(rng.chance(3));
         if rng.chance(10) {
             conds.append(false);
         } else {
             for _ in 0..rng.below(3) {
-                conds.values().append_value(conditions[rng.below(conditions.len() as u64) as usize]);
+                conds
+                    .values()
+                    .append_value(conditions[rng.below(conditions.len() as u64) as usize]);
             }
             conds.append(true);
         }
@@ -90,10 +101,22 @@ fn person(rng: &mut Rng) -> (RecordBatch, Sidecar) {
         Field::new("date_of_birth", DataType::Date32, true),
         Field::new("height_cm", DataType::Float64, true),
         Field::new("weight_kg", DataType::Decimal128(6, 2), true),
-        Field::new("registered_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
-        Field::new("last_seen_local", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+        Field::new(
+            "registered_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new(
+            "last_seen_local",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            true,
+        ),
         Field::new("is_deceased", DataType::Boolean, false),
-        Field::new("conditions", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), true),
+        Field::new(
+            "conditions",
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            true,
+        ),
     ];
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from(keys)),
@@ -102,7 +125,11 @@ fn person(rng: &mut Rng) -> (RecordBatch, Sidecar) {
         Arc::new(StringArray::from(sex)),
         Arc::new(Date32Array::from(dob)),
         Arc::new(Float64Array::from(height)),
-        Arc::new(Decimal128Array::from(weight).with_precision_and_scale(6, 2).expect("decimal(6,2)")),
+        Arc::new(
+            Decimal128Array::from(weight)
+                .with_precision_and_scale(6, 2)
+                .expect("decimal(6,2)"),
+        ),
         Arc::new(TimestampMicrosecondArray::from(registered).with_timezone("UTC")),
         Arc::new(TimestampMicrosecondArray::from(seen)),
         Arc::new(BooleanArray::from(deceased)),
@@ -114,16 +141,28 @@ fn person(rng: &mut Rng) -> (RecordBatch, Sidecar) {
         primary_key: Some(vec!["person_key".to_owned()]),
         columns: BTreeMap::from([
             ("person_key".to_owned(), column("bigint", "surrogate key")),
-            ("person_id".to_owned(), column("string", "pseudonymised identifier")),
+            (
+                "person_id".to_owned(),
+                column("string", "pseudonymised identifier"),
+            ),
             ("sex".to_owned(), column("char(1)", "F, M or unknown")),
-            ("weight_kg".to_owned(), column("decimal(6,2)", "last recorded weight")),
+            (
+                "weight_kg".to_owned(),
+                column("decimal(6,2)", "last recorded weight"),
+            ),
         ]),
     };
     (batch, sidecar)
 }
 
 fn address(rng: &mut Rng) -> (RecordBatch, Sidecar) {
-    let streets = ["High Street", "Station Road", "Church Lane", "O'Connell Way", "Mill \"Old\" Row"];
+    let streets = [
+        "High Street",
+        "Station Road",
+        "Church Lane",
+        "O'Connell Way",
+        "Mill \"Old\" Row",
+    ];
     let towns = ["Lancaster", "Preston", "Manchester", "Carlisle, Cumbria"];
     let mut keys = Vec::new();
     let mut persons = Vec::new();
@@ -139,11 +178,17 @@ fn address(rng: &mut Rng) -> (RecordBatch, Sidecar) {
         lines.push(if rng.chance(5) {
             None
         } else if rng.chance(10) {
-            Some(format!("Flat {}\n{} {street}, {town}", rng.below(20) + 1, rng.below(200) + 1))
+            Some(format!(
+                "Flat {}\n{} {street}, {town}",
+                rng.below(20) + 1,
+                rng.below(200) + 1
+            ))
         } else {
             Some(format!("{} {street}, {town}", rng.below(200) + 1))
         });
-        postcodes.push((!rng.chance(8)).then(|| format!("LA{} {}AB", rng.below(9) + 1, rng.below(9) + 1)));
+        postcodes.push(
+            (!rng.chance(8)).then(|| format!("LA{} {}AB", rng.below(9) + 1, rng.below(9) + 1)),
+        );
         from.push(19_000 + rng.below(1500) as i32);
         lat.push((!rng.chance(10)).then_some(53_000_000 + rng.below(2_000_000) as i128));
     }
@@ -161,15 +206,23 @@ fn address(rng: &mut Rng) -> (RecordBatch, Sidecar) {
         Arc::new(StringArray::from(lines)),
         Arc::new(StringArray::from(postcodes)),
         Arc::new(Date32Array::from(from)),
-        Arc::new(Decimal128Array::from(lat).with_precision_and_scale(9, 6).expect("decimal(9,6)")),
+        Arc::new(
+            Decimal128Array::from(lat)
+                .with_precision_and_scale(9, 6)
+                .expect("decimal(9,6)"),
+        ),
     ];
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("address batch");
+    let batch =
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("address batch");
     let sidecar = Sidecar {
         comment: Some("Addresses of cohort members over time (synthetic).".to_owned()),
         primary_key: Some(vec!["address_key".to_owned()]),
         columns: BTreeMap::from([
             ("postcode".to_owned(), column("varchar(8)", "UK postcode")),
-            ("address".to_owned(), column("string", "free-text address; may span lines")),
+            (
+                "address".to_owned(),
+                column("string", "free-text address; may span lines"),
+            ),
         ]),
     };
     (batch, sidecar)
@@ -179,12 +232,31 @@ fn main() -> std::io::Result<()> {
     let dir = std::env::args_os()
         .nth(1)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/databricks"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/databricks")
+        });
     let mut rng = Rng(0x5EED_CAFE_F00D_0001);
     let (p, ps) = person(&mut rng);
     let (a, asc) = address(&mut rng);
-    write_table(&dir, "catalog_name", "example_schema_name", "person", &[p], Some(&ps))?;
-    write_table(&dir, "catalog_name", "example_schema_name", "address", &[a], Some(&asc))?;
-    println!("wrote person ({PERSONS} rows) and address ({ADDRESSES} rows) under {}", dir.display());
+    write_table(
+        &dir,
+        "catalog_name",
+        "example_schema_name",
+        "person",
+        &[p],
+        Some(&ps),
+    )?;
+    write_table(
+        &dir,
+        "catalog_name",
+        "example_schema_name",
+        "address",
+        &[a],
+        Some(&asc),
+    )?;
+    println!(
+        "wrote person ({PERSONS} rows) and address ({ADDRESSES} rows) under {}",
+        dir.display()
+    );
     Ok(())
 }

@@ -1,0 +1,378 @@
+//! The data directory as a Unity Catalog: `DIR/<catalog>/<schema>/<table>.parquet` plus an optional
+//! `<table>.json` sidecar, looked up case-insensitively and re-read when a file changes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::types::{SqlType, json_string, struct_field_json};
+
+/// What Parquet cannot say about a table, read from `<table>.json` beside `<table>.parquet`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Sidecar {
+    /// Table comment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Primary key column names, in key order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary_key: Option<Vec<String>>,
+    /// Per-column extras, keyed by column name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub columns: BTreeMap<String, SidecarColumn>,
+}
+
+/// Per-column extras of a [`Sidecar`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SidecarColumn {
+    /// Declared type text; only `char(n)` and `varchar(n)` on a string column change anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub type_text: Option<String>,
+    /// Column comment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// Why a name did not resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LookupError {
+    Catalog(String),
+    Schema(String),
+    Table(String),
+    /// The table exists but its files could not be read.
+    Unreadable(String),
+}
+
+/// One column as Unity Catalog describes it.
+#[derive(Debug, Clone)]
+pub(crate) struct Column {
+    pub(crate) name: String,
+    pub(crate) ty: SqlType,
+    pub(crate) nullable: bool,
+    pub(crate) comment: Option<String>,
+    /// Index of the root field in the Parquet file's Arrow schema.
+    pub(crate) file_index: usize,
+}
+
+/// A table's metadata, as read from its footer and sidecar.
+#[derive(Debug)]
+pub(crate) struct Table {
+    pub(crate) catalog: String,
+    pub(crate) schema: String,
+    pub(crate) name: String,
+    pub(crate) path: PathBuf,
+    pub(crate) columns: Vec<Column>,
+    pub(crate) comment: Option<String>,
+    pub(crate) primary_key: Option<Vec<String>>,
+    pub(crate) modified_ms: i64,
+    pub(crate) reader: ArrowReaderMetadata,
+}
+
+impl Table {
+    pub(crate) fn full_name(&self) -> String {
+        format!("{}.{}.{}", self.catalog, self.schema, self.name)
+    }
+
+    pub(crate) fn num_rows(&self) -> u64 {
+        u64::try_from(self.reader.metadata().file_metadata().num_rows()).unwrap_or(0)
+    }
+
+    /// `TableInfo` JSON; `detail` adds `table_constraints` (GET), which list results never carry.
+    pub(crate) fn info(&self, detail: bool, with_columns: bool) -> Value {
+        let full_name = self.full_name();
+        let mut info = Map::new();
+        info.insert("name".into(), json!(self.name));
+        info.insert("catalog_name".into(), json!(self.catalog));
+        info.insert("schema_name".into(), json!(self.schema));
+        info.insert("full_name".into(), json!(full_name));
+        info.insert("table_type".into(), json!("MANAGED"));
+        info.insert("data_source_format".into(), json!("DELTA"));
+        if with_columns {
+            let columns: Vec<Value> = self
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(position, c)| column_info(c, position))
+                .collect();
+            info.insert("columns".into(), Value::Array(columns));
+        }
+        if let Some(comment) = &self.comment {
+            info.insert("comment".into(), json!(comment));
+        }
+        info.insert("owner".into(), json!("emulator-owner@example.com"));
+        info.insert("created_at".into(), json!(self.modified_ms));
+        info.insert("created_by".into(), json!("emulator-owner@example.com"));
+        info.insert("updated_at".into(), json!(self.modified_ms));
+        info.insert("updated_by".into(), json!("emulator-owner@example.com"));
+        info.insert("table_id".into(), json!(fake_uuid(&full_name)));
+        info.insert("metastore_id".into(), json!(fake_uuid("metastore")));
+        info.insert("properties".into(), json!({}));
+        if detail && let Some(pk) = &self.primary_key {
+            info.insert(
+                "table_constraints".into(),
+                json!([{"primary_key_constraint": {"name": format!("{}_pk", self.name), "child_columns": pk}}]),
+            );
+        }
+        Value::Object(info)
+    }
+}
+
+fn column_info(c: &Column, position: usize) -> Value {
+    let mut metadata = Vec::new();
+    if let Some(comment) = &c.comment {
+        metadata.push(("comment", json_string(comment)));
+    }
+    if matches!(c.ty, SqlType::Char(_) | SqlType::Varchar(_)) {
+        metadata.push((
+            "__CHAR_VARCHAR_TYPE_STRING",
+            json_string(&c.ty.catalog_string()),
+        ));
+    }
+    let mut info = Map::new();
+    info.insert("name".into(), json!(c.name));
+    info.insert("type_name".into(), json!(c.ty.type_name()));
+    info.insert("type_text".into(), json!(c.ty.catalog_string()));
+    info.insert(
+        "type_json".into(),
+        json!(struct_field_json(&c.name, &c.ty, c.nullable, &metadata)),
+    );
+    if let Some((p, s)) = c.ty.precision_scale() {
+        info.insert("type_precision".into(), json!(p));
+        info.insert("type_scale".into(), json!(s));
+    }
+    info.insert("position".into(), json!(position));
+    info.insert("nullable".into(), json!(c.nullable));
+    if let Some(comment) = &c.comment {
+        info.insert("comment".into(), json!(comment));
+    }
+    Value::Object(info)
+}
+
+/// A stable uuid-shaped id derived from a name.
+fn fake_uuid(name: &str) -> String {
+    let mut a = DefaultHasher::new();
+    name.hash(&mut a);
+    let mut b = DefaultHasher::new();
+    (name, 1u8).hash(&mut b);
+    let hex = format!("{:016x}{:016x}", a.finish(), b.finish());
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    parquet: (Option<SystemTime>, u64),
+    sidecar: Option<(Option<SystemTime>, u64)>,
+}
+
+fn stamp_of(path: &Path) -> Option<(Option<SystemTime>, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok(), meta.len()))
+}
+
+/// The data directory, with table metadata cached until a file's mtime or length changes.
+#[derive(Debug)]
+pub(crate) struct Catalog {
+    root: PathBuf,
+    cache: Mutex<HashMap<PathBuf, (Stamp, Arc<Table>)>>,
+}
+
+impl Catalog {
+    pub(crate) fn new(root: PathBuf) -> Catalog {
+        Catalog {
+            root,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Resolves a three-part name case-insensitively (UC names are lower-case, SQL lookups are not
+    /// case-sensitive), reporting the first missing level.
+    pub(crate) fn table(
+        &self,
+        catalog: &str,
+        schema: &str,
+        table: &str,
+    ) -> Result<Arc<Table>, LookupError> {
+        let schema_dir = self.schema_dir(catalog, schema)?;
+        let file = entries(&schema_dir)
+            .into_iter()
+            .find(|(stem, ext, path)| {
+                ext == "parquet" && stem.eq_ignore_ascii_case(table) && path.is_file()
+            })
+            .ok_or_else(|| {
+                LookupError::Table(format!(
+                    "{}.{}.{}",
+                    catalog.to_lowercase(),
+                    schema.to_lowercase(),
+                    table.to_lowercase()
+                ))
+            })?;
+        self.load(
+            catalog.to_lowercase(),
+            schema.to_lowercase(),
+            file.0.to_lowercase(),
+            file.2,
+        )
+    }
+
+    /// Every table of a schema, sorted by name.
+    pub(crate) fn tables(&self, catalog: &str, schema: &str) -> Result<Vec<String>, LookupError> {
+        let schema_dir = self.schema_dir(catalog, schema)?;
+        let mut names: Vec<String> = entries(&schema_dir)
+            .into_iter()
+            .filter(|(_, ext, path)| ext == "parquet" && path.is_file())
+            .map(|(stem, _, _)| stem.to_lowercase())
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    fn schema_dir(&self, catalog: &str, schema: &str) -> Result<PathBuf, LookupError> {
+        let catalog_dir = find_dir(&self.root, catalog)
+            .ok_or_else(|| LookupError::Catalog(catalog.to_lowercase()))?;
+        find_dir(&catalog_dir, schema).ok_or_else(|| {
+            LookupError::Schema(format!(
+                "{}.{}",
+                catalog.to_lowercase(),
+                schema.to_lowercase()
+            ))
+        })
+    }
+
+    fn load(
+        &self,
+        catalog: String,
+        schema: String,
+        name: String,
+        path: PathBuf,
+    ) -> Result<Arc<Table>, LookupError> {
+        let sidecar_path = path.with_extension("json");
+        let stamp = Stamp {
+            parquet: stamp_of(&path).ok_or_else(|| LookupError::Table(name.clone()))?,
+            sidecar: stamp_of(&sidecar_path),
+        };
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((cached, table)) = cache.get(&path)
+            && *cached == stamp
+            && table.catalog == catalog
+            && table.schema == schema
+        {
+            return Ok(table.clone());
+        }
+        let unreadable =
+            |what: String| LookupError::Unreadable(format!("{}: {what}", path.display()));
+        let file = File::open(&path).map_err(|e| unreadable(e.to_string()))?;
+        let reader = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+            .map_err(|e| unreadable(e.to_string()))?;
+        let sidecar: Sidecar = match stamp.sidecar {
+            None => Sidecar::default(),
+            Some(_) => {
+                let text = std::fs::read(&sidecar_path).map_err(|e| unreadable(e.to_string()))?;
+                serde_json::from_slice(&text)
+                    .map_err(|e| unreadable(format!("sidecar {}: {e}", sidecar_path.display())))?
+            }
+        };
+        let columns = reader
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(file_index, field)| {
+                let extra = sidecar.columns.get(field.name()).or_else(|| {
+                    sidecar
+                        .columns
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(field.name()))
+                        .map(|(_, v)| v)
+                });
+                Column {
+                    name: field.name().clone(),
+                    ty: SqlType::from_arrow(field.data_type())
+                        .refine(extra.and_then(|e| e.type_text.as_deref())),
+                    nullable: field.is_nullable(),
+                    comment: extra.and_then(|e| e.comment.clone()),
+                    file_index,
+                }
+            })
+            .collect();
+        let modified_ms = stamp
+            .parquet
+            .0
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let table = Arc::new(Table {
+            catalog,
+            schema,
+            name,
+            path: path.clone(),
+            columns,
+            comment: sidecar.comment,
+            primary_key: sidecar.primary_key,
+            modified_ms,
+            reader,
+        });
+        cache.insert(path, (stamp, table.clone()));
+        Ok(table)
+    }
+}
+
+/// Directory entries as `(stem, lower-case extension, path)`, skipping hidden files.
+fn entries(dir: &Path) -> Vec<(String, String, PathBuf)> {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    read.filter_map(Result::ok)
+        .filter_map(|entry| {
+            let path = entry.path();
+            let file_name = path.file_name()?.to_str()?.to_owned();
+            if file_name.starts_with('.') {
+                return None;
+            }
+            let stem = path.file_stem()?.to_str()?.to_owned();
+            let ext = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            Some((stem, ext, path))
+        })
+        .collect()
+}
+
+fn find_dir(parent: &Path, name: &str) -> Option<PathBuf> {
+    if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+        return None;
+    }
+    let exact = parent.join(name);
+    if exact.is_dir() {
+        return Some(exact);
+    }
+    std::fs::read_dir(parent)
+        .ok()?
+        .filter_map(Result::ok)
+        .find(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                && e.path().is_dir()
+        })
+        .map(|e| e.path())
+}

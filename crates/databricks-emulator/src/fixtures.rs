@@ -1,0 +1,132 @@
+//! Writing test tables into a data directory: `DIR/<catalog>/<schema>/<table>.parquet` plus the
+//! optional sidecar, staged under a temporary name and renamed into place so a running emulator
+//! never sees half a file.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+pub use crate::catalog::{Sidecar, SidecarColumn};
+
+/// Rows per Parquet row group in files written here; small enough that chunk reads skip most
+/// of a large file.
+pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// Writes `batches` as table `catalog.schema.table` (names should be lower-case, as in Unity
+/// Catalog) and its sidecar if given, replacing any previous version. Returns the Parquet path.
+///
+/// `batches` must not be empty (the first batch gives the schema; it may have zero rows).
+pub fn write_table(
+    data_dir: &Path,
+    catalog: &str,
+    schema: &str,
+    table: &str,
+    batches: &[RecordBatch],
+    sidecar: Option<&Sidecar>,
+) -> io::Result<PathBuf> {
+    let first = batches.first().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "write_table needs at least one batch to know the schema",
+        )
+    })?;
+    let mut writer = TableWriter::create(data_dir, catalog, schema, table, first.schema())?;
+    for batch in batches {
+        writer.write(batch)?;
+    }
+    writer.finish(sidecar)
+}
+
+/// Writes a table batch by batch, for tables too large to hold in memory.
+#[derive(Debug)]
+pub struct TableWriter {
+    writer: ArrowWriter<File>,
+    staging: PathBuf,
+    target: PathBuf,
+}
+
+impl TableWriter {
+    /// Starts a table; nothing is visible until [`TableWriter::finish`].
+    pub fn create(
+        data_dir: &Path,
+        catalog: &str,
+        schema: &str,
+        table: &str,
+        arrow_schema: SchemaRef,
+    ) -> io::Result<TableWriter> {
+        TableWriter::create_with_row_groups(
+            data_dir,
+            catalog,
+            schema,
+            table,
+            arrow_schema,
+            ROW_GROUP_ROWS,
+        )
+    }
+
+    /// Like [`TableWriter::create`], with `row_group_rows` rows per Parquet row group (small
+    /// values let tests make chunks that straddle row groups).
+    pub fn create_with_row_groups(
+        data_dir: &Path,
+        catalog: &str,
+        schema: &str,
+        table: &str,
+        arrow_schema: SchemaRef,
+        row_group_rows: usize,
+    ) -> io::Result<TableWriter> {
+        for part in [catalog, schema, table] {
+            if part.is_empty() || part.contains(['/', '\\', '.']) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "invalid name part {part:?}: must be non-empty without '/', '\\' or '.'"
+                    ),
+                ));
+            }
+        }
+        let dir = data_dir.join(catalog).join(schema);
+        fs::create_dir_all(&dir)?;
+        let target = dir.join(format!("{table}.parquet"));
+        let staging = dir.join(format!(".{table}.parquet.partial"));
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(row_group_rows.max(1)))
+            .build();
+        let writer = ArrowWriter::try_new(File::create(&staging)?, arrow_schema, Some(properties))
+            .map_err(io::Error::other)?;
+        Ok(TableWriter {
+            writer,
+            staging,
+            target,
+        })
+    }
+
+    /// Appends rows.
+    pub fn write(&mut self, batch: &RecordBatch) -> io::Result<()> {
+        self.writer.write(batch).map_err(io::Error::other)
+    }
+
+    /// Closes the file, writes or removes the sidecar, and moves the table into place.
+    pub fn finish(self, sidecar: Option<&Sidecar>) -> io::Result<PathBuf> {
+        self.writer.close().map_err(io::Error::other)?;
+        let sidecar_path = self.target.with_extension("json");
+        match sidecar {
+            Some(sidecar) => {
+                let text = serde_json::to_vec_pretty(sidecar).map_err(io::Error::other)?;
+                fs::write(&sidecar_path, text)?;
+            }
+            None => match fs::remove_file(&sidecar_path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            },
+        }
+        fs::rename(&self.staging, &self.target)?;
+        Ok(self.target)
+    }
+}

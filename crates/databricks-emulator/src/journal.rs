@@ -1,0 +1,43 @@
+//! The journal: every API request the emulator answered, in order, for tests to assert on.
+
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::faults::Operation;
+
+/// One answered request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JournalEntry {
+    /// The operation, `None` for a path the emulator does not know.
+    pub operation: Option<Operation>,
+    /// HTTP method, upper-case.
+    pub method: String,
+    /// Path as the client sent it, without the query string.
+    pub path: String,
+    /// Status code of the answer.
+    pub status: u16,
+    /// Whether the request carried an `Authorization` header.
+    pub authorization: bool,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Journal {
+    entries: Mutex<Vec<JournalEntry>>,
+}
+
+impl Journal {
+    pub(crate) fn record(&self, entry: JournalEntry) {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(entry);
+    }
+
+    pub(crate) fn snapshot(&self) -> Vec<JournalEntry> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}

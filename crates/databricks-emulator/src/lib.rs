@@ -1,0 +1,224 @@
+//! A local Databricks emulator: OAuth M2M, Unity Catalog tables, SQL Statement Execution with
+//! Arrow results and injectable faults, served over real HTTP on loopback.
+//!
+//! No Databricks workspace is reachable from development machines, so the service's Databricks
+//! client is tested against this emulator. It follows `shared/databricks-api.md` field for field
+//! for the calls it answers:
+//!
+//! - `POST /oidc/v1/token` (client credentials, Basic or form fields), the discovery documents
+//!   `/.well-known/databricks-config` and `/oidc/.well-known/oauth-authorization-server`;
+//! - `GET /api/2.1/unity-catalog/tables/{full_name}` and the paginated list;
+//! - `POST /api/2.0/sql/statements`, `GET …/{id}`, `GET …/{id}/result/chunks/{n}`,
+//!   `POST …/{id}/cancel`, `DELETE …/{id}`, `POST`/`DELETE /api/2.0/sql/sessions[/{id}]`;
+//! - external links it serves itself under `/external/…`, standing in for presigned cloud storage.
+//!
+//! Tables come from a data directory laid out as `DIR/<catalog>/<schema>/<table>.parquet`, with
+//! an optional `<table>.json` [`fixtures::Sidecar`] for comments, the primary key and
+//! `char(n)`/`varchar(n)` types. Tables are looked up on disk at request time (metadata cached
+//! until a file's mtime or length changes). Results are planned from Parquet metadata alone and
+//! each chunk is read (just its rows and columns) and streamed when downloaded, so tables far
+//! larger than memory work.
+//!
+//! # What the emulator does NOT check — a green test is not proof of these
+//!
+//! - **Warehouses**: any non-empty `warehouse_id` is accepted; no warehouse ever starts or stops,
+//!   and the `PENDING`/`RUNNING` phases are only a configurable delay.
+//! - **SQL**: only `SELECT <columns | *> FROM [catalog.][schema.]table [;]` is understood
+//!   (identifiers plain or back-quoted). No `WHERE`, `LIMIT`, expressions, aliases or parameter
+//!   markers; `parameters`, `byte_limit`, `query_tags` and `session_id` are ignored. Everything
+//!   else fails with `PARSE_SYNTAX_ERROR`, which real Databricks would run.
+//! - **Permissions**: every token sees every table; there is no `PERMISSION_DENIED`, no
+//!   `include_browse`, no views, no foreign keys.
+//! - **Signatures**: external links carry a random `sig` looked up in a table, not a real
+//!   signature; expiry is checked against the emulator's own clock. Error bodies of the download
+//!   route only imitate Azure's XML.
+//! - **Tokens**: access tokens are opaque random strings, not JWTs; scopes are not enforced and no
+//!   token exchange or user (U2M) flow exists. PATs are not accepted.
+//! - **Sizes**: `byte_count`/`total_byte_count` are estimates from Parquet's uncompressed column
+//!   sizes, not the exact body length. The 25 MiB INLINE limit counts rendered text.
+//! - **Value rendering** in `JSON_ARRAY`/`CSV` (timestamps, floats, binary, nested values) is a
+//!   plausible imitation, not a verified copy of Databricks' output.
+//! - **Lifetimes**: statements and results never expire (no 1-hour result window, no 15-minute
+//!   polling requirement); the file is re-read at download time, so replacing a table between
+//!   execute and download gives undefined results.
+//! - **Newer behaviours** (§3.10: direct results, `attachment`, bounded SEA) are not emulated;
+//!   `INLINE_OR_EXTERNAL_LINKS` is treated as `EXTERNAL_LINKS`. Nested Arrow types are always
+//!   native (no JSON-text switch).
+//! - The table list emits `next_page_token` whenever a page is full, so the last page may be
+//!   empty — allowed by the API, but real servers may behave otherwise.
+//!
+//! # Faults and observation
+//!
+//! [`Emulator::faults`] queues [`Fault`]s FIFO per [`Operation`]; [`Emulator::journal`] lists the
+//! requests answered and [`Emulator::statement_state`] reads a statement's state. The binary
+//! exposes the same on unauthenticated, test-only routes: `POST /emulator/faults` with
+//! `{"operation": "download", "fault": {"kind": "slow", "millis": 500}}` (kinds
+//! `too_many_requests`, `unavailable`, `error`, `expired_link`, `truncated_chunk`,
+//! `fail_statement`, `slow`, `stay_running`), `DELETE /emulator/faults`, `GET /emulator/journal`,
+//! `GET /emulator/statements/{id}`. Never expose the emulator beyond loopback.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+mod auth;
+mod catalog;
+mod error;
+mod faults;
+pub mod fixtures;
+mod journal;
+mod result;
+mod server;
+mod sql;
+mod statements;
+mod types;
+
+pub use error::Error;
+pub use faults::{Fault, Faults, Operation};
+pub use journal::JournalEntry;
+
+/// How an emulator runs.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// Root of `<catalog>/<schema>/<table>.parquet`.
+    pub data_dir: PathBuf,
+    /// OAuth client id the token endpoint accepts.
+    pub client_id: String,
+    /// OAuth client secret the token endpoint accepts.
+    pub client_secret: String,
+    /// Rows per result chunk.
+    pub chunk_rows: usize,
+    /// Lifetime of an external link.
+    pub link_ttl: Duration,
+    /// Lifetime of an access token (`expires_in`).
+    pub token_ttl: Duration,
+    /// How long a statement stays PENDING (first half) then RUNNING (second half).
+    pub pending_delay: Duration,
+    /// Address to listen on; port 0 picks a free port.
+    pub bind: SocketAddr,
+}
+
+impl EmulatorConfig {
+    /// Defaults: client `emulator-client-id` / `emulator-client-secret`, 500 000 rows per chunk,
+    /// links for 15 minutes, tokens for 1 hour, no pending delay, `127.0.0.1:0`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        EmulatorConfig {
+            data_dir: data_dir.into(),
+            client_id: "emulator-client-id".into(),
+            client_secret: "emulator-client-secret".into(),
+            chunk_rows: 500_000,
+            link_ttl: Duration::from_secs(15 * 60),
+            token_ttl: Duration::from_secs(60 * 60),
+            pending_delay: Duration::ZERO,
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
+    }
+}
+
+/// A running emulator. Dropping it stops the server in the background; [`Emulator::shutdown`]
+/// waits for that.
+#[derive(Debug)]
+pub struct Emulator {
+    addr: SocketAddr,
+    shared: Arc<server::Shared>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// Validates `config`, binds the socket and starts serving on the current tokio runtime.
+    pub async fn start(config: EmulatorConfig) -> Result<Emulator, Error> {
+        if !config.data_dir.is_dir() {
+            return Err(Error::DataDir {
+                path: config.data_dir.clone(),
+            });
+        }
+        let listener = tokio::net::TcpListener::bind(config.bind)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.bind,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: config.bind,
+            source,
+        })?;
+        let shared = Arc::new(server::Shared {
+            url: format!("http://{addr}"),
+            catalog: catalog::Catalog::new(config.data_dir.clone()),
+            config,
+            tokens: auth::Tokens::default(),
+            statements: statements::Statements::default(),
+            faults: Faults::default(),
+            journal: journal::Journal::default(),
+        });
+        let app = server::app(server::AppState(shared.clone()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "emulator server failed");
+            }
+        });
+        tracing::info!(%addr, "databricks emulator listening");
+        Ok(Emulator {
+            addr,
+            shared,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Base URL, `http://127.0.0.1:PORT`: the workspace host to give a client.
+    pub fn url(&self) -> String {
+        self.shared.url.clone()
+    }
+
+    /// The fault queues.
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
+    }
+
+    /// Every request answered so far, oldest first (admin routes excluded).
+    pub fn journal(&self) -> Vec<JournalEntry> {
+        self.shared.journal.snapshot()
+    }
+
+    /// A statement's current state (`PENDING`, `RUNNING`, `SUCCEEDED`, `FAILED`, `CANCELED`,
+    /// `CLOSED`), or `None` for an unknown id.
+    pub fn statement_state(&self, id: &str) -> Option<String> {
+        self.shared
+            .statements
+            .with(id, |s| s.state(Instant::now()).as_str().to_owned())
+    }
+
+    /// Stops accepting connections and waits (at most 5 s) for open ones to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

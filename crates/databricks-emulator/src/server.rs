@@ -1,0 +1,981 @@
+//! The HTTP surface: routes, the fault/journal middleware, and the Unity Catalog, statement,
+//! session, download and admin handlers.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, delete, get, post};
+use axum::{Extension, Json, Router};
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::EmulatorConfig;
+use crate::auth::{self, Authenticated, Tokens, host_url};
+use crate::catalog::{Catalog, LookupError};
+use crate::faults::{Fault, FaultRequest, Faults, Operation};
+use crate::journal::{Journal, JournalEntry};
+use crate::result::{Format, ResultSet};
+use crate::sql;
+use crate::statements::{
+    CHECK_HEADER, Disposition, LinkMaker, Outcome, State as StatementState, Statement, Statements,
+};
+use crate::types::quote_if_needed;
+
+/// An INLINE result larger than this fails, as on Databricks.
+const INLINE_LIMIT: usize = 25 * 1024 * 1024;
+/// Largest page a table list returns.
+const LIST_PAGE_CAP: usize = 50;
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: EmulatorConfig,
+    pub(crate) url: String,
+    pub(crate) catalog: Catalog,
+    pub(crate) tokens: Tokens,
+    pub(crate) statements: Statements,
+    pub(crate) faults: Faults,
+    pub(crate) journal: Journal,
+}
+
+/// Handler state: a cheap handle on [`Shared`].
+#[derive(Debug, Clone)]
+pub(crate) struct AppState(pub(crate) Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// A Databricks error answer: `{"error_code": ..., "message": ...}`.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    error_code: String,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        error_code: &str,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            error_code: error_code.to_owned(),
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(json!({"error_code": self.error_code, "message": self.message})),
+        )
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+/// A cloud-storage style XML error, as a presigned-URL host answers.
+fn storage_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>{code}</Code><Message>{message}\nRequestId:{}\nTime:{}</Message></Error>",
+        uuid::Uuid::new_v4(),
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    );
+    (status, [(CONTENT_TYPE, "application/xml")], body).into_response()
+}
+
+/// A fault the middleware hands to the handler because only the handler can apply it.
+#[derive(Debug, Clone)]
+struct Injected(Fault);
+
+/// The path as the client sent it, before trailing slashes were trimmed.
+#[derive(Debug, Clone)]
+struct OriginalPath(String);
+
+/// Builds the whole application.
+pub(crate) fn app(state: AppState) -> Router {
+    let s = &state;
+    let api = Router::new()
+        .route(
+            "/oidc/v1/token",
+            observed(s, Operation::Token, post(auth::token)),
+        )
+        .route(
+            "/.well-known/databricks-config",
+            observed(s, Operation::Discovery, get(auth::databricks_config)),
+        )
+        .route(
+            "/oidc/.well-known/oauth-authorization-server",
+            observed(s, Operation::Discovery, get(auth::authorization_server)),
+        )
+        .route(
+            "/oidc/.well-known/openid-configuration",
+            observed(s, Operation::Discovery, get(auth::authorization_server)),
+        )
+        .route(
+            "/api/2.1/unity-catalog/tables",
+            observed(s, Operation::ListTables, get(list_tables)),
+        )
+        .route(
+            "/api/2.1/unity-catalog/tables/{full_name}",
+            observed(s, Operation::GetTable, get(get_table)),
+        )
+        .route(
+            "/api/2.0/sql/statements",
+            observed(s, Operation::ExecuteStatement, post(execute)),
+        )
+        .route(
+            "/api/2.0/sql/statements/{id}",
+            observed(s, Operation::GetStatement, get(get_statement)).merge(observed(
+                s,
+                Operation::CloseStatement,
+                delete(close_statement),
+            )),
+        )
+        .route(
+            "/api/2.0/sql/statements/{id}/result/chunks/{chunk}",
+            observed(s, Operation::GetChunk, get(get_chunk)),
+        )
+        .route(
+            "/api/2.0/sql/statements/{id}/cancel",
+            observed(s, Operation::Cancel, post(cancel)),
+        )
+        .route(
+            "/api/2.0/sql/sessions",
+            observed(s, Operation::CreateSession, post(create_session)),
+        )
+        .route(
+            "/api/2.0/sql/sessions/{id}",
+            observed(s, Operation::DeleteSession, delete(delete_session)),
+        )
+        .route(
+            "/external/{id}/{chunk}",
+            observed(s, Operation::Download, get(download)),
+        )
+        .route(
+            "/emulator/faults",
+            post(admin_push_fault).delete(admin_clear_faults),
+        )
+        .route("/emulator/journal", get(admin_journal))
+        .route("/emulator/statements/{id}", get(admin_statement))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(17 * 1024 * 1024))
+        .with_state(state.clone());
+    Router::new()
+        .fallback_service(api)
+        .layer(middleware::map_request(trim_trailing_slash))
+}
+
+/// Accepts every path with or without a trailing slash (the JDBC driver adds one).
+async fn trim_trailing_slash(mut req: Request) -> Request {
+    let path = req.uri().path().to_owned();
+    req.extensions_mut().insert(OriginalPath(path.clone()));
+    if path.len() > 1 && path.ends_with('/') {
+        let trimmed = path.trim_end_matches('/');
+        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+        let path_and_query = match req.uri().query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_owned(),
+        };
+        let mut parts = req.uri().clone().into_parts();
+        if let Ok(pq) = path_and_query.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+    req
+}
+
+/// Wraps a route with fault injection and journaling for `operation`.
+fn observed(
+    state: &AppState,
+    operation: Operation,
+    route: MethodRouter<AppState>,
+) -> MethodRouter<AppState> {
+    route.layer(middleware::from_fn_with_state(
+        (state.clone(), operation),
+        observe,
+    ))
+}
+
+async fn observe(
+    State((state, operation)): State<(AppState, Operation)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let method = req.method().to_string();
+    let path = req
+        .extensions()
+        .get::<OriginalPath>()
+        .map_or_else(|| req.uri().path().to_owned(), |p| p.0.clone());
+    let authorization = req.headers().contains_key(AUTHORIZATION);
+    let storage = operation == Operation::Download;
+    let response = match state.faults.pop(operation) {
+        None => next.run(req).await,
+        Some(Fault::Slow { delay }) => {
+            tokio::time::sleep(delay).await;
+            next.run(req).await
+        }
+        Some(Fault::TooManyRequests { retry_after_secs }) => {
+            let mut response = if storage {
+                storage_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "ServerBusy",
+                    "The server is busy.",
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "REQUEST_LIMIT_EXCEEDED",
+                    "Too many requests. Please wait and retry.",
+                )
+                .into_response()
+            };
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            response
+        }
+        Some(Fault::Unavailable { retry_after_secs }) => {
+            let mut response = if storage {
+                storage_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServerBusy",
+                    "The server is currently unable to receive requests. Please retry your request.",
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "TEMPORARILY_UNAVAILABLE",
+                    "The service is temporarily unavailable. Please retry.",
+                )
+                .into_response()
+            };
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            response
+        }
+        Some(Fault::Error {
+            status,
+            error_code,
+            message,
+        }) => ApiError::new(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            &error_code,
+            message,
+        )
+        .into_response(),
+        Some(other) => {
+            req.extensions_mut().insert(Injected(other));
+            next.run(req).await
+        }
+    };
+    state.journal.record(JournalEntry {
+        operation: Some(operation),
+        method,
+        path,
+        status: response.status().as_u16(),
+        authorization,
+    });
+    response
+}
+
+async fn not_found(State(state): State<AppState>, req: Request) -> Response {
+    let path = req
+        .extensions()
+        .get::<OriginalPath>()
+        .map_or_else(|| req.uri().path().to_owned(), |p| p.0.clone());
+    state.journal.record(JournalEntry {
+        operation: None,
+        method: req.method().to_string(),
+        path: path.clone(),
+        status: 404,
+        authorization: req.headers().contains_key(AUTHORIZATION),
+    });
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "ENDPOINT_NOT_FOUND",
+        format!("No API found for '{} {path}'", req.method()),
+    )
+    .into_response()
+}
+
+fn lookup_error(error: LookupError) -> ApiError {
+    match error {
+        LookupError::Catalog(name) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "CATALOG_DOES_NOT_EXIST",
+            format!("Catalog '{name}' does not exist."),
+        ),
+        LookupError::Schema(name) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "SCHEMA_DOES_NOT_EXIST",
+            format!("Schema '{name}' does not exist."),
+        ),
+        LookupError::Table(name) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "TABLE_DOES_NOT_EXIST",
+            format!("Table '{name}' does not exist."),
+        ),
+        LookupError::Unreadable(detail) => {
+            tracing::error!(%detail, "table files unreadable");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR",
+                "The table's files could not be read.",
+            )
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        tracing::error!(error = %e, "blocking task failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_ERROR",
+            "Internal error.",
+        )
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unity Catalog
+
+async fn get_table(
+    State(state): State<AppState>,
+    _auth: Authenticated,
+    Path(full_name): Path<String>,
+) -> Result<Response, ApiError> {
+    let parts: Vec<&str> = full_name.split('.').collect();
+    if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
+        return Err(ApiError::invalid(format!(
+            "Invalid table full name '{full_name}': expected <catalog>.<schema>.<table>."
+        )));
+    }
+    let (c, s, t) = (
+        parts[0].to_owned(),
+        parts[1].to_owned(),
+        parts[2].to_owned(),
+    );
+    let st = state.clone();
+    let table = blocking(move || st.catalog.table(&c, &s, &t))
+        .await?
+        .map_err(lookup_error)?;
+    Ok(Json(table.info(true, true)).into_response())
+}
+
+async fn list_tables(
+    State(state): State<AppState>,
+    _auth: Authenticated,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let required = |key: &str| {
+        query
+            .get(key)
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .ok_or_else(|| ApiError::invalid(format!("Missing required field: {key}")))
+    };
+    let catalog = required("catalog_name")?;
+    let schema = required("schema_name")?;
+    let page_size = match query.get("max_results") {
+        None => None,
+        Some(v) => match v.parse::<i64>() {
+            Ok(0) => Some(LIST_PAGE_CAP),
+            Ok(n) if n > 0 => Some(
+                usize::try_from(n)
+                    .unwrap_or(LIST_PAGE_CAP)
+                    .min(LIST_PAGE_CAP),
+            ),
+            _ => {
+                return Err(ApiError::invalid(
+                    "max_results must be greater than or equal to 0",
+                ));
+            }
+        },
+    };
+    let offset = match query.get("page_token").filter(|t| !t.is_empty()) {
+        None => 0,
+        Some(token) => base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .ok()
+            .and_then(|raw| String::from_utf8(raw).ok())
+            .and_then(|s| s.strip_prefix("offset:")?.parse::<usize>().ok())
+            .ok_or_else(|| ApiError::invalid("Invalid page_token"))?,
+    };
+    let with_columns = query.get("omit_columns").is_none_or(|v| v != "true");
+    let st = state.clone();
+    let tables = blocking(move || {
+        let names = st.catalog.tables(&catalog, &schema)?;
+        let end = page_size.map_or(names.len(), |size| (offset + size).min(names.len()));
+        let page = names.get(offset.min(names.len())..end).unwrap_or_default();
+        let infos = page
+            .iter()
+            .map(|name| st.catalog.table(&catalog, &schema, name))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok::<_, LookupError>(infos)
+    })
+    .await?
+    .map_err(lookup_error)?;
+    let mut body = serde_json::Map::new();
+    // A full page always carries a token, so the last page may be empty: clients must stop only
+    // when the token is absent.
+    if let Some(size) = page_size
+        && tables.len() == size
+    {
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("offset:{}", offset + size));
+        body.insert("next_page_token".into(), json!(token));
+    }
+    if !tables.is_empty() {
+        let infos: Vec<Value> = tables.iter().map(|t| t.info(false, with_columns)).collect();
+        body.insert("tables".into(), Value::Array(infos));
+    }
+    Ok(Json(Value::Object(body)).into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statement execution
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ExecuteRequest {
+    statement: Option<String>,
+    warehouse_id: Option<String>,
+    catalog: Option<String>,
+    schema: Option<String>,
+    disposition: Option<String>,
+    format: Option<String>,
+    wait_timeout: Option<String>,
+    on_wait_timeout: Option<String>,
+    row_limit: Option<i64>,
+    result_compression: Option<String>,
+}
+
+fn parse_wait_timeout(value: Option<&str>) -> Result<Duration, ApiError> {
+    let text = value.unwrap_or("10s");
+    let secs = text
+        .strip_suffix('s')
+        .and_then(|n| n.parse::<u64>().ok())
+        .filter(|n| *n == 0 || (5..=50).contains(n))
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "wait_timeout must be 0s or between 5s and 50s, got '{text}'."
+            ))
+        })?;
+    Ok(Duration::from_secs(secs))
+}
+
+fn failed(error_code: &str, message: String, sql_state: Option<&str>) -> Outcome {
+    Outcome::Failed {
+        error_code: error_code.to_owned(),
+        message,
+        sql_state: sql_state.map(str::to_owned),
+    }
+}
+
+/// Runs the statement's planning (metadata only, plus the rows of an INLINE result).
+fn plan_statement(
+    state: &AppState,
+    request: &ExecuteRequest,
+    statement: &str,
+    disposition: Disposition,
+) -> Outcome {
+    let select = match sql::parse(statement) {
+        Ok(select) => select,
+        Err(e) => {
+            return failed(
+                "BAD_REQUEST",
+                format!(
+                    "[PARSE_SYNTAX_ERROR] Syntax error at or near '{}'. The emulator answers only \
+                     SELECT <columns | *> FROM <catalog>.<schema>.<table>. SQLSTATE: 42601 (line 1, pos {})",
+                    e.near, e.pos
+                ),
+                Some("42601"),
+            );
+        }
+    };
+    let mut name = select.table.clone();
+    if name.len() < 3
+        && let Some(schema) = request.schema.as_ref().filter(|_| name.len() == 1)
+    {
+        name.insert(0, schema.clone());
+    }
+    if name.len() == 2
+        && let Some(catalog) = &request.catalog
+    {
+        name.insert(0, catalog.clone());
+    }
+    let quoted: Vec<String> = select
+        .table
+        .iter()
+        .map(|p| format!("`{}`", p.replace('`', "``")))
+        .collect();
+    let not_found = || {
+        failed(
+            "BAD_REQUEST",
+            format!(
+                "[TABLE_OR_VIEW_NOT_FOUND] The table or view {} cannot be found. Verify the \
+                 spelling and correctness of the schema and catalog. SQLSTATE: 42P01",
+                quoted.join(".")
+            ),
+            Some("42P01"),
+        )
+    };
+    if name.len() != 3 {
+        return not_found();
+    }
+    let table = match state.catalog.table(&name[0], &name[1], &name[2]) {
+        Ok(table) => table,
+        Err(LookupError::Unreadable(detail)) => {
+            tracing::error!(%detail, "table files unreadable");
+            return failed(
+                "INTERNAL_ERROR",
+                "The table's files could not be read.".into(),
+                None,
+            );
+        }
+        Err(_) => return not_found(),
+    };
+    let row_limit = request.row_limit.and_then(|n| u64::try_from(n).ok());
+    let result = match ResultSet::plan(
+        table,
+        select.columns.as_deref(),
+        row_limit,
+        state.config.chunk_rows,
+    ) {
+        Ok(result) => Arc::new(result),
+        Err(e) => {
+            let available: Vec<String> = e
+                .available
+                .iter()
+                .map(|c| format!("`{}`", c.replace('`', "``")))
+                .collect();
+            return failed(
+                "BAD_REQUEST",
+                format!(
+                    "[UNRESOLVED_COLUMN.WITH_SUGGESTION] A column, variable, or function parameter \
+                     with name {} cannot be resolved. Did you mean one of the following? [{}]. \
+                     SQLSTATE: 42703",
+                    quote_if_needed(&e.name),
+                    available.join(", ")
+                ),
+                Some("42703"),
+            );
+        }
+    };
+    let inline = if disposition == Disposition::Inline {
+        match result.render_inline(INLINE_LIMIT) {
+            Ok(Some(rows)) => Some(Arc::new(rows)),
+            Ok(None) => {
+                return failed(
+                    "BAD_REQUEST",
+                    "The result exceeds the 25 MiB limit of the INLINE disposition; use \
+                     disposition EXTERNAL_LINKS."
+                        .into(),
+                    None,
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reading inline result failed");
+                return failed("INTERNAL_ERROR", "Reading the result failed.".into(), None);
+            }
+        }
+    } else {
+        None
+    };
+    Outcome::Succeeded { result, inline }
+}
+
+fn link_maker(state: &AppState, headers: &HeaderMap, injected: Option<&Injected>) -> LinkMaker {
+    LinkMaker {
+        base: host_url(headers, state),
+        ttl: state.config.link_ttl,
+        expired: matches!(injected, Some(Injected(Fault::ExpiredLink))),
+    }
+}
+
+fn statement_not_found(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        format!("Statement '{id}' was not found."),
+    )
+}
+
+async fn execute(
+    State(state): State<AppState>,
+    _auth: Authenticated,
+    injected: Option<Extension<Injected>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let submitted = Instant::now();
+    let request: ExecuteRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            format!("Malformed request: {e}"),
+        )
+    })?;
+    let statement = request
+        .statement
+        .clone()
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| ApiError::invalid("statement is required."))?;
+    if request.warehouse_id.as_deref().is_none_or(str::is_empty) {
+        return Err(ApiError::invalid("warehouse_id is required."));
+    }
+    let disposition = match request.disposition.as_deref().unwrap_or("INLINE") {
+        "INLINE" => Disposition::Inline,
+        "EXTERNAL_LINKS" | "INLINE_OR_EXTERNAL_LINKS" => Disposition::ExternalLinks,
+        other => return Err(ApiError::invalid(format!("Unknown disposition '{other}'."))),
+    };
+    let format = match request.format.as_deref().unwrap_or("JSON_ARRAY") {
+        "JSON_ARRAY" => Format::JsonArray,
+        "ARROW_STREAM" => Format::ArrowStream,
+        "CSV" => Format::Csv,
+        other => return Err(ApiError::invalid(format!("Unknown format '{other}'."))),
+    };
+    if disposition == Disposition::Inline && format != Format::JsonArray {
+        return Err(ApiError::invalid(
+            "The format field must be JSON_ARRAY when the disposition field is INLINE.",
+        ));
+    }
+    let wait = parse_wait_timeout(request.wait_timeout.as_deref())?;
+    let cancel_on_timeout = match request.on_wait_timeout.as_deref().unwrap_or("CONTINUE") {
+        "CONTINUE" => false,
+        "CANCEL" => true,
+        other => {
+            return Err(ApiError::invalid(format!(
+                "on_wait_timeout must be CONTINUE or CANCEL, got '{other}'."
+            )));
+        }
+    };
+    if request.row_limit.is_some_and(|n| n < 0) {
+        return Err(ApiError::invalid("row_limit must not be negative."));
+    }
+    let compress = match request.result_compression.as_deref() {
+        None | Some("NONE") => false,
+        Some("LZ4_FRAME") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "Unknown result_compression '{other}'."
+            )));
+        }
+    };
+    let injected = injected.map(|Extension(i)| i);
+    let st = state.clone();
+    let mut outcome =
+        blocking(move || plan_statement(&st, &request, &statement, disposition)).await?;
+    let mut running = Duration::ZERO;
+    match &injected {
+        Some(Injected(Fault::FailStatement {
+            error_code,
+            message,
+        })) => outcome = failed(error_code, message.clone(), None),
+        Some(Injected(Fault::StayRunning { duration })) => running = *duration,
+        _ => {}
+    }
+    let id = state.statements.insert(Statement::new(
+        disposition,
+        format,
+        compress,
+        submitted,
+        state.config.pending_delay,
+        running,
+        outcome,
+    ));
+    let deadline = submitted + wait;
+    loop {
+        let now = Instant::now();
+        let (current, ready_at) = state
+            .statements
+            .with(&id, |s| (s.state(now), s.ready_at))
+            .ok_or_else(|| statement_not_found(&id))?;
+        if current.is_terminal() || wait.is_zero() {
+            break;
+        }
+        if now >= deadline {
+            if cancel_on_timeout {
+                state.statements.with(&id, |s| s.cancel(now));
+            }
+            break;
+        }
+        let until = ready_at.min(deadline).min(now + Duration::from_millis(100));
+        tokio::time::sleep_until(until.into()).await;
+    }
+    let links = link_maker(&state, &headers, injected.as_ref());
+    let body = state
+        .statements
+        .with(&id, |s| s.response(Instant::now(), &links))
+        .ok_or_else(|| statement_not_found(&id))?;
+    Ok(Json(body).into_response())
+}
+
+async fn get_statement(
+    State(state): State<AppState>,
+    _auth: Authenticated,
+    injected: Option<Extension<Injected>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let links = link_maker(&state, &headers, injected.as_ref().map(|e| &e.0));
+    let body = state
+        .statements
+        .with(&id, |s| s.response(Instant::now(), &links))
+        .ok_or_else(|| statement_not_found(&id))?;
+    Ok(Json(body).into_response())
+}
+
+async fn get_chunk(
+    State(state): State<AppState>,
+    _auth: Authenticated,
+    injected: Option<Extension<Injected>>,
+    headers: HeaderMap,
+    Path((id, chunk)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let links = link_maker(&state, &headers, injected.as_ref().map(|e| &e.0));
+    let chunk: usize = chunk
+        .parse()
+        .map_err(|_| ApiError::invalid(format!("Invalid chunk index '{chunk}'.")))?;
+    let now = Instant::now();
+    let answer = state
+        .statements
+        .with(&id, |s| match s.state(now) {
+            StatementState::Succeeded => s.result(chunk, now, &links).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "Chunk index {chunk} is out of range for statement '{id}'."
+                ))
+            }),
+            StatementState::Closed => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                format!("The result of statement '{id}' was closed."),
+            )),
+            other => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                format!(
+                    "Statement '{id}' is {}; results exist only for SUCCEEDED statements.",
+                    other.as_str()
+                ),
+            )),
+        })
+        .ok_or_else(|| statement_not_found(&id))??;
+    Ok(Json(answer).into_response())
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    _auth: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    state
+        .statements
+        .with(&id, |s| s.cancel(Instant::now()))
+        .ok_or_else(|| statement_not_found(&id))?;
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn close_statement(
+    State(state): State<AppState>,
+    _auth: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    state
+        .statements
+        .with(&id, Statement::close)
+        .ok_or_else(|| statement_not_found(&id))?;
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn create_session(State(_state): State<AppState>, _auth: Authenticated) -> Response {
+    Json(json!({"session_id": uuid::Uuid::new_v4().to_string()})).into_response()
+}
+
+async fn delete_session(_auth: Authenticated, Path(_id): Path<String>) -> Response {
+    Json(json!({})).into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// External link downloads (the stand-in for presigned cloud storage)
+
+#[derive(Debug, Deserialize)]
+struct LinkQuery {
+    sig: Option<String>,
+}
+
+async fn download(
+    State(state): State<AppState>,
+    injected: Option<Extension<Injected>>,
+    headers: HeaderMap,
+    Path((id, chunk)): Path<(String, String)>,
+    Query(query): Query<LinkQuery>,
+) -> Response {
+    if headers.contains_key(AUTHORIZATION) {
+        return storage_error(
+            StatusCode::FORBIDDEN,
+            "InvalidAuthenticationInfo",
+            "Authentication information is not given in the correct format: a presigned URL must not be sent with an Authorization header.",
+        );
+    }
+    let denied = || {
+        storage_error(
+            StatusCode::FORBIDDEN,
+            "AuthenticationFailed",
+            "Server failed to authenticate the request. Make sure the value of the signature is formed correctly.",
+        )
+    };
+    let (Some(sig), Ok(chunk)) = (query.sig, chunk.parse::<usize>()) else {
+        return denied();
+    };
+    let found = state.statements.with(&id, |s| {
+        let link = s.links.get(&sig).cloned();
+        let result = match &s.outcome {
+            Outcome::Succeeded { result, .. } => Some(result.clone()),
+            Outcome::Failed { .. } => None,
+        };
+        (link, result, s.format, s.compress, s.check.clone())
+    });
+    let Some((Some(link), Some(result), format, compress, check)) = found else {
+        return denied();
+    };
+    if link.chunk != chunk {
+        return denied();
+    }
+    if link.expires <= chrono::Utc::now() {
+        return storage_error(
+            StatusCode::FORBIDDEN,
+            "AuthenticationFailed",
+            "Server failed to authenticate the request. Signed expiry time has passed.",
+        );
+    }
+    if headers.get(CHECK_HEADER).and_then(|v| v.to_str().ok()) != Some(check.as_str()) {
+        return storage_error(
+            StatusCode::FORBIDDEN,
+            "AuthenticationFailed",
+            "Server failed to authenticate the request. A header listed in http_headers is missing or wrong.",
+        );
+    }
+    let content_type = if compress {
+        "application/octet-stream"
+    } else {
+        format.content_type()
+    };
+    if matches!(injected, Some(Extension(Injected(Fault::TruncatedChunk)))) {
+        let produced =
+            blocking(move || result.write_chunk(chunk, format, compress, Vec::new())).await;
+        return match produced {
+            Ok(Ok(mut bytes)) => {
+                bytes.truncate(bytes.len() / 2);
+                let length = bytes.len();
+                (
+                    StatusCode::OK,
+                    [
+                        (CONTENT_TYPE, content_type.to_owned()),
+                        (CONTENT_LENGTH, length.to_string()),
+                    ],
+                    bytes,
+                )
+                    .into_response()
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "producing chunk failed");
+                storage_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalError",
+                    "Internal error.",
+                )
+            }
+            Err(e) => e.into_response(),
+        };
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut writer = crate::result::ChannelWriter::new(tx);
+        if let Err(e) = result.write_chunk(chunk, format, compress, &mut writer) {
+            if e.kind() != io::ErrorKind::BrokenPipe {
+                tracing::error!(error = %e, "producing chunk failed");
+            }
+            writer.fail(e);
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    (
+        StatusCode::OK,
+        [(CONTENT_TYPE, content_type)],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Test-only admin routes (unauthenticated)
+
+async fn admin_push_fault(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: FaultRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid(format!("Invalid fault: {e}")))?;
+    state.faults.push(request.operation, request.fault.into());
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn admin_clear_faults(State(state): State<AppState>) -> Response {
+    state.faults.clear();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn admin_journal(State(state): State<AppState>) -> Response {
+    Json(state.journal.snapshot()).into_response()
+}
+
+async fn admin_statement(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let current = state
+        .statements
+        .with(&id, |s| s.state(Instant::now()))
+        .ok_or_else(|| statement_not_found(&id))?;
+    Ok(Json(json!({"statement_id": id, "state": current.as_str()})).into_response())
+}

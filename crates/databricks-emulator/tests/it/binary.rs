@@ -1,0 +1,71 @@
+//! The `databricks-emulator` binary: prints its address first, serves until killed.
+
+use std::process::Stdio;
+
+use reqwest::StatusCode;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[tokio::test]
+async fn prints_listening_line_and_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    databricks_emulator::fixtures::write_table(
+        dir.path(),
+        "tre",
+        "cohort_a",
+        "admissions",
+        &[crate::admissions_batch(0, 10)],
+        None,
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_databricks-emulator"))
+        .arg("--data")
+        .arg(dir.path())
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--chunk-rows",
+            "4",
+            "--client-secret",
+            "s3cret",
+        ])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let url = line.strip_prefix("listening on ").unwrap();
+    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+    assert_ne!(url, "http://127.0.0.1:0");
+
+    let http = reqwest::Client::new();
+    let token = http
+        .post(format!("{url}/oidc/v1/token"))
+        .basic_auth("emulator-client-id", Some("s3cret"))
+        .form(&[("grant_type", "client_credentials"), ("scope", "all-apis")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), StatusCode::OK);
+    let token: serde_json::Value = token.json().await.unwrap();
+    let response: serde_json::Value = http
+        .post(format!("{url}/api/2.0/sql/statements"))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .json(
+            &serde_json::json!({"statement": "SELECT * FROM tre.cohort_a.admissions",
+            "warehouse_id": "w", "disposition": "EXTERNAL_LINKS", "format": "ARROW_STREAM"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(response["manifest"]["total_chunk_count"], 3);
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+}
