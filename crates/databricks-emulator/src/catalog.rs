@@ -148,6 +148,9 @@ fn column_info(c: &Column, position: usize) -> Value {
         info.insert("type_precision".into(), json!(p));
         info.insert("type_scale".into(), json!(s));
     }
+    if let Some(interval) = c.ty.interval_type() {
+        info.insert("type_interval_type".into(), json!(interval));
+    }
     info.insert("position".into(), json!(position));
     info.insert("nullable".into(), json!(c.nullable));
     if let Some(comment) = &c.comment {

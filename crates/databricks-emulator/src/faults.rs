@@ -36,6 +36,8 @@ pub enum Operation {
     CreateSession,
     /// `DELETE /api/2.0/sql/sessions/{id}`.
     DeleteSession,
+    /// `GET /api/2.0/sql/warehouses/{id}`.
+    GetWarehouse,
 }
 
 /// One fault. Faults that make no sense for the operation they were queued on (a truncated

@@ -10,6 +10,8 @@
 //! - `GET /api/2.1/unity-catalog/tables/{full_name}` and the paginated list;
 //! - `POST /api/2.0/sql/statements`, `GET …/{id}`, `GET …/{id}/result/chunks/{n}`,
 //!   `POST …/{id}/cancel`, `DELETE …/{id}`, `POST`/`DELETE /api/2.0/sql/sessions[/{id}]`;
+//! - `GET /api/2.0/sql/warehouses/{id}` (a running serverless warehouse; which ids exist is
+//!   [`EmulatorConfig::warehouses`]);
 //! - external links it serves itself under `/external/…`, standing in for presigned cloud storage.
 //!
 //! Tables come from a data directory laid out as `DIR/<catalog>/<schema>/<table>.parquet`, with
@@ -19,10 +21,22 @@
 //! each chunk is read (just its rows and columns) and streamed when downloaded, so tables far
 //! larger than memory work.
 //!
+//! Column types follow §3.8: Parquet `Interval(YearMonth)` and `Duration` columns are `INTERVAL
+//! YEAR TO MONTH` and `INTERVAL DAY TO SECOND`; nested columns arrive as native Arrow types, or as
+//! `Utf8` JSON text with [`EmulatorConfig::complex_as_json_text`] (the manifest and the
+//! `Spark:DataType:SqlName` metadata still name the nested type).
+//!
 //! # What the emulator does NOT check — a green test is not proof of these
 //!
-//! - **Warehouses**: any non-empty `warehouse_id` is accepted; no warehouse ever starts or stops,
-//!   and the `PENDING`/`RUNNING` phases are only a configurable delay.
+//! - **Warehouses**: any non-empty `warehouse_id` exists unless [`EmulatorConfig::warehouses`]
+//!   lists them. Every warehouse is always `RUNNING` (never `STOPPED`, `STARTING` or `DELETED`),
+//!   its `GET` answer is a fixed subset of the real one, and the `PENDING`/`RUNNING` phases of a
+//!   statement are only a configurable delay. The 404 `RESOURCE_DOES_NOT_EXIST` for execute on an
+//!   unknown warehouse is a guess: the wire reference does not document that answer.
+//! - **Cancel** is best effort, as on Databricks: it ends a `PENDING`/`RUNNING` statement as
+//!   `CANCELED` at once, and leaves a statement that already ended (`SUCCEEDED`, `FAILED`,
+//!   `CLOSED`) unchanged, its result still fetchable. Real warehouses may take a while to cancel,
+//!   and may still finish a statement that was cancelled at the last moment.
 //! - **SQL**: only `SELECT <columns | *> FROM [catalog.][schema.]table [;]` is understood
 //!   (identifiers plain or back-quoted). No `WHERE`, `LIMIT`, expressions, aliases or parameter
 //!   markers; `parameters`, `byte_limit`, `query_tags` and `session_id` are ignored. Everything
@@ -42,8 +56,14 @@
 //!   polling requirement); the file is re-read at download time, so replacing a table between
 //!   execute and download gives undefined results.
 //! - **Newer behaviours** (§3.10: direct results, `attachment`, bounded SEA) are not emulated;
-//!   `INLINE_OR_EXTERNAL_LINKS` is treated as `EXTERNAL_LINKS`. Nested Arrow types are always
-//!   native (no JSON-text switch).
+//!   `INLINE_OR_EXTERNAL_LINKS` is treated as `EXTERNAL_LINKS`.
+//! - **JSON text of nested values** (`complex_as_json_text`, `JSON_ARRAY`, `CSV`) keeps null
+//!   struct fields as `null` and prints map keys as JSON strings; Spark's `to_json` drops null
+//!   fields, and what Databricks sends byte for byte is not verified.
+//! - **Types**: `VARIANT`, `GEOGRAPHY`, `GEOMETRY` and single-field or partial intervals
+//!   (`INTERVAL YEAR`, `INTERVAL HOUR TO MINUTE`, …) never appear, since a Parquet file cannot
+//!   say a column is one: every `Interval(YearMonth)` is `YEAR TO MONTH` and every `Duration` is
+//!   `DAY TO SECOND`. Other Arrow intervals (`DayTime`, `MonthDayNano`) are served as strings.
 //! - The table list emits `next_page_token` whenever a page is full, so the last page may be
 //!   empty — allowed by the API, but real servers may behave otherwise.
 //!
@@ -97,11 +117,19 @@ pub struct EmulatorConfig {
     pub pending_delay: Duration,
     /// Address to listen on; port 0 picks a free port.
     pub bind: SocketAddr,
+    /// The SQL warehouses that exist. `None` (the default): any non-empty id exists. `Some`:
+    /// only these ids exist; any other is answered `404 RESOURCE_DOES_NOT_EXIST` by
+    /// `GET /api/2.0/sql/warehouses/{id}`, by execute and by session creation.
+    pub warehouses: Option<Vec<String>>,
+    /// Send `ARRAY`/`MAP`/`STRUCT` columns of `ARROW_STREAM` chunks as `Utf8` JSON text instead
+    /// of native nested Arrow types (databricks-api.md §3.8; off by default, as on Databricks).
+    pub complex_as_json_text: bool,
 }
 
 impl EmulatorConfig {
     /// Defaults: client `emulator-client-id` / `emulator-client-secret`, 500 000 rows per chunk,
-    /// links for 15 minutes, tokens for 1 hour, no pending delay, `127.0.0.1:0`.
+    /// links for 15 minutes, tokens for 1 hour, no pending delay, `127.0.0.1:0`, any warehouse
+    /// id, native nested types.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         EmulatorConfig {
             data_dir: data_dir.into(),
@@ -112,6 +140,8 @@ impl EmulatorConfig {
             token_ttl: Duration::from_secs(60 * 60),
             pending_delay: Duration::ZERO,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            warehouses: None,
+            complex_as_json_text: false,
         }
     }
 }

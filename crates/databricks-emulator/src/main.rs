@@ -35,6 +35,12 @@ struct Args {
     /// How long statements stay PENDING then RUNNING, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pending_delay_ms: u64,
+    /// A SQL warehouse id that exists (repeatable). Without any, every id exists.
+    #[arg(long = "warehouse", value_name = "ID")]
+    warehouses: Vec<String>,
+    /// Send ARRAY/MAP/STRUCT columns of ARROW_STREAM results as JSON text (Utf8).
+    #[arg(long = "complex-as-json")]
+    complex_as_json: bool,
 }
 
 #[tokio::main]
@@ -54,6 +60,8 @@ async fn main() -> ExitCode {
     config.chunk_rows = args.chunk_rows.max(1);
     config.link_ttl = Duration::from_secs(args.link_ttl_secs);
     config.pending_delay = Duration::from_millis(args.pending_delay_ms);
+    config.warehouses = (!args.warehouses.is_empty()).then_some(args.warehouses);
+    config.complex_as_json_text = args.complex_as_json;
     let emulator = match Emulator::start(config).await {
         Ok(emulator) => emulator,
         Err(e) => {

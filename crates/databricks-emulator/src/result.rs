@@ -7,11 +7,11 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringBuilder};
 use arrow::compute::cast;
 use arrow::datatypes::{
-    DataType, Date32Type, Field, Float32Type, Float64Type, Schema, SchemaRef,
-    TimestampMicrosecondType,
+    DataType, Date32Type, DurationMicrosecondType, Field, Float32Type, Float64Type, IntervalUnit,
+    IntervalYearMonthType, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
 };
 use arrow::ipc::writer::StreamWriter;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -63,6 +63,8 @@ pub(crate) struct OutputColumn {
     pub(crate) ty: SqlType,
     /// Index of this column in the projected Parquet batch.
     batch_index: usize,
+    /// A nested column sent as JSON text (the `complex_as_json_text` switch).
+    as_json: bool,
 }
 
 /// One chunk of a result.
@@ -96,12 +98,13 @@ pub(crate) struct UnresolvedColumn {
 
 impl ResultSet {
     /// Resolves the select list (case-insensitively) and splits the rows into chunks of
-    /// `chunk_rows`, reading no data.
+    /// `chunk_rows`, reading no data. With `complex_as_json`, nested columns become `Utf8`.
     pub(crate) fn plan(
         table: Arc<Table>,
         select: Option<&[String]>,
         row_limit: Option<u64>,
         chunk_rows: usize,
+        complex_as_json: bool,
     ) -> Result<ResultSet, UnresolvedColumn> {
         let picked: Vec<&crate::catalog::Column> = match select {
             None => table.columns.iter().collect(),
@@ -134,13 +137,19 @@ impl ResultSet {
                 name: c.name.clone(),
                 ty: c.ty.result_type(),
                 batch_index: projection.binary_search(&c.file_index).unwrap_or(0),
+                as_json: complex_as_json && c.ty.is_nested(),
             })
             .collect();
         let fields: Vec<Field> = picked
             .iter()
             .zip(&columns)
             .map(|(c, out)| {
-                Field::new(&out.name, out.ty.arrow_type(), c.nullable)
+                let arrow_type = if out.as_json {
+                    DataType::Utf8
+                } else {
+                    out.ty.arrow_type()
+                };
+                Field::new(&out.name, arrow_type, c.nullable)
                     .with_metadata(HashMap::from([(SQL_NAME_KEY.to_owned(), out.ty.sql())]))
             })
             .collect();
@@ -234,13 +243,18 @@ impl ResultSet {
         let columns = self
             .columns
             .iter()
-            .zip(self.schema.fields())
-            .map(|(column, field)| {
+            .map(|column| {
                 let array = batch.column(column.batch_index);
-                if array.data_type() == field.data_type() {
-                    Ok(array.clone())
+                let native = column.ty.arrow_type();
+                let array = if array.data_type() == &native {
+                    array.clone()
                 } else {
-                    cast(array, field.data_type()).map_err(io::Error::other)
+                    cast(array, &native).map_err(io::Error::other)?
+                };
+                if column.as_json {
+                    json_text_array(array.as_ref())
+                } else {
+                    Ok(array)
                 }
             })
             .collect::<io::Result<Vec<ArrayRef>>>()?;
@@ -496,12 +510,58 @@ pub(crate) fn render_rows(batch: &RecordBatch) -> io::Result<Vec<Vec<Option<Stri
         .collect()
 }
 
+/// Each value of a nested column as one JSON text (maps as objects, structs as objects with
+/// every field, nulls inside as JSON `null`); a null value stays an Arrow null.
+fn json_text_array(array: &dyn Array) -> io::Result<ArrayRef> {
+    let mut builder = StringBuilder::with_capacity(array.len(), array.len() * 32);
+    let mut text = String::new();
+    for row in 0..array.len() {
+        if array.is_null(row) {
+            builder.append_null();
+        } else {
+            text.clear();
+            json_value(array, row, &mut text)?;
+            builder.append_value(&text);
+        }
+    }
+    Ok(Arc::new(builder.finish()))
+}
+
+/// An interval the way Spark prints one in Hive style (`1-2`, `-3 04:05:06.000007`), or `None`
+/// for a type that is not an emulated interval.
+fn interval_text(array: &dyn Array, row: usize) -> Option<String> {
+    match array.data_type() {
+        DataType::Interval(IntervalUnit::YearMonth) => {
+            let months = array.as_primitive::<IntervalYearMonthType>().value(row);
+            let sign = if months < 0 { "-" } else { "" };
+            let months = months.unsigned_abs();
+            Some(format!("{sign}{}-{}", months / 12, months % 12))
+        }
+        DataType::Duration(TimeUnit::Microsecond) => {
+            let micros = array.as_primitive::<DurationMicrosecondType>().value(row);
+            let sign = if micros < 0 { "-" } else { "" };
+            let micros = micros.unsigned_abs();
+            let secs = micros / 1_000_000;
+            Some(format!(
+                "{sign}{} {:02}:{:02}:{:02}.{:06}",
+                secs / 86_400,
+                secs % 86_400 / 3_600,
+                secs % 3_600 / 60,
+                secs % 60,
+                micros % 1_000_000
+            ))
+        }
+        _ => None,
+    }
+}
+
 enum Renderer<'a> {
     Formatted(&'a dyn Array, ArrayFormatter<'a>),
     Float(&'a dyn Array),
     Timestamp(&'a dyn Array, bool),
     Binary(&'a dyn Array),
     Nested(&'a dyn Array),
+    Interval(&'a dyn Array),
 }
 
 impl<'a> Renderer<'a> {
@@ -511,6 +571,8 @@ impl<'a> Renderer<'a> {
             DataType::Timestamp(_, tz) => Renderer::Timestamp(array, tz.is_some()),
             DataType::Binary => Renderer::Binary(array),
             DataType::List(_) | DataType::Map(..) | DataType::Struct(_) => Renderer::Nested(array),
+            DataType::Interval(IntervalUnit::YearMonth)
+            | DataType::Duration(TimeUnit::Microsecond) => Renderer::Interval(array),
             _ => Renderer::Formatted(
                 array,
                 ArrayFormatter::try_new(array, options).map_err(io::Error::other)?,
@@ -524,7 +586,8 @@ impl<'a> Renderer<'a> {
             | Renderer::Float(a)
             | Renderer::Timestamp(a, _)
             | Renderer::Binary(a)
-            | Renderer::Nested(a) => *a,
+            | Renderer::Nested(a)
+            | Renderer::Interval(a) => *a,
         };
         if array.is_null(row) {
             return Ok(None);
@@ -541,6 +604,7 @@ impl<'a> Renderer<'a> {
                     .encode(a.as_binary::<i32>().value(row))
             }
             Renderer::Nested(a) => json_value(*a, row, &mut s)?,
+            Renderer::Interval(a) => s = interval_text(*a, row).unwrap_or_default(),
         }
         Ok(Some(s))
     }
@@ -657,6 +721,10 @@ fn json_value(array: &dyn Array, row: usize, out: &mut String) -> io::Result<()>
         DataType::Utf8 => out.push_str(&crate::types::json_string(
             array.as_string::<i32>().value(row),
         )),
+        DataType::Interval(IntervalUnit::YearMonth) | DataType::Duration(TimeUnit::Microsecond) => {
+            let text = interval_text(array, row).unwrap_or_default();
+            out.push_str(&crate::types::json_string(&text));
+        }
         _ => {
             let f = ArrayFormatter::try_new(array, &FormatOptions::default())
                 .map_err(io::Error::other)?;

@@ -196,6 +196,9 @@ impl Statement {
                     col.insert("type_precision".into(), json!(p));
                     col.insert("type_scale".into(), json!(s));
                 }
+                if let Some(interval) = c.ty.interval_type() {
+                    col.insert("type_interval_type".into(), json!(interval));
+                }
                 Value::Object(col)
             })
             .collect();

@@ -27,6 +27,11 @@ async fn prints_listening_line_and_serves() {
             "4",
             "--client-secret",
             "s3cret",
+            "--warehouse",
+            "w",
+            "--warehouse",
+            "w2",
+            "--complex-as-json",
         ])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -66,6 +71,54 @@ async fn prints_listening_line_and_serves() {
         .await
         .unwrap();
     assert_eq!(response["manifest"]["total_chunk_count"], 3);
+    let bearer = token["access_token"].as_str().unwrap();
+    for (id, want) in [
+        ("w", StatusCode::OK),
+        ("w2", StatusCode::OK),
+        ("w3", StatusCode::NOT_FOUND),
+    ] {
+        let status = http
+            .get(format!("{url}/api/2.0/sql/warehouses/{id}"))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, want, "warehouse {id}");
+    }
+    let link = &response["result"]["external_links"][0];
+    let body = http
+        .get(link["external_link"].as_str().unwrap())
+        .headers(
+            link["http_headers"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                        v.as_str().unwrap().parse().unwrap(),
+                    )
+                })
+                .collect(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let batches = crate::decode(&body).unwrap();
+    let codes = batches[0]
+        .schema()
+        .field_with_name("ward_codes")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        codes.data_type(),
+        &arrow::datatypes::DataType::Utf8,
+        "--complex-as-json"
+    );
     child.start_kill().unwrap();
     child.wait().await.unwrap();
 }

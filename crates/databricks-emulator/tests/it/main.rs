@@ -8,6 +8,8 @@ mod catalog;
 mod faults;
 mod large;
 mod statements;
+mod types;
+mod warehouses;
 
 use std::io::Cursor;
 use std::sync::Arc;

@@ -549,6 +549,25 @@ async fn cancel_and_close() {
 }
 
 #[tokio::test]
+async fn cancel_after_success_is_a_no_op() {
+    // Cancel is best effort: a statement that already SUCCEEDED stays SUCCEEDED with its result.
+    let env = Env::start().await;
+    let (_, response) = env.execute(SELECT_ALL, json!({})).await;
+    assert_eq!(response["status"]["state"], "SUCCEEDED");
+    let id = response["statement_id"].as_str().unwrap();
+    let (status, _) = env
+        .post(&format!("/api/2.0/sql/statements/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, polled) = env.get(&format!("/api/2.0/sql/statements/{id}")).await;
+    assert_eq!(polled["status"]["state"], "SUCCEEDED");
+    let (status, _) = env
+        .get(&format!("/api/2.0/sql/statements/{id}/result/chunks/1"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn close_removes_the_result() {
     let env = Env::start().await;
     let (_, response) = env.execute(SELECT_ALL, json!({})).await;

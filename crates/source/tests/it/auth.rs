@@ -6,7 +6,7 @@ use std::time::Duration;
 use databricks_emulator::{Fault, Operation};
 use publish_source::{Source, SourceError};
 
-use crate::common::{Env, request};
+use crate::common::{Env, WAREHOUSE, request};
 
 #[tokio::test]
 async fn bad_credentials_are_an_authentication_error_without_the_secret() {
@@ -104,8 +104,41 @@ async fn tokens_are_renewed_before_they_expire() {
 }
 
 #[tokio::test]
-#[ignore = "the emulator does not serve GET /api/2.0/sql/warehouses/{id} yet"]
 async fn check_accepts_good_credentials_and_an_existing_warehouse() {
     let env = Env::start().await;
     env.source().check().await.expect("check");
+    assert_eq!(env.count(Operation::GetWarehouse), 1);
+
+    // The same when the emulator lists its warehouses and this one is among them.
+    let env = Env::start_with(|c| c.warehouses = Some(vec![WAREHOUSE.into()])).await;
+    env.source().check().await.expect("check");
+}
+
+#[tokio::test]
+async fn an_unknown_warehouse_fails_check_and_read() {
+    let env = Env::start_with(|c| c.warehouses = Some(vec!["0123456789abcdef".into()])).await;
+    let source = env.source();
+    let err = source.check().await.unwrap_err();
+    match &err {
+        SourceError::UnknownWarehouse { warehouse, message } => {
+            assert_eq!(warehouse, WAREHOUSE);
+            assert!(message.contains("does not exist"), "{message}");
+        }
+        other => panic!("expected UnknownWarehouse, got {other:?}"),
+    }
+    assert!(err.is_not_found() && !err.is_transient());
+
+    // Unity Catalog needs no warehouse; the query does, and fails the same way, unretried.
+    let schema = source
+        .describe(&request("people", None))
+        .await
+        .expect("describe");
+    let Err(err) = source.read(&schema).await else {
+        panic!("the read of an unknown warehouse succeeded");
+    };
+    assert!(
+        matches!(&err, SourceError::UnknownWarehouse { warehouse, .. } if warehouse == WAREHOUSE),
+        "{err:?}"
+    );
+    assert_eq!(env.count(Operation::ExecuteStatement), 1);
 }

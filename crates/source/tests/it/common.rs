@@ -11,6 +11,7 @@ use tempfile::TempDir;
 
 pub(crate) const CATALOG: &str = "tre";
 pub(crate) const SCHEMA: &str = "cohort_a";
+pub(crate) const WAREHOUSE: &str = "8f3c2a1b9d4e7f60";
 pub(crate) const HTTP_PATH: &str = "/sql/1.0/warehouses/8f3c2a1b9d4e7f60";
 /// Rows per emulator chunk: the 250-row `people` table becomes 4 chunks.
 pub(crate) const CHUNK_ROWS: usize = 64;
@@ -18,7 +19,8 @@ pub(crate) const CHUNK_ROWS: usize = 64;
 pub(crate) struct Env {
     pub(crate) emulator: Emulator,
     pub(crate) suite: Suite,
-    _dir: TempDir,
+    /// The emulator's data directory; tests may add tables to it.
+    pub(crate) dir: TempDir,
 }
 
 pub(crate) fn suite() -> Suite {
@@ -85,7 +87,7 @@ impl Env {
         Env {
             emulator,
             suite,
-            _dir: dir,
+            dir,
         }
     }
 

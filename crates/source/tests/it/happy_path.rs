@@ -2,11 +2,15 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, DurationMicrosecondArray, IntervalYearMonthArray, RecordBatch};
 use databricks_emulator::Operation;
+use databricks_emulator::fixtures::write_table;
 use publish_source::conformance::{PEOPLE_ROWS, assert_batches_eq, collect};
 use publish_source::{Source, SourceExt};
 
-use crate::common::{Env, request};
+use crate::common::{CATALOG, Env, SCHEMA, request};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_chunk_read_of_every_type_is_exact() {
@@ -57,6 +61,60 @@ async fn lz4_compressed_results_are_decoded() {
     let want = arrow::compute::concat_batches(&fixture.batches[0].schema(), &fixture.batches)
         .expect("concat");
     assert_batches_eq(&got, &want, "people, LZ4");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_values_sent_as_json_text_read_as_native_values() {
+    // databricks-api.md §3.8: a warehouse may send ARRAY/MAP/STRUCT as JSON text; the client
+    // parses it into the nested type Unity Catalog declares, so the result is the same.
+    let env = Env::start_with(|c| c.complex_as_json_text = true).await;
+    let source = env.source();
+    let (schema, stream) = source.open(&request("people", None)).await.expect("open");
+    assert_eq!(schema, env.suite.people().definition);
+    let got = collect(stream).await;
+    let want = env.suite.people().batches;
+    let want = arrow::compute::concat_batches(&want[0].schema(), &want).expect("concat");
+    assert_batches_eq(&got, &want, "people, nested values as JSON text");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interval_columns_are_read_exactly() {
+    let env = Env::start().await;
+    let batch = RecordBatch::try_from_iter_with_nullable(vec![
+        (
+            "Months",
+            Arc::new(IntervalYearMonthArray::from(vec![Some(14), Some(-3), None])) as ArrayRef,
+            true,
+        ),
+        (
+            "Span",
+            Arc::new(DurationMicrosecondArray::from(vec![
+                Some(93_784_000_005),
+                Some(-1_500_000),
+                None,
+            ])) as ArrayRef,
+            true,
+        ),
+    ])
+    .expect("batch");
+    write_table(
+        env.dir.path(),
+        CATALOG,
+        SCHEMA,
+        "spans",
+        std::slice::from_ref(&batch),
+        None,
+    )
+    .expect("write table");
+    let source = env.source();
+    let (schema, stream) = source.open(&request("spans", None)).await.expect("open");
+    let types: Vec<String> = schema
+        .columns
+        .iter()
+        .map(|c| c.data_type.to_string())
+        .collect();
+    assert_eq!(types, ["interval year to month", "interval day to second"]);
+    assert_batches_eq(&collect(stream).await, &batch, "spans");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
