@@ -31,12 +31,17 @@ impl RequestError {
         } else {
             path
         };
-        let message = match inner.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                format!("the body is not valid JSON ({inner})")
-            }
-            serde_json::error::Category::Io => format!("the body could not be read ({inner})"),
-            serde_json::error::Category::Data => strip_position(&inner.to_string()),
+        let (field, message) = match inner.classify() {
+            // A syntax error belongs to the body, not to the field being read when it was found.
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => (
+                String::new(),
+                format!("the body is not valid JSON ({inner})"),
+            ),
+            serde_json::error::Category::Io => (
+                String::new(),
+                format!("the body could not be read ({inner})"),
+            ),
+            serde_json::error::Category::Data => (field, strip_position(&inner.to_string())),
         };
         Self { field, message }
     }

@@ -71,6 +71,10 @@ impl WorkflowError {
             Self::Storage(e) => storage_kind(e),
             Self::HostNotAllowed { .. } | Self::Secret { .. } => ErrorKind::Invalid,
             Self::Source(e) => source_kind(e),
+            // The source delivered rows that contradict the schema it declared.
+            Self::Sink(SinkError::NullInNotNull { .. } | SinkError::SchemaMismatch { .. }) => {
+                ErrorKind::SourceFailed
+            }
             Self::Sink(_) | Self::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -92,7 +96,10 @@ fn source_kind(e: &SourceError) -> ErrorKind {
         | SourceError::UnknownColumn { .. }
         | SourceError::UnknownSchema { .. }
         | SourceError::UnknownCatalog { .. } => ErrorKind::NotFound,
-        SourceError::HostNotAllowed { .. } => ErrorKind::Invalid,
+        SourceError::HostNotAllowed { .. }
+        | SourceError::InvalidConfig { .. }
+        | SourceError::DuplicateColumn { .. }
+        | SourceError::NoColumns { .. } => ErrorKind::Invalid,
         SourceError::Timeout { .. } => ErrorKind::SourceTimeout,
         _ => ErrorKind::SourceFailed,
     }

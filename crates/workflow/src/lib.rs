@@ -22,8 +22,8 @@ use publish_sink::{Sink, SinkOptions, open_sink};
 use publish_source::{Source, TableRequest};
 use publish_storage::{Destinations, PublishOptions};
 use publish_types::{
-    PackageRequest, PublishRequest, PublishedFile, RetrievedFile, SourceSpec, TableSchema,
-    ValidateRequest, HostAllowList,
+    HostAllowList, PackageRequest, PublishRequest, PublishedFile, RetrievedFile, SourceSpec,
+    TableSchema, ValidateRequest,
 };
 use secrecy::SecretString;
 use tracing::{Instrument, info, info_span};
@@ -122,7 +122,10 @@ impl Workflow {
         self.package_inner(req).instrument(span).await
     }
 
-    async fn package_inner(&self, req: PackageRequest) -> Result<Vec<RetrievedFile>, WorkflowError> {
+    async fn package_inner(
+        &self,
+        req: PackageRequest,
+    ) -> Result<Vec<RetrievedFile>, WorkflowError> {
         let started = Instant::now();
         let destination = self.destinations.get(&req.project.destination)?.clone();
         let source = self.open_source(&req.source).await?;
@@ -146,15 +149,39 @@ impl Workflow {
             };
             schemas.push(source.describe(&request).await?);
         }
-        info!(tables = schemas.len(), "all requested tables and columns resolved");
+        info!(
+            tables = schemas.len(),
+            "all requested tables and columns resolved"
+        );
 
         // Only creates a directory: cheap enough to run inline.
         let staging = area.begin_staging(&lock)?;
-        let mut sink = open_sink(req.format, staging.dir(), &self.options.sink)?;
-        for schema in &schemas {
-            self.copy_table(source.as_ref(), sink.as_mut(), schema).await?;
+        // DuckDB cleans its temp_directory on close, so each package gets its own; the
+        // project lock makes the name unique within this replica.
+        let scratch = self.options.sink.scratch_dir.as_ref().map(|dir| {
+            dir.join(format!(
+                "{}-{}-{}",
+                req.project.destination, req.project.project_name, req.project.project_start_time
+            ))
+        });
+        let sink_options = SinkOptions {
+            scratch_dir: scratch.clone(),
+            ..self.options.sink.clone()
+        };
+        let result = async {
+            let mut sink = open_sink(req.format, staging.dir(), &sink_options)?;
+            for schema in &schemas {
+                self.copy_table(source.as_ref(), sink.as_mut(), schema)
+                    .await?;
+            }
+            sink.finish().await?;
+            Ok::<_, WorkflowError>(())
         }
-        let _sink_files = sink.finish().await?;
+        .await;
+        if let Some(dir) = scratch {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        result?;
         let files = blocking(move || staging.commit()).await??;
         drop(lock);
         info!(
@@ -182,7 +209,10 @@ impl Workflow {
             let mut batches = stream.batches;
             while let Some(batch) = batches.next().await {
                 let batch = batch?;
-                progress.add(batch.num_rows() as u64, batch.get_array_memory_size() as u64);
+                progress.add(
+                    batch.num_rows() as u64,
+                    batch.get_array_memory_size() as u64,
+                );
                 sink.write_batch(batch).await?;
             }
             let stats = sink.finish_table().await?;
@@ -211,8 +241,8 @@ impl Workflow {
             };
             let manifest = blocking(move || {
                 destination.check_containers()?;
-                let area = destination
-                    .project(&req.project.project_name, &req.project.project_start_time);
+                let area =
+                    destination.project(&req.project.project_name, &req.project.project_start_time);
                 let lock = area.lock()?;
                 area.publish(&lock, &options)
             })
@@ -264,8 +294,14 @@ impl Workflow {
                 .map_err(|source| WorkflowError::Secret { field, source })
         };
         let credentials = SourceCredentials {
-            client_id: read("source.credentials.spn_clientid", &spec.credentials.client_id)?,
-            client_secret: read("source.credentials.spn_secret", &spec.credentials.client_secret)?,
+            client_id: read(
+                "source.credentials.spn_clientid",
+                &spec.credentials.client_id,
+            )?,
+            client_secret: read(
+                "source.credentials.spn_secret",
+                &spec.credentials.client_secret,
+            )?,
         };
         self.sources.open(spec, credentials).await
     }

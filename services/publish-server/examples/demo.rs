@@ -43,7 +43,10 @@ fn parse_args() -> Result<Args, String> {
             "--format" => args.format = value()?.to_ascii_lowercase(),
             "--outputs" => args.outputs = PathBuf::from(value()?),
             "-h" | "--help" => {
-                return Err("usage: demo [--shape a|b] [--format duckdb|csv|parquet] [--outputs DIR]".into());
+                return Err(
+                    "usage: demo [--shape a|b] [--format duckdb|csv|parquet] [--outputs DIR]"
+                        .into(),
+                );
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -82,10 +85,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let env: HashMap<String, String> = [
         ("PUBLISH_BIND_ADDR", "127.0.0.1:0".to_owned()),
         ("SECRETS_MNT_PATH", secrets.display().to_string()),
-        ("TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH", mount.display().to_string()),
-        ("DLTHUB_PIPELINE_WORKING_DIR", outputs.join("work").display().to_string()),
-        ("PUBLISH_ALLOWED_SOURCE_HOSTS", "http://127.0.0.1:*".to_owned()),
-        ("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into())),
+        (
+            "TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH",
+            mount.display().to_string(),
+        ),
+        (
+            "DLTHUB_PIPELINE_WORKING_DIR",
+            outputs.join("work").display().to_string(),
+        ),
+        (
+            "PUBLISH_ALLOWED_SOURCE_HOSTS",
+            "http://127.0.0.1:*".to_owned(),
+        ),
+        (
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -113,7 +128,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let client = reqwest::Client::new();
-    for (path, body) in [("/data-publish/package", &package), ("/data-publish/publish", &publish)] {
+    for (path, body) in [
+        ("/data-publish/package", &package),
+        ("/data-publish/publish", &publish),
+    ] {
         let response = client
             .post(format!("{server_url}{path}"))
             .header("x-api-key", &api_key)

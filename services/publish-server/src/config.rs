@@ -104,7 +104,7 @@ impl Settings {
             .build()
             .map_err(|e| bad("PUBLISH_CONFIG_FILE", e.to_string()))?;
         let raw: BTreeMap<String, String> = merged
-            .collect()
+            .try_deserialize::<HashMap<String, config::Value>>()
             .map_err(|e| bad("PUBLISH_CONFIG_FILE", e.to_string()))?
             .into_iter()
             .filter_map(|(k, v)| v.into_string().ok().map(|v| (k.to_ascii_uppercase(), v)))
@@ -170,14 +170,25 @@ impl Settings {
                 ));
             }
         };
-        let force_copy = match get("PUBLISH_FORCE_COPY").map(str::to_ascii_lowercase).as_deref() {
+        let force_copy = match get("PUBLISH_FORCE_COPY")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("false" | "0" | "no") => false,
             Some("true" | "1" | "yes") => true,
-            Some(other) => return Err(bad("PUBLISH_FORCE_COPY", format!("{other:?}: use true or false"))),
+            Some(other) => {
+                return Err(bad(
+                    "PUBLISH_FORCE_COPY",
+                    format!("{other:?}: use true or false"),
+                ));
+            }
         };
         let parallel_downloads = parse_num("PUBLISH_PARALLEL_DOWNLOADS", 4)?;
         if parallel_downloads == 0 || parallel_downloads > 64 {
-            return Err(bad("PUBLISH_PARALLEL_DOWNLOADS", "must be between 1 and 64"));
+            return Err(bad(
+                "PUBLISH_PARALLEL_DOWNLOADS",
+                "must be between 1 and 64",
+            ));
         }
         let duckdb_threads = match get("PUBLISH_DUCKDB_THREADS") {
             None => None,
@@ -194,14 +205,21 @@ impl Settings {
             log_format,
             log_filter: get("RUST_LOG").unwrap_or("info").to_owned(),
             max_body_bytes: parse_num("PUBLISH_MAX_BODY_BYTES", 1024 * 1024)? as usize,
-            operation_timeout: Duration::from_secs(parse_num("PUBLISH_OPERATION_TIMEOUT_SECS", 3600)?),
+            operation_timeout: Duration::from_secs(parse_num(
+                "PUBLISH_OPERATION_TIMEOUT_SECS",
+                3600,
+            )?),
             source_request_timeout: Duration::from_secs(parse_num(
                 "PUBLISH_SOURCE_REQUEST_TIMEOUT_SECS",
                 120,
             )?),
             parallel_downloads: parallel_downloads as usize,
             duckdb_threads,
-            duckdb_memory_limit: Some(get("PUBLISH_DUCKDB_MEMORY_LIMIT").unwrap_or("1GB").to_owned()),
+            duckdb_memory_limit: Some(
+                get("PUBLISH_DUCKDB_MEMORY_LIMIT")
+                    .unwrap_or("1GB")
+                    .to_owned(),
+            ),
             hash_algorithm,
             force_copy,
         })
@@ -229,7 +247,11 @@ mod tests {
         assert_eq!(s.max_body_bytes, 1024 * 1024);
         assert_eq!(s.hash_algorithm, HashAlgorithm::Sha512);
         assert_eq!(s.log_format, LogFormat::Text);
-        let names: Vec<String> = s.destinations.iter().map(|d| d.name().to_string()).collect();
+        let names: Vec<String> = s
+            .destinations
+            .iter()
+            .map(|d| d.name().to_string())
+            .collect();
         assert_eq!(names, ["LSC", "NW"]);
     }
 
@@ -264,7 +286,11 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(s.bind_addr.to_string(), "127.0.0.1:9000");
-        assert_eq!(s.log_format, LogFormat::Text, "environment wins over the file");
+        assert_eq!(
+            s.log_format,
+            LogFormat::Text,
+            "environment wins over the file"
+        );
         assert!(s.destinations.iter().any(|d| d.name().as_str() == "XYZ"));
     }
 }

@@ -58,7 +58,10 @@ where
             } else {
                 AppError::new(
                     StatusCode::BAD_REQUEST,
-                    format!("the request body could not be read: {}", rejection.body_text()),
+                    format!(
+                        "the request body could not be read: {}",
+                        rejection.body_text()
+                    ),
                 )
             }
         })?;

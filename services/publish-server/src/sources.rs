@@ -45,6 +45,9 @@ impl SourceFactory for DatabricksSources {
             client_secret: credentials.client_secret,
             options,
         };
-        Ok(Arc::new(DatabricksSource::new(config, &self.allowed_hosts)?))
+        Ok(Arc::new(DatabricksSource::new(
+            config,
+            &self.allowed_hosts,
+        )?))
     }
 }

@@ -17,9 +17,20 @@ fn fixtures_dir() -> PathBuf {
 async fn setup() -> (Deployment, Emulator) {
     let mut d = Deployment::new();
     let config = EmulatorConfig::new(fixtures_dir());
-    std::fs::write(d.path().join("secrets/databricksspnclientid"), &config.client_id).unwrap();
-    std::fs::write(d.path().join("secrets/databricksspnsecret"), &config.client_secret).unwrap();
-    d.extra_env.push(("PUBLISH_ALLOWED_SOURCE_HOSTS".into(), "http://127.0.0.1:*".into()));
+    std::fs::write(
+        d.path().join("secrets/databricksspnclientid"),
+        &config.client_id,
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("secrets/databricksspnsecret"),
+        &config.client_secret,
+    )
+    .unwrap();
+    d.extra_env.push((
+        "PUBLISH_ALLOWED_SOURCE_HOSTS".into(),
+        "http://127.0.0.1:*".into(),
+    ));
     let emulator = Emulator::start(config).await.unwrap();
     (d, emulator)
 }
@@ -35,14 +46,25 @@ fn package_body(shape: &str, emulator: &Emulator, format: &str) -> Value {
     body
 }
 
-/// (table, [(column, type, nullable)], rows) of every table in a DuckDB file.
-fn describe_duckdb(path: &Path) -> Vec<(String, Vec<(String, String, bool)>, i64)> {
-    let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly).unwrap();
+/// (column, type, nullable).
+type Column = (String, String, bool);
+
+/// (table, columns, rows) of every table in a DuckDB file.
+fn describe_duckdb(path: &Path) -> Vec<(String, Vec<Column>, i64)> {
+    let config = duckdb::Config::default()
+        .access_mode(duckdb::AccessMode::ReadOnly)
+        .unwrap();
     let conn = duckdb::Connection::open_with_flags(path, config).unwrap();
     let mut stmt = conn
-        .prepare("SELECT table_schema || '.' || table_name FROM information_schema.tables ORDER BY 1")
+        .prepare(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables ORDER BY 1",
+        )
         .unwrap();
-    let tables: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    let tables: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     tables
         .into_iter()
         .map(|t| {
@@ -63,7 +85,7 @@ fn describe_duckdb(path: &Path) -> Vec<(String, Vec<(String, String, bool)>, i64
         .collect()
 }
 
-fn col(name: &str, ty: &str, nullable: bool) -> (String, String, bool) {
+fn col(name: &str, ty: &str, nullable: bool) -> Column {
     (name.to_owned(), ty.to_owned(), nullable)
 }
 
@@ -74,36 +96,68 @@ async fn brief_package_then_publish_duckdb_in_both_shapes() {
     let expected = vec![
         (
             "example_schema_name.address".to_owned(),
-            vec![col("address_key", "BIGINT", false), col("address", "VARCHAR", true)],
+            vec![
+                col("address_key", "BIGINT", false),
+                col("address", "VARCHAR", true),
+            ],
             300,
         ),
         (
             "example_schema_name.person".to_owned(),
-            vec![col("person_key", "BIGINT", false), col("person_id", "VARCHAR", false), col("age", "INTEGER", true)],
+            vec![
+                col("person_key", "BIGINT", false),
+                col("person_id", "VARCHAR", false),
+                col("age", "INTEGER", true),
+            ],
             200,
         ),
     ];
-    let staged = d.mount("lsc").join("staging/Pr004/20250205_010101/data/outputs/database.duckdb");
-    let published = d.mount("lsc").join("production/Pr004/20250205_010101/data/outputs/database.duckdb");
+    let staged = d
+        .mount("lsc")
+        .join("staging/Pr004/20250205_010101/data/outputs/database.duckdb");
+    let published = d
+        .mount("lsc")
+        .join("production/Pr004/20250205_010101/data/outputs/database.duckdb");
     let mut digests = Vec::new();
     for shape in ["a", "b"] {
-        let (status, body) = post(&server.url, "/data-publish/package", Some(API_KEY), &package_body(shape, &emulator, "duckdb")).await;
+        let (status, body) = post(
+            &server.url,
+            "/data-publish/package",
+            Some(API_KEY),
+            &package_body(shape, &emulator, "duckdb"),
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
-        assert_eq!(body, json!({"status": "success", "payload": {"data_retrieved": [{"file_path": "data/outputs/database.duckdb"}]}}));
+        assert_eq!(
+            body,
+            json!({"status": "success", "payload": {"data_retrieved": [{"file_path": "data/outputs/database.duckdb"}]}})
+        );
         assert_eq!(describe_duckdb(&staged), expected, "shape {shape}");
 
-        let (status, body) = post(&server.url, "/data-publish/publish", Some(API_KEY), &fixture(&format!("publish-shape-{shape}.json"))).await;
+        let (status, body) = post(
+            &server.url,
+            "/data-publish/publish",
+            Some(API_KEY),
+            &fixture(&format!("publish-shape-{shape}.json")),
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
         let file = &body["payload"]["data_published"][0];
         assert_eq!(file["file_path"], json!("data/outputs/database.duckdb"));
         assert_eq!(file["hash_value"], json!(sha512sum(&published)));
-        assert_eq!(file["total_bytes"], json!(std::fs::metadata(&published).unwrap().len()));
+        assert_eq!(
+            file["total_bytes"],
+            json!(std::fs::metadata(&published).unwrap().len())
+        );
         assert_eq!(describe_duckdb(&published), expected);
         digests.push(file["hash_value"].clone());
     }
     let logs = server.stop();
     assert!(logs.contains("table copied"), "progress is logged: {logs}");
-    assert!(!logs.contains(API_KEY) && !logs.contains("emulator-client-secret"), "secret in logs");
+    assert!(
+        !logs.contains(API_KEY) && !logs.contains("emulator-client-secret"),
+        "secret in logs"
+    );
     assert!(!logs.contains("/external/"), "an external link was logged");
     emulator.shutdown().await;
 }
@@ -113,7 +167,13 @@ async fn csv_and_parquet_packages() {
     let (d, emulator) = setup().await;
     let server = Server::start(&d);
     for format in ["csv", "parquet"] {
-        let (status, body) = post(&server.url, "/data-publish/package", Some(API_KEY), &package_body("b", &emulator, format)).await;
+        let (status, body) = post(
+            &server.url,
+            "/data-publish/package",
+            Some(API_KEY),
+            &package_body("b", &emulator, format),
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(
             body["payload"]["data_retrieved"],
@@ -122,14 +182,29 @@ async fn csv_and_parquet_packages() {
                 {"file_path": format!("data/outputs/example_schema_name/person.{format}")},
             ])
         );
-        let dir = d.mount("lsc").join("staging/Pr004/20250205_010101/data/outputs/example_schema_name");
+        let dir = d
+            .mount("lsc")
+            .join("staging/Pr004/20250205_010101/data/outputs/example_schema_name");
         let conn = duckdb::Connection::open_in_memory().unwrap();
-        conn.execute_batch("SET autoinstall_known_extensions=false; SET autoload_known_extensions=false;").unwrap();
-        let reader = if format == "csv" { "read_csv" } else { "read_parquet" };
+        conn.execute_batch(
+            "SET autoinstall_known_extensions=false; SET autoload_known_extensions=false;",
+        )
+        .unwrap();
+        let reader = if format == "csv" {
+            "read_csv"
+        } else {
+            "read_parquet"
+        };
         for (table, rows, cols) in [("person", 200, 3), ("address", 300, 2)] {
             let path = dir.join(format!("{table}.{format}"));
-            let sql = format!("SELECT count(*), (SELECT count(*) FROM (DESCRIBE SELECT * FROM {reader}('{}'))) FROM {reader}('{}')", path.display(), path.display());
-            let (n, c): (i64, i64) = conn.query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+            let sql = format!(
+                "SELECT count(*), (SELECT count(*) FROM (DESCRIBE SELECT * FROM {reader}('{}'))) FROM {reader}('{}')",
+                path.display(),
+                path.display()
+            );
+            let (n, c): (i64, i64) = conn
+                .query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap();
             assert_eq!((n, c), (rows, cols), "{format} {table}");
         }
     }
@@ -141,10 +216,18 @@ async fn csv_and_parquet_packages() {
 async fn unknown_table_or_column_is_404_and_keeps_the_previous_staging_result() {
     let (d, emulator) = setup().await;
     let server = Server::start(&d);
-    let (status, _) = post(&server.url, "/data-publish/package", Some(API_KEY), &package_body("a", &emulator, "duckdb")).await;
+    let (status, _) = post(
+        &server.url,
+        "/data-publish/package",
+        Some(API_KEY),
+        &package_body("a", &emulator, "duckdb"),
+    )
+    .await;
     assert_eq!(status, 200);
     let before = d.snapshot();
-    let staged = d.mount("lsc").join("staging/Pr004/20250205_010101/data/outputs/database.duckdb");
+    let staged = d
+        .mount("lsc")
+        .join("staging/Pr004/20250205_010101/data/outputs/database.duckdb");
     let digest = sha512sum(&staged);
 
     let mut body = package_body("a", &emulator, "duckdb");
@@ -152,13 +235,22 @@ async fn unknown_table_or_column_is_404_and_keeps_the_previous_staging_result() 
     let (status, json) = post(&server.url, "/data-publish/package", Some(API_KEY), &body).await;
     assert_eq!(status, 404, "{json}");
     let detail = json["payload"]["detail"].as_str().unwrap();
-    assert!(detail.contains("agee") && detail.contains("person"), "{detail}");
+    assert!(
+        detail.contains("agee") && detail.contains("person"),
+        "{detail}"
+    );
 
     let mut body = package_body("b", &emulator, "duckdb");
     body["dataset"]["tables"][1]["name"] = json!("addresses");
     let (status, json) = post(&server.url, "/data-publish/package", Some(API_KEY), &body).await;
     assert_eq!(status, 404, "{json}");
-    assert!(json["payload"]["detail"].as_str().unwrap().contains("addresses"), "{json}");
+    assert!(
+        json["payload"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("addresses"),
+        "{json}"
+    );
 
     // Hostile identifiers are quoted, reach Unity Catalog, and are simply not found.
     let mut body = package_body("b", &emulator, "duckdb");
@@ -184,9 +276,21 @@ async fn a_failing_statement_is_502_and_staging_is_untouched() {
             message: "[INTERNAL_ERROR] warehouse exploded SQLSTATE: XX000".into(),
         },
     );
-    let (status, json) = post(&server.url, "/data-publish/package", Some(API_KEY), &package_body("a", &emulator, "duckdb")).await;
+    let (status, json) = post(
+        &server.url,
+        "/data-publish/package",
+        Some(API_KEY),
+        &package_body("a", &emulator, "duckdb"),
+    )
+    .await;
     assert_eq!(status, 502, "{json}");
-    assert!(json["payload"]["detail"].as_str().unwrap().contains("INTERNAL_ERROR"), "{json}");
+    assert!(
+        json["payload"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("INTERNAL_ERROR"),
+        "{json}"
+    );
     assert_eq!(d.snapshot(), before);
     server.stop();
     emulator.shutdown().await;
@@ -196,23 +300,39 @@ async fn a_failing_statement_is_502_and_staging_is_untouched() {
 async fn second_package_of_the_same_project_while_one_runs_is_409() {
     let (d, emulator) = setup().await;
     let server = Server::start(&d);
-    emulator.faults().push(Operation::Download, Fault::SlowChunk { delay: Duration::from_secs(3) });
+    emulator.faults().push(
+        Operation::Download,
+        Fault::Slow {
+            delay: Duration::from_secs(3),
+        },
+    );
     let body = package_body("a", &emulator, "duckdb");
     let url = server.url.clone();
     let first = tokio::spawn({
         let body = body.clone();
         async move { post(&url, "/data-publish/package", Some(API_KEY), &body).await }
     });
-    // Wait until the first one is downloading (it holds the lock by then).
-    for _ in 0..100 {
-        if emulator.journal().iter().any(|e| e.operation == Operation::Download) {
+    // Wait until the first one has started its statement (it holds the lock by then); its
+    // first download then takes 3 s. The journal records a request when it is answered.
+    for _ in 0..200 {
+        if emulator
+            .journal()
+            .iter()
+            .any(|e| e.operation == Some(Operation::ExecuteStatement))
+        {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let (status, json) = post(&server.url, "/data-publish/package", Some(API_KEY), &body).await;
     assert_eq!(status, 409, "{json}");
-    let (status, json) = post(&server.url, "/data-publish/publish", Some(API_KEY), &fixture("publish-shape-a.json")).await;
+    let (status, json) = post(
+        &server.url,
+        "/data-publish/publish",
+        Some(API_KEY),
+        &fixture("publish-shape-a.json"),
+    )
+    .await;
     assert_eq!(status, 409, "{json}");
     let (status, json) = first.await.unwrap();
     assert_eq!(status, 200, "{json}");
@@ -227,7 +347,13 @@ async fn validate_checks_credentials_and_containers() {
     let mut body = fixture("validate-shape-b.json");
     body["source"]["host_url"] = json!(emulator.url());
     let (status, json) = post(&server.url, "/data-publish/validate", Some(API_KEY), &body).await;
-    assert_eq!((status.as_u16(), json), (200, json!({"status": "success", "payload": {"validation_status": "success"}})));
+    assert_eq!(
+        (status.as_u16(), json),
+        (
+            200,
+            json!({"status": "success", "payload": {"validation_status": "success"}})
+        )
+    );
 
     std::fs::write(d.path().join("secrets/databricksspnsecret"), "wrong-secret").unwrap();
     let (status, json) = post(&server.url, "/data-publish/validate", Some(API_KEY), &body).await;

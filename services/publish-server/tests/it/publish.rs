@@ -6,7 +6,9 @@ use crate::support::{API_KEY, Deployment, Server, fixture, post, sha512sum};
 
 /// Deterministic bytes that are not all alike.
 fn content(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
             x ^= x << 13;
@@ -27,15 +29,33 @@ async fn brief_publish_returns_sha512_and_size_and_is_idempotent() {
 
     // Refusals first: none of them may touch the disk.
     let before = d.snapshot();
-    let (status, _) = post(&server.url, "/data-publish/publish", Some("wrong"), &fixture("publish-shape-a.json")).await;
+    let (status, _) = post(
+        &server.url,
+        "/data-publish/publish",
+        Some("wrong"),
+        &fixture("publish-shape-a.json"),
+    )
+    .await;
     assert_eq!(status, 403);
     let mut traversal = fixture("publish-shape-a.json");
     traversal["project_name"] = json!("../x");
-    let (status, body) = post(&server.url, "/data-publish/publish", Some(API_KEY), &traversal).await;
+    let (status, body) = post(
+        &server.url,
+        "/data-publish/publish",
+        Some(API_KEY),
+        &traversal,
+    )
+    .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(d.snapshot(), before);
 
-    let (status, first) = post(&server.url, "/data-publish/publish", Some(API_KEY), &fixture("publish-shape-a.json")).await;
+    let (status, first) = post(
+        &server.url,
+        "/data-publish/publish",
+        Some(API_KEY),
+        &fixture("publish-shape-a.json"),
+    )
+    .await;
     assert_eq!(status, 200, "{first}");
     assert_eq!(
         first,
@@ -43,12 +63,25 @@ async fn brief_publish_returns_sha512_and_size_and_is_idempotent() {
             {"file_path": "data/outputs/database.duckdb", "hash_value": expected, "total_bytes": bytes.len()}
         ]}})
     );
-    let published = d.mount("lsc").join("production/Pr004/20250205_010101/data/outputs/database.duckdb");
+    let published = d
+        .mount("lsc")
+        .join("production/Pr004/20250205_010101/data/outputs/database.duckdb");
     assert_eq!(std::fs::read(&published).unwrap(), bytes);
-    assert!(!d.mount("lsc").join("staging/Pr004/20250205_010101").exists(), "staging removed");
+    assert!(
+        !d.mount("lsc")
+            .join("staging/Pr004/20250205_010101")
+            .exists(),
+        "staging removed"
+    );
 
     // A retry (either shape) returns the identical manifest.
-    let (status, again) = post(&server.url, "/data-publish/publish", Some(API_KEY), &fixture("publish-shape-b.json")).await;
+    let (status, again) = post(
+        &server.url,
+        "/data-publish/publish",
+        Some(API_KEY),
+        &fixture("publish-shape-b.json"),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(again, first);
 
@@ -62,16 +95,33 @@ async fn shape_b_publish_of_several_files_across_filesystems() {
     let d = Deployment::new();
     // Staging on a different filesystem (tmpfs), as in production where staging and production
     // are separate volumes: publish must copy, hash while copying, and rename into place.
-    let shm = tempfile::tempdir_in("/dev/shm").expect("/dev/shm is needed for the cross-filesystem case");
+    let shm =
+        tempfile::tempdir_in("/dev/shm").expect("/dev/shm is needed for the cross-filesystem case");
     let staging = d.mount("nw").join("staging");
     std::fs::remove_dir(&staging).unwrap();
     std::os::unix::fs::symlink(shm.path(), &staging).unwrap();
-    assert_ne!(dev_of(shm.path()), dev_of(&d.mount("nw").join("production")), "not two filesystems");
+    assert_ne!(
+        dev_of(shm.path()),
+        dev_of(&d.mount("nw").join("production")),
+        "not two filesystems"
+    );
 
     let a = content(100_000, 2);
     let b = content(5, 3);
-    let pa = d.stage_file("nw", "proj.B-1", "20240229_235959", "example_schema_name/address.csv", &a);
-    let pb = d.stage_file("nw", "proj.B-1", "20240229_235959", "example_schema_name/person.csv", &b);
+    let pa = d.stage_file(
+        "nw",
+        "proj.B-1",
+        "20240229_235959",
+        "example_schema_name/address.csv",
+        &a,
+    );
+    let pb = d.stage_file(
+        "nw",
+        "proj.B-1",
+        "20240229_235959",
+        "example_schema_name/person.csv",
+        &b,
+    );
     let (ha, hb) = (sha512sum(&pa), sha512sum(&pb));
     let server = Server::start(&d);
     let body = json!({"project_name": "proj.B-1", "project_start_time": "20240229_235959",
@@ -85,7 +135,9 @@ async fn shape_b_publish_of_several_files_across_filesystems() {
             {"file_path": "data/outputs/example_schema_name/person.csv", "hash_value": hb, "total_bytes": b.len()},
         ])
     );
-    let prod = d.mount("nw").join("production/proj.B-1/20240229_235959/data/outputs/example_schema_name");
+    let prod = d
+        .mount("nw")
+        .join("production/proj.B-1/20240229_235959/data/outputs/example_schema_name");
     assert_eq!(std::fs::read(prod.join("address.csv")).unwrap(), a);
     assert_eq!(std::fs::read(prod.join("person.csv")).unwrap(), b);
     // No temporary names left on the production volume.

@@ -22,7 +22,10 @@ fn refuses_to_start_without_the_key_file() {
     let d = Deployment::new();
     std::fs::remove_file(d.path().join("secrets/publishserviceapikey")).unwrap();
     let stderr = start_and_fail(&d);
-    assert!(stderr.contains("publishserviceapikey") && stderr.contains("not found"), "{stderr}");
+    assert!(
+        stderr.contains("publishserviceapikey") && stderr.contains("not found"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -36,7 +39,8 @@ fn refuses_to_start_with_an_empty_key_file() {
 #[test]
 fn refuses_to_start_with_bad_configuration() {
     let mut d = Deployment::new();
-    d.extra_env.push(("PUBLISH_BIND_ADDR".into(), "not-an-address".into()));
+    d.extra_env
+        .push(("PUBLISH_BIND_ADDR".into(), "not-an-address".into()));
     let stderr = start_and_fail(&d);
     assert!(stderr.contains("PUBLISH_BIND_ADDR"), "{stderr}");
 }

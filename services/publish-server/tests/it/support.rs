@@ -14,19 +14,23 @@ use publish_server::{AppState, app, build_state};
 use serde_json::Value;
 use tower::ServiceExt;
 
-pub const API_KEY: &str = "test-api-key-0123456789";
+pub(crate) const API_KEY: &str = "test-api-key-0123456789";
 
 /// A temp deployment: `secrets/`, and destination LSC at `lsc/` (plus NW at `nw/`).
-pub struct Deployment {
-    pub dir: tempfile::TempDir,
-    pub extra_env: Vec<(String, String)>,
+pub(crate) struct Deployment {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) extra_env: Vec<(String, String)>,
 }
 
 impl Deployment {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
-        std::fs::write(dir.path().join("secrets/publishserviceapikey"), format!("{API_KEY}\n")).unwrap();
+        std::fs::write(
+            dir.path().join("secrets/publishserviceapikey"),
+            format!("{API_KEY}\n"),
+        )
+        .unwrap();
         for d in ["lsc", "nw"] {
             std::fs::create_dir_all(dir.path().join(d).join("staging")).unwrap();
             std::fs::create_dir_all(dir.path().join(d).join("production")).unwrap();
@@ -37,15 +41,15 @@ impl Deployment {
         }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn mount(&self, name: &str) -> PathBuf {
+    pub(crate) fn mount(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    pub fn env(&self) -> HashMap<String, String> {
+    pub(crate) fn env(&self) -> HashMap<String, String> {
         let p = |s: &str| self.dir.path().join(s).to_string_lossy().into_owned();
         let mut env: HashMap<String, String> = [
             ("SECRETS_MNT_PATH", p("secrets")),
@@ -62,22 +66,36 @@ impl Deployment {
         env
     }
 
-    pub fn state(&self) -> AppState {
+    pub(crate) fn state(&self) -> AppState {
         let settings = Settings::load(self.env()).unwrap();
         build_state(&settings).unwrap()
     }
 
     /// Stages `content` as `data/outputs/<name>` of a project, as if package had run.
-    pub fn stage_file(&self, mount: &str, project: &str, start: &str, name: &str, content: &[u8]) -> PathBuf {
-        let dir = self.mount(mount).join("staging").join(project).join(start).join("data/outputs");
-        std::fs::create_dir_all(&dir).unwrap();
+    pub(crate) fn stage_file(
+        &self,
+        mount: &str,
+        project: &str,
+        start: &str,
+        name: &str,
+        content: &[u8],
+    ) -> PathBuf {
+        let dir = self
+            .mount(mount)
+            .join("staging")
+            .join(project)
+            .join(start)
+            .join("data/outputs");
         let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, content).unwrap();
         path
     }
 
-    /// Every file and directory under the deployment's mounts, for "nothing changed" checks.
-    pub fn snapshot(&self) -> Vec<(String, u64)> {
+    /// Every file under the deployment's mounts, for "nothing changed" checks. The per-project
+    /// lock files (empty, hidden, next to the staging folder) are what replicas lock, and
+    /// folders carry no data; neither counts.
+    pub(crate) fn snapshot(&self) -> Vec<(String, u64)> {
         let mut out = Vec::new();
         for m in ["lsc", "nw"] {
             walk(&self.mount(m), self.dir.path(), &mut out);
@@ -88,14 +106,21 @@ impl Deployment {
 }
 
 fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, u64)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let path = e.path();
         let meta = std::fs::symlink_metadata(&path).unwrap();
-        let rel = path.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+        let rel = path
+            .strip_prefix(base)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         if meta.is_dir() {
-            out.push((format!("{rel}/"), 0));
             walk(&path, base, out);
+        } else if rel.ends_with(".lock") && e.file_name().to_string_lossy().starts_with('.') {
+            continue;
         } else {
             out.push((rel, meta.len()));
         }
@@ -103,32 +128,48 @@ fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, u64)>) {
 }
 
 /// Sends one request through the router without a socket.
-pub async fn oneshot(state: AppState, method: &str, uri: &str, key: Option<&str>, body: impl Into<Body>) -> (StatusCode, Value) {
-    let mut req = Request::builder().method(method).uri(uri).header("content-type", "application/json");
+pub(crate) async fn oneshot(
+    state: AppState,
+    method: &str,
+    uri: &str,
+    key: Option<&str>,
+    body: impl Into<Body>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json");
     if let Some(k) = key {
         req = req.header("x-api-key", k);
     }
-    let response = app(state).oneshot(req.body(body.into()).unwrap()).await.unwrap();
+    let response = app(state)
+        .oneshot(req.body(body.into()).unwrap())
+        .await
+        .unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let json = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     (status, json)
 }
 
-pub fn fixture(name: &str) -> Value {
-    let path = format!("{}/../../fixtures/requests/{name}", env!("CARGO_MANIFEST_DIR"));
+pub(crate) fn fixture(name: &str) -> Value {
+    let path = format!(
+        "{}/../../fixtures/requests/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
 }
 
 /// The real `publish-server` binary, listening on a port the OS chose.
-pub struct Server {
-    pub child: Child,
-    pub url: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) url: String,
     stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Server {
-    pub fn start(deployment: &Deployment) -> Self {
+    pub(crate) fn start(deployment: &Deployment) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_publish-server"))
             .env_clear()
             .envs(deployment.env())
@@ -139,7 +180,8 @@ impl Server {
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+        let stderr =
+            std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();
         let url = line
@@ -155,10 +197,16 @@ impl Server {
     }
 
     /// Stops the server and returns everything it logged.
-    pub fn stop(mut self) -> String {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+    pub(crate) fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
-        self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default()
+        self.stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default()
     }
 }
 
@@ -170,7 +218,12 @@ impl Drop for Server {
 }
 
 /// POSTs JSON over real HTTP.
-pub async fn post(url: &str, path: &str, key: Option<&str>, body: &Value) -> (StatusCode, Value) {
+pub(crate) async fn post(
+    url: &str,
+    path: &str,
+    key: Option<&str>,
+    body: &Value,
+) -> (StatusCode, Value) {
     let client = reqwest::Client::new();
     let mut req = client.post(format!("{url}{path}")).json(body);
     if let Some(k) = key {
@@ -182,8 +235,13 @@ pub async fn post(url: &str, path: &str, key: Option<&str>, body: &Value) -> (St
     (status, json)
 }
 
-pub fn sha512sum(path: &Path) -> String {
+pub(crate) fn sha512sum(path: &Path) -> String {
     let out = Command::new("sha512sum").arg(path).output().unwrap();
     assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_owned()
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
 }

@@ -1,0 +1,382 @@
+//! `publish-bench`: measures package and publish of the CR8TOR Publish Service against DuckDB's
+//! own ingest and `cp` + `sha512sum`, side by side in one run (issue 4). A report, not a test:
+//! it exits non-zero only when a request or a step fails, never on a number.
+//!
+//! ```text
+//! cargo run --release -p publish-bench -- --rows 10000000
+//! cargo run --release -p publish-bench -- --rows-list 1000000,10000000 --runs 3
+//! ```
+//!
+//! Glue only: `dataset` generates the tables, `processes` builds and runs the emulator and the
+//! server, `layout` places staging and production, `api` sends the requests, `references`
+//! times DuckDB, `cp` and `sha512sum`, `report` prints the table.
+
+mod api;
+mod dataset;
+mod layout;
+mod processes;
+mod references;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::Parser;
+
+use crate::api::Api;
+use crate::dataset::Dataset;
+use crate::layout::Layout;
+use crate::processes::{Binaries, Service};
+use crate::references::DuckDbLimits;
+use crate::report::{Concurrency, Run, SizeResult};
+
+/// Benchmark of package (Databricks -> DuckDB) and publish (staging -> production).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Rows of each table (the wide and the narrow one).
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: u64,
+    /// Several sizes in one run, e.g. `1000000,10000000` (overrides --rows); the report adds
+    /// the ratio of the server's peak RSS between the first and the last.
+    #[arg(long, value_delimiter = ',')]
+    rows_list: Vec<u64>,
+    /// Measured runs per size (a fresh server each); the report shows medians.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Seed of the generated data.
+    #[arg(long, default_value_t = 20_250_205)]
+    seed: u64,
+    /// Rows per result chunk; by default about --chunk-mib of Arrow of the wide table.
+    #[arg(long)]
+    chunk_rows: Option<u64>,
+    /// Target chunk size in MiB of Arrow data, as Databricks' own chunks are ~20-30 MB.
+    #[arg(long, default_value_t = 24)]
+    chunk_mib: u64,
+    /// Packages of different projects for the concurrency check (0 skips it).
+    #[arg(long, default_value_t = 4)]
+    concurrent: usize,
+    /// Rows per table for the concurrency check; by default the largest size.
+    #[arg(long)]
+    concurrent_rows: Option<u64>,
+    /// Where datasets, logs and the destination go; by default `<target dir>/publish-bench`.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Cargo profile the server and the emulator are built with.
+    #[arg(long, default_value = "release")]
+    profile: String,
+    /// Keep staging on the same disk as production, even if /dev/shm has room.
+    #[arg(long)]
+    no_shm: bool,
+    /// Extra server environment, `KEY=VALUE` (repeatable), e.g.
+    /// `PUBLISH_DUCKDB_MEMORY_LIMIT=512MB`; DuckDB limits apply to the reference ingest too.
+    #[arg(long = "server-env", value_name = "KEY=VALUE")]
+    server_env: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("publish-bench: cannot start tokio: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(bench(args)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("publish-bench: some concurrent package failed (see above)");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("publish-bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Everything one size's runs share.
+struct Setup<'a> {
+    bins: &'a Binaries,
+    fixtures: PathBuf,
+    logs: PathBuf,
+    server_env: Vec<(String, String)>,
+    limits: DuckDbLimits,
+}
+
+/// Runs the whole bench; `Ok(false)` when the concurrency check had a failed request.
+async fn bench(args: Args) -> Result<bool> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let work = match &args.work_dir {
+        Some(dir) => dir.clone(),
+        None => default_work_dir()?,
+    };
+    let sizes = if args.rows_list.is_empty() {
+        vec![args.rows]
+    } else {
+        args.rows_list.clone()
+    };
+    ensure!(sizes.iter().all(|&r| r > 0), "row counts must be positive");
+    let server_env = args
+        .server_env
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .with_context(|| format!("--server-env {kv:?} is not KEY=VALUE"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let lookup = |key: &str| {
+        server_env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    // The service's defaults (README): memory_limit 1GB, DuckDB's default thread count.
+    let limits = DuckDbLimits {
+        memory_limit: lookup("PUBLISH_DUCKDB_MEMORY_LIMIT").unwrap_or_else(|| "1GB".into()),
+        threads: lookup("PUBLISH_DUCKDB_THREADS").and_then(|t| t.parse().ok()),
+    };
+    let logs = work.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let bins = processes::build(&root, &args.profile)?;
+    let setup = Setup {
+        bins: &bins,
+        fixtures: root.join("fixtures/requests"),
+        logs,
+        server_env,
+        limits,
+    };
+
+    let mut results = Vec::new();
+    let mut shm = false;
+    let mut all_ok = true;
+    let mut concurrency = None;
+    let concurrent_rows = args
+        .concurrent_rows
+        .unwrap_or_else(|| sizes.iter().copied().max().unwrap_or(args.rows));
+    let mut all_sizes = sizes.clone();
+    if args.concurrent > 0 && !all_sizes.contains(&concurrent_rows) {
+        all_sizes.push(concurrent_rows);
+    }
+    for &rows in &all_sizes {
+        let dataset = dataset::prepare(&work.join("datasets"), rows, args.seed)?;
+        let chunk_rows = args.chunk_rows.unwrap_or_else(|| {
+            ((args.chunk_mib << 20) as f64 / dataset.wide().arrow_bytes_per_row).round() as u64
+        });
+        let chunk_rows = chunk_rows.max(1);
+        // Room for the staged databases (at most one per concurrent package) and the reference.
+        let need = dataset.parquet_bytes() * 3 * (args.concurrent.max(1) as u64 + 1) + (1 << 30);
+        let layout = Layout::create(&work, !args.no_shm, need)?;
+        shm = layout.staging_on_shm();
+        eprintln!("layout: {}", layout.describe());
+        let emulator = Service::emulator(
+            &bins,
+            &dataset.dir,
+            chunk_rows,
+            &setup.logs.join(format!("emulator-{rows}.log")),
+        )?;
+        eprintln!(
+            "emulator: {} (pid {}, {chunk_rows} rows per chunk)",
+            emulator.url,
+            emulator.pid()
+        );
+        if sizes.contains(&rows) {
+            let mut runs = Vec::new();
+            for run in 1..=args.runs.max(1) {
+                runs.push(measure(&setup, &layout, &emulator, &dataset, run).await?);
+            }
+            results.push(SizeResult {
+                rows_per_table: rows,
+                tables: dataset.tables.len(),
+                chunk_rows,
+                parquet_bytes: dataset.parquet_bytes(),
+                runs,
+            });
+        }
+        if args.concurrent > 0 && rows == concurrent_rows {
+            let c = concurrent(&setup, &layout, &emulator, &dataset, args.concurrent).await?;
+            all_ok = c.all_succeeded;
+            concurrency = Some(c);
+        }
+    }
+    print!("{}", report::render(&results, concurrency.as_ref(), shm));
+    eprintln!("logs: {}", setup.logs.display());
+    Ok(all_ok)
+}
+
+/// One measured configuration: DuckDB's own ingest, then a fresh server packaging both tables,
+/// `cp` + `sha512sum` of the staged file, the publish, and the server's peak RSS.
+async fn measure(
+    setup: &Setup<'_>,
+    layout: &Layout,
+    emulator: &Service,
+    dataset: &Dataset,
+    run: usize,
+) -> Result<Run> {
+    let rows = dataset.rows;
+    let ingest = references::duckdb_ingest(dataset, &layout.ingest_file(), &setup.limits)?;
+    let _ = std::fs::remove_file(layout.ingest_file());
+
+    let mut server = Service::server(
+        setup.bins,
+        &layout.server_env(&setup.server_env),
+        &setup.logs.join(format!("server-{rows}-run{run}.log")),
+    )?;
+    let api = Api::new(&server.url, &layout.api_key, &setup.fixtures)?;
+    let project = format!("bench-{rows}-run{run}");
+    layout.remove_project(&project)?;
+    let package = api
+        .package(&project, &emulator.url, dataset)
+        .await
+        .with_context(|| format!("package (server log {})", server.log().display()))?;
+    server.check_alive()?;
+    let staged = layout.staged_file(&project);
+    let (refs, digest) = references::cp_and_sha512sum(&staged, &layout.copy_target())?;
+    let (publish, files) = api
+        .publish(&project)
+        .await
+        .with_context(|| format!("publish (server log {})", server.log().display()))?;
+    let peak_rss = server.peak_rss()?;
+    drop(server);
+
+    let [file] = files.as_slice() else {
+        bail!("publish returned {} files, expected 1", files.len());
+    };
+    ensure!(
+        file.file_path == "data/outputs/database.duckdb",
+        "unexpected file {}",
+        file.file_path
+    );
+    ensure!(
+        file.hash_value == digest,
+        "publish reported SHA-512 {} but sha512sum of the staged file says {digest}",
+        file.hash_value
+    );
+    let counted = references::published_rows(&layout.published_file(&project), dataset)?;
+    ensure!(
+        counted.iter().all(|&n| n == rows),
+        "the published database holds {counted:?} rows, expected {rows} per table"
+    );
+    layout.remove_project(&project)?;
+    let result = Run {
+        package_s: package.as_secs_f64(),
+        publish_s: publish.as_secs_f64(),
+        ingest_s: ingest.as_secs_f64(),
+        refs,
+        peak_rss,
+        bytes: file.total_bytes,
+    };
+    eprintln!(
+        "run {run} at {rows} rows: package {:.2} s (DuckDB ingest {:.2} s), publish {:.2} s \
+         (cp {:.2} + sync {:.2} + sha512sum {:.2} s), {} bytes, server peak RSS {} MiB",
+        result.package_s,
+        result.ingest_s,
+        result.publish_s,
+        refs.cp.as_secs_f64(),
+        refs.sync.as_secs_f64(),
+        refs.sha512sum.as_secs_f64(),
+        result.bytes,
+        peak_rss >> 20
+    );
+    Ok(result)
+}
+
+/// The same `n` packages (different projects), one after another on a fresh server, then all
+/// started together on another fresh server.
+async fn concurrent(
+    setup: &Setup<'_>,
+    layout: &Layout,
+    emulator: &Service,
+    dataset: &Dataset,
+    n: usize,
+) -> Result<Concurrency> {
+    let projects: Vec<String> = (1..=n).map(|i| format!("bench-concurrent-{i}")).collect();
+    let start_server = |label: &str| {
+        Service::server(
+            setup.bins,
+            &layout.server_env(&setup.server_env),
+            &setup
+                .logs
+                .join(format!("server-{}-{label}.log", dataset.rows)),
+        )
+    };
+    let mut all_succeeded = true;
+
+    let server = start_server("sequential")?;
+    let api = Api::new(&server.url, &layout.api_key, &setup.fixtures)?;
+    let started = Instant::now();
+    let mut sequential_ok = true;
+    for project in &projects {
+        layout.remove_project(project)?;
+        if let Err(e) = api.package(project, &emulator.url, dataset).await {
+            eprintln!("sequential package {project} failed: {e:#}");
+            sequential_ok = false;
+        }
+    }
+    let sequential_s = sequential_ok.then(|| started.elapsed().as_secs_f64());
+    all_succeeded &= sequential_ok;
+    drop(server);
+    for project in &projects {
+        layout.remove_project(project)?;
+    }
+
+    let server = start_server("concurrent")?;
+    let api = Api::new(&server.url, &layout.api_key, &setup.fixtures)?;
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for project in projects.clone() {
+        let (api, url, dataset) = (api.clone(), emulator.url.clone(), dataset.clone());
+        tasks.spawn(async move {
+            let result = api.package(&project, &url, &dataset).await;
+            (project, result)
+        });
+    }
+    let mut concurrent_ok = true;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((_, Ok(_))) => {}
+            Ok((project, Err(e))) => {
+                eprintln!("concurrent package {project} failed: {e:#}");
+                concurrent_ok = false;
+            }
+            Err(e) => {
+                eprintln!("a concurrent package task failed: {e}");
+                concurrent_ok = false;
+            }
+        }
+    }
+    let concurrent_s = concurrent_ok.then(|| started.elapsed().as_secs_f64());
+    all_succeeded &= concurrent_ok;
+    let concurrent_peak_rss = server.peak_rss()?;
+    drop(server);
+    for project in &projects {
+        layout.remove_project(project)?;
+    }
+    Ok(Concurrency {
+        packages: n,
+        rows_per_table: dataset.rows,
+        sequential_s,
+        concurrent_s,
+        concurrent_peak_rss,
+        all_succeeded,
+    })
+}
+
+/// `<target dir>/publish-bench`, found from this binary's own path (`<target>/<profile>/…`).
+fn default_work_dir() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the bench binary")?;
+    let target = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("the bench binary is not inside a cargo target directory")?;
+    Ok(target.join("publish-bench"))
+}

@@ -1,0 +1,148 @@
+//! The references the service is measured against, on the same data in the same run: DuckDB's
+//! own ingest of the Parquet files (`CREATE TABLE … AS SELECT * FROM read_parquet(…)`, through
+//! the same duckdb crate, into a fresh file), and `cp` + `sha512sum` of the produced database.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use duckdb::{Config, Connection};
+
+use crate::dataset::{Dataset, SCHEMA};
+
+/// DuckDB settings shared by the service and the reference, so both ingest under the same limits.
+#[derive(Debug, Clone)]
+pub(crate) struct DuckDbLimits {
+    /// `memory_limit`, e.g. `1GB`.
+    pub(crate) memory_limit: String,
+    /// `threads`; `None` keeps DuckDB's default (the number of cores).
+    pub(crate) threads: Option<i64>,
+}
+
+/// Times DuckDB's own ingest of every table of `dataset` into the fresh database `out`: open,
+/// `CREATE TABLE … AS SELECT * FROM read_parquet(…)` per table, `CHECKPOINT`, close and fsync —
+/// the same durability the service gives its file.
+pub(crate) fn duckdb_ingest(
+    dataset: &Dataset,
+    out: &Path,
+    limits: &DuckDbLimits,
+) -> Result<Duration> {
+    for path in [out.to_path_buf(), out.with_extension("duckdb.wal")] {
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", path.display()));
+            }
+            _ => {}
+        }
+    }
+    let temp = out.with_extension("tmp");
+    let started = Instant::now();
+    let mut config = Config::default()
+        // Nothing is ever downloaded: parquet is compiled in.
+        .enable_autoload_extension(false)?
+        .with("memory_limit", &limits.memory_limit)?
+        .with("temp_directory", temp.to_string_lossy())?;
+    if let Some(threads) = limits.threads {
+        config = config.threads(threads)?;
+    }
+    let conn = Connection::open_with_flags(out, config)
+        .with_context(|| format!("opening {}", out.display()))?;
+    let mut sql = format!("CREATE SCHEMA {SCHEMA};\n");
+    for table in &dataset.tables {
+        sql.push_str(&format!(
+            "CREATE TABLE {SCHEMA}.{} AS SELECT * FROM read_parquet('{}');\n",
+            table.name,
+            table.parquet.display().to_string().replace('\'', "''")
+        ));
+    }
+    sql.push_str("CHECKPOINT;\n");
+    conn.execute_batch(&sql)
+        .or_else(|_| {
+            // Older builds want the statically linked extension loaded by name.
+            conn.execute_batch("LOAD parquet;")?;
+            conn.execute_batch(&sql)
+        })
+        .context("DuckDB's own ingest")?;
+    conn.close().map_err(|(_, e)| e)?;
+    fs::File::open(out)?.sync_all()?;
+    let elapsed = started.elapsed();
+    let _ = fs::remove_dir_all(&temp);
+    Ok(elapsed)
+}
+
+/// The `cp` + `sha512sum` reference for one file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CopyAndHash {
+    /// `cp SRC DST`.
+    pub(crate) cp: Duration,
+    /// `sync DST` (fsync of the copy), which publish also does; reported apart.
+    pub(crate) sync: Duration,
+    /// `sha512sum DST`.
+    pub(crate) sha512sum: Duration,
+}
+
+/// Times `cp src dst`, `sync dst` and `sha512sum dst` as external commands; returns the times
+/// and the hex digest. `dst` is removed afterwards.
+pub(crate) fn cp_and_sha512sum(src: &Path, dst: &Path) -> Result<(CopyAndHash, String)> {
+    let _ = fs::remove_file(dst);
+    let cp = time(Command::new("cp").arg(src).arg(dst))?.0;
+    let sync = time(Command::new("sync").arg(dst))?.0;
+    let (sha512sum, out) = time(Command::new("sha512sum").arg(dst))?;
+    fs::remove_file(dst).with_context(|| format!("removing {}", dst.display()))?;
+    let digest = out
+        .split_whitespace()
+        .next()
+        .context("sha512sum printed nothing")?
+        .to_owned();
+    Ok((
+        CopyAndHash {
+            cp,
+            sync,
+            sha512sum,
+        },
+        digest,
+    ))
+}
+
+fn time(command: &mut Command) -> Result<(Duration, String)> {
+    let started = Instant::now();
+    let output = command
+        .output()
+        .with_context(|| format!("running {command:?}"))?;
+    let elapsed = started.elapsed();
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok((
+        elapsed,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    ))
+}
+
+/// Row counts of every table of `dataset` in the database `db`, opened read-only: a check that
+/// the published file holds what was asked for.
+pub(crate) fn published_rows(db: &Path, dataset: &Dataset) -> Result<Vec<u64>> {
+    let config = Config::default()
+        .enable_autoload_extension(false)?
+        .access_mode(duckdb::AccessMode::ReadOnly)?;
+    let conn = Connection::open_with_flags(db, config)
+        .with_context(|| format!("opening {}", db.display()))?;
+    dataset
+        .tables
+        .iter()
+        .map(|t| {
+            let n: i64 = conn.query_row(
+                &format!("SELECT count(*) FROM {SCHEMA}.{}", t.name),
+                [],
+                |row| row.get(0),
+            )?;
+            Ok(n as u64)
+        })
+        .collect()
+}

@@ -1,0 +1,175 @@
+//! The printed report: medians over the runs of each size, the reference times, the memory
+//! ratio between sizes and the concurrency check. A report, not a test: nothing here fails on a
+//! number.
+
+use std::fmt::Write as _;
+
+use crate::references::CopyAndHash;
+
+/// One measured run: a fresh server, one package, one publish.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Run {
+    /// Package request, wall seconds.
+    pub(crate) package_s: f64,
+    /// Publish request, wall seconds.
+    pub(crate) publish_s: f64,
+    /// DuckDB's own ingest of the same Parquet files, seconds.
+    pub(crate) ingest_s: f64,
+    /// `cp`, `sync`, `sha512sum` of the produced file.
+    pub(crate) refs: CopyAndHash,
+    /// The server's `VmHWM` after package and publish, bytes.
+    pub(crate) peak_rss: u64,
+    /// Bytes published (the database file).
+    pub(crate) bytes: u64,
+}
+
+impl Run {
+    fn cp_sha_s(&self) -> f64 {
+        self.refs.cp.as_secs_f64() + self.refs.sha512sum.as_secs_f64()
+    }
+}
+
+/// All runs at one size.
+#[derive(Debug, Clone)]
+pub(crate) struct SizeResult {
+    /// Rows of every table.
+    pub(crate) rows_per_table: u64,
+    /// Tables packaged per request.
+    pub(crate) tables: usize,
+    /// Rows per result chunk the emulator served.
+    pub(crate) chunk_rows: u64,
+    /// Size of the source Parquet files.
+    pub(crate) parquet_bytes: u64,
+    /// The runs.
+    pub(crate) runs: Vec<Run>,
+}
+
+/// The same packages run one after another, then all at once.
+#[derive(Debug, Clone)]
+pub(crate) struct Concurrency {
+    /// How many packages (different projects).
+    pub(crate) packages: usize,
+    /// Rows per table.
+    pub(crate) rows_per_table: u64,
+    /// Wall seconds, one after another (`None` if one failed).
+    pub(crate) sequential_s: Option<f64>,
+    /// Wall seconds, all started together (`None` if one failed).
+    pub(crate) concurrent_s: Option<f64>,
+    /// Server peak RSS in the concurrent configuration, bytes.
+    pub(crate) concurrent_peak_rss: u64,
+    /// Every request succeeded.
+    pub(crate) all_succeeded: bool,
+}
+
+/// Median; for an even count the mean of the middle two.
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+fn med(runs: &[Run], f: impl Fn(&Run) -> f64) -> f64 {
+    median(runs.iter().map(f).collect())
+}
+
+const MIB: f64 = (1 << 20) as f64;
+
+/// Renders the whole report.
+pub(crate) fn render(sizes: &[SizeResult], concurrency: Option<&Concurrency>, shm: bool) -> String {
+    let mut out = String::new();
+    let runs = sizes.first().map_or(0, |s| s.runs.len());
+    let _ = writeln!(
+        out,
+        "\npublish-bench: medians of {runs} runs; package = both tables through the HTTP API into DuckDB; \
+         publish = staging ({}) -> production (disk), copy path forced",
+        if shm {
+            "/dev/shm, another filesystem"
+        } else {
+            "same disk"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "| rows (per table x tables) | bytes (database) | package s | rows/s | MB/s | server peak RSS MiB | publish s | package/ingest | publish/(cp+sha512sum) |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+    for s in sizes {
+        let package = med(&s.runs, |r| r.package_s);
+        let bytes = med(&s.runs, |r| r.bytes as f64);
+        let rows = (s.rows_per_table * s.tables as u64) as f64;
+        let _ = writeln!(
+            out,
+            "| {} ({} x {}) | {:.0} | {:.2} | {:.0} | {:.1} | {:.0} | {:.2} | {:.2} | {:.2} |",
+            rows,
+            s.rows_per_table,
+            s.tables,
+            bytes,
+            package,
+            med(&s.runs, |r| rows / r.package_s),
+            med(&s.runs, |r| r.bytes as f64 / 1e6 / r.package_s),
+            med(&s.runs, |r| r.peak_rss as f64 / MIB),
+            med(&s.runs, |r| r.publish_s),
+            med(&s.runs, |r| r.package_s / r.ingest_s),
+            med(&s.runs, |r| r.publish_s / r.cp_sha_s()),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nreferences (medians, same data, same run): | rows per table | chunk rows | parquet MB | DuckDB ingest s | cp s | sync s | sha512sum s | publish/(cp+sync+sha512sum) |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    for s in sizes {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            s.rows_per_table,
+            s.chunk_rows,
+            s.parquet_bytes as f64 / 1e6,
+            med(&s.runs, |r| r.ingest_s),
+            med(&s.runs, |r| r.refs.cp.as_secs_f64()),
+            med(&s.runs, |r| r.refs.sync.as_secs_f64()),
+            med(&s.runs, |r| r.refs.sha512sum.as_secs_f64()),
+            med(&s.runs, |r| r.publish_s
+                / (r.cp_sha_s() + r.refs.sync.as_secs_f64())),
+        );
+    }
+    if let (Some(small), Some(large)) = (sizes.first(), sizes.last())
+        && sizes.len() > 1
+    {
+        let a = med(&small.runs, |r| r.peak_rss as f64 / MIB);
+        let b = med(&large.runs, |r| r.peak_rss as f64 / MIB);
+        let _ = writeln!(
+            out,
+            "\nserver peak RSS: {a:.0} MiB at {} rows, {b:.0} MiB at {} rows; ratio {:.2}",
+            small.rows_per_table,
+            large.rows_per_table,
+            b / a
+        );
+    }
+    if let Some(c) = concurrency {
+        let show = |s: Option<f64>| s.map_or("failed".to_owned(), |s| format!("{s:.2} s"));
+        let ratio = match (c.concurrent_s, c.sequential_s) {
+            (Some(a), Some(b)) => format!("{:.2}", a / b),
+            _ => "n/a".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "\n{} packages of different projects ({} rows per table): sequential {}, concurrent {} \
+             (concurrent/sequential {ratio}), concurrent server peak RSS {:.0} MiB, all succeeded: {}",
+            c.packages,
+            c.rows_per_table,
+            show(c.sequential_s),
+            show(c.concurrent_s),
+            c.concurrent_peak_rss as f64 / MIB,
+            if c.all_succeeded { "yes" } else { "NO" },
+        );
+    }
+    out
+}

@@ -1,0 +1,349 @@
+//! The writer thread every sink runs on, and the async [`Sink`] front that feeds it.
+//!
+//! The front checks call order and batch schemas, counts rows and bytes, and sends commands
+//! through a bounded channel; the thread converts each batch ([`TablePlan::apply`]) and hands it
+//! to the format's [`FormatWriter`]. A failure on the thread ends it: it reports the error on a
+//! one-shot channel and drops its receiver, so the front's next send fails and fetches that
+//! error.
+
+use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::convert::{Flavor, TablePlan};
+use crate::{Sink, SinkError, TableSchema, TableStats};
+
+/// One output format, driven from the writer thread.
+pub(crate) trait FormatWriter: Send + 'static {
+    /// The conversions this format needs.
+    const FLAVOR: Flavor;
+
+    /// Creates the table (or its file) and returns where its batches go.
+    fn begin_table(&mut self, plan: &TablePlan) -> Result<Box<dyn TableWriter + '_>, SinkError>;
+
+    /// Closes everything; returns the files written, relative to the root, sorted.
+    fn finish(self) -> Result<Vec<String>, SinkError>;
+}
+
+/// One table being written.
+pub(crate) trait TableWriter {
+    /// Writes one batch, already in the table's output schema.
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError>;
+
+    /// Completes the table: everything written and flushed.
+    fn finish(self: Box<Self>) -> Result<(), SinkError>;
+}
+
+enum Command {
+    Begin {
+        plan: Arc<TablePlan>,
+        reply: oneshot::Sender<Result<(), SinkError>>,
+    },
+    Batch(RecordBatch),
+    FinishTable {
+        reply: oneshot::Sender<Result<(), SinkError>>,
+    },
+    Finish {
+        reply: oneshot::Sender<Result<Vec<String>, SinkError>>,
+    },
+}
+
+/// Starts the writer thread, waits until `open` has run on it, and returns the front.
+pub(crate) fn spawn<W, F>(
+    format: &'static str,
+    depth: usize,
+    open: F,
+) -> Result<Box<dyn Sink>, SinkError>
+where
+    W: FormatWriter,
+    F: FnOnce() -> Result<W, SinkError> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(depth);
+    let (exit_tx, exit_rx) = oneshot::channel();
+    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name(format!("publish-sink-{format}"))
+        .spawn(move || run(open, rx, exit_tx, ready_tx))
+        .map_err(|e| SinkError::Internal {
+            message: format!("cannot start the {format} writer thread: {e}"),
+        })?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => {
+            return Err(SinkError::Internal {
+                message: format!("the {format} writer thread ended while opening"),
+            });
+        }
+    }
+    Ok(Box::new(ThreadedSink {
+        flavor: W::FLAVOR,
+        tx,
+        exit: Some(exit_rx),
+        state: State::Idle,
+        written: HashSet::new(),
+    }))
+}
+
+fn run<W, F>(
+    open: F,
+    mut rx: mpsc::Receiver<Command>,
+    exit: oneshot::Sender<SinkError>,
+    ready: std::sync::mpsc::SyncSender<Result<(), SinkError>>,
+) where
+    W: FormatWriter,
+    F: FnOnce() -> Result<W, SinkError>,
+{
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let writer = match open() {
+            Ok(writer) => writer,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return Ok(());
+            }
+        };
+        let _ = ready.send(Ok(()));
+        serve(writer, &mut rx)
+    }));
+    let error = match outcome {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".to_owned());
+            SinkError::Internal {
+                message: format!("the writer thread panicked: {message}"),
+            }
+        }
+    };
+    tracing::debug!(error = %error, "sink writer thread stopped");
+    let _ = exit.send(error);
+    // `rx` drops here, after the error is available, so a front blocked on a full queue wakes
+    // up and finds it.
+    drop(rx);
+}
+
+/// Serves commands until `finish`, an error, or the front going away. Errors already sent as a
+/// reply are not returned again.
+fn serve<W: FormatWriter>(
+    mut writer: W,
+    rx: &mut mpsc::Receiver<Command>,
+) -> Result<(), SinkError> {
+    loop {
+        match rx.blocking_recv() {
+            None => return Ok(()),
+            Some(Command::Begin { plan, reply }) => {
+                let table = match writer.begin_table(&plan) {
+                    Ok(table) => table,
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        return Ok(());
+                    }
+                };
+                if reply.send(Ok(())).is_err() {
+                    return Ok(());
+                }
+                if !write_table(table, &plan, rx)? {
+                    return Ok(());
+                }
+            }
+            Some(Command::Finish { reply }) => {
+                let _ = reply.send(writer.finish());
+                return Ok(());
+            }
+            Some(Command::Batch(_) | Command::FinishTable { .. }) => {
+                return Err(SinkError::Internal {
+                    message: "writer thread received a batch outside a table".into(),
+                });
+            }
+        }
+    }
+}
+
+/// Writes batches until `finish_table`; returns whether to go on serving.
+fn write_table(
+    mut table: Box<dyn TableWriter + '_>,
+    plan: &TablePlan,
+    rx: &mut mpsc::Receiver<Command>,
+) -> Result<bool, SinkError> {
+    let started = std::time::Instant::now();
+    let mut rows = 0_u64;
+    loop {
+        match rx.blocking_recv() {
+            None => return Ok(false),
+            Some(Command::Batch(batch)) => {
+                let batch = plan.apply(&batch)?;
+                rows += batch.num_rows() as u64;
+                table.write(&batch)?;
+            }
+            Some(Command::FinishTable { reply }) => {
+                let result = table.finish();
+                let ok = result.is_ok();
+                tracing::debug!(
+                    table = %plan.table.table,
+                    rows,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    ok,
+                    "table written"
+                );
+                let _ = reply.send(result);
+                return Ok(ok);
+            }
+            Some(Command::Begin { .. } | Command::Finish { .. }) => {
+                return Err(SinkError::Internal {
+                    message: "writer thread received a new table while one was open".into(),
+                });
+            }
+        }
+    }
+}
+
+enum State {
+    Idle,
+    InTable {
+        plan: Arc<TablePlan>,
+        stats: TableStats,
+    },
+    /// Also the state while a call is in flight, so that a cancelled call leaves the sink
+    /// unusable rather than inconsistent.
+    Failed,
+}
+
+struct ThreadedSink {
+    flavor: Flavor,
+    tx: mpsc::Sender<Command>,
+    exit: Option<oneshot::Receiver<SinkError>>,
+    state: State,
+    /// `(schema, table)` of every table begun, lower-cased.
+    written: HashSet<(String, String)>,
+}
+
+impl ThreadedSink {
+    async fn send(&mut self, command: Command) -> Result<(), SinkError> {
+        if self.tx.send(command).await.is_err() {
+            return Err(self.thread_error().await);
+        }
+        Ok(())
+    }
+
+    async fn call<T>(
+        &mut self,
+        command: impl FnOnce(oneshot::Sender<Result<T, SinkError>>) -> Command,
+    ) -> Result<T, SinkError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(command(reply)).await?;
+        match answer.await {
+            Ok(result) => result,
+            Err(_) => Err(self.thread_error().await),
+        }
+    }
+
+    /// The error that ended the writer thread (reported once; later [`SinkError::Failed`]).
+    async fn thread_error(&mut self) -> SinkError {
+        match self.exit.take() {
+            Some(exit) => exit.await.unwrap_or_else(|_| SinkError::Internal {
+                message: "the writer thread ended without saying why".into(),
+            }),
+            None => SinkError::Failed,
+        }
+    }
+}
+
+fn out_of_order(detail: &str) -> SinkError {
+    SinkError::OutOfOrder {
+        detail: detail.to_owned(),
+    }
+}
+
+#[async_trait]
+impl Sink for ThreadedSink {
+    async fn begin_table(
+        &mut self,
+        table: &TableSchema,
+        arrow: SchemaRef,
+    ) -> Result<(), SinkError> {
+        match self.state {
+            State::Idle => {}
+            State::InTable { .. } => {
+                return Err(out_of_order(
+                    "begin_table called before finish_table of the previous table",
+                ));
+            }
+            State::Failed => return Err(SinkError::Failed),
+        }
+        self.state = State::Failed;
+        let key = (
+            table.schema.as_str().to_lowercase(),
+            table.table.as_str().to_lowercase(),
+        );
+        if !self.written.insert(key) {
+            return Err(SinkError::TableExists {
+                schema: table.schema.to_string(),
+                table: table.table.to_string(),
+            });
+        }
+        let plan = Arc::new(TablePlan::new(table, arrow, self.flavor)?);
+        let sent = Arc::clone(&plan);
+        self.call(|reply| Command::Begin { plan: sent, reply })
+            .await?;
+        self.state = State::InTable {
+            plan,
+            stats: TableStats::default(),
+        };
+        Ok(())
+    }
+
+    async fn write_batch(&mut self, batch: RecordBatch) -> Result<(), SinkError> {
+        let mut state = std::mem::replace(&mut self.state, State::Failed);
+        let State::InTable { plan, stats } = &mut state else {
+            let failed = matches!(state, State::Failed);
+            self.state = state;
+            return Err(if failed {
+                SinkError::Failed
+            } else {
+                out_of_order("write_batch called outside begin_table … finish_table")
+            });
+        };
+        plan.check(&batch)?;
+        stats.rows += batch.num_rows() as u64;
+        stats.bytes += batch.get_array_memory_size() as u64;
+        self.send(Command::Batch(batch)).await?;
+        self.state = state;
+        Ok(())
+    }
+
+    async fn finish_table(&mut self) -> Result<TableStats, SinkError> {
+        let state = std::mem::replace(&mut self.state, State::Failed);
+        let stats = match state {
+            State::InTable { stats, .. } => stats,
+            State::Idle => {
+                self.state = State::Idle;
+                return Err(out_of_order("finish_table called without begin_table"));
+            }
+            State::Failed => return Err(SinkError::Failed),
+        };
+        self.call(|reply| Command::FinishTable { reply }).await?;
+        self.state = State::Idle;
+        Ok(stats)
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<Vec<String>, SinkError> {
+        match self.state {
+            State::Idle => {}
+            State::InTable { .. } => {
+                return Err(out_of_order("finish called before finish_table"));
+            }
+            State::Failed => return Err(SinkError::Failed),
+        }
+        self.state = State::Failed;
+        self.call(|reply| Command::Finish { reply }).await
+    }
+}

@@ -1,0 +1,5 @@
+//! The CSV sink.
+
+use publish_sink::OutputFormat;
+
+crate::conformance_tests!(OutputFormat::Csv);
