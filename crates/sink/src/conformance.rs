@@ -324,11 +324,7 @@ impl Fixture {
     pub fn stats(&self) -> TableStats {
         TableStats {
             rows: self.batches.iter().map(|b| b.num_rows() as u64).sum(),
-            bytes: self
-                .batches
-                .iter()
-                .map(|b| b.get_array_memory_size() as u64)
-                .sum(),
+            bytes: self.batches.iter().map(crate::batch_bytes).sum(),
         }
     }
 }

@@ -173,8 +173,8 @@ pub trait Sink: Send {
 pub struct TableStats {
     /// Rows written.
     pub rows: u64,
-    /// Arrow in-memory bytes of the batches received (`RecordBatch::get_array_memory_size`),
-    /// a measure of the data moved, not of the file size.
+    /// Bytes of Arrow data in the batches received ([`batch_bytes`]), a measure of the data
+    /// moved, not of the file size.
     pub bytes: u64,
 }
 
@@ -201,6 +201,22 @@ impl Default for SinkOptions {
             queue_depth: 4,
         }
     }
+}
+
+/// Bytes of Arrow data a batch holds: the slices its columns actually cover. Unlike
+/// `RecordBatch::get_array_memory_size`, this does not count a buffer shared by several
+/// columns (as after decoding one Arrow IPC message) once per column, nor the unused rest of a
+/// sliced buffer. The one definition of "bytes" in progress logs and [`TableStats`].
+pub fn batch_bytes(batch: &RecordBatch) -> u64 {
+    batch
+        .columns()
+        .iter()
+        .map(|c| {
+            let data = c.to_data();
+            data.get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size()) as u64
+        })
+        .sum()
 }
 
 /// Opens a sink writing `format` under `<root>/data/outputs/`.

@@ -314,7 +314,7 @@ impl Sink for ThreadedSink {
         };
         plan.check(&batch)?;
         stats.rows += batch.num_rows() as u64;
-        stats.bytes += batch.get_array_memory_size() as u64;
+        stats.bytes += crate::batch_bytes(&batch);
         self.send(Command::Batch(batch)).await?;
         self.state = state;
         Ok(())

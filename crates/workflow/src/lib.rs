@@ -209,10 +209,7 @@ impl Workflow {
             let mut batches = stream.batches;
             while let Some(batch) = batches.next().await {
                 let batch = batch?;
-                progress.add(
-                    batch.num_rows() as u64,
-                    batch.get_array_memory_size() as u64,
-                );
+                progress.add(batch.num_rows() as u64, publish_sink::batch_bytes(&batch));
                 sink.write_batch(batch).await?;
             }
             let stats = sink.finish_table().await?;
