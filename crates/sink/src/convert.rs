@@ -298,8 +298,8 @@ fn target(uc: &UcType, arrow: &DataType, flavor: Flavor) -> Result<DataType, Str
         UcType::TimestampNtz => DataType::Timestamp(TimeUnit::Microsecond, None),
         UcType::Interval(_) => match (arrow, flavor) {
             (t, _) if is_text(t) => t.clone(),
-            // DuckDB's appender turns every interval into month-day-micros itself, with a
-            // panic where Arrow's cast fails; casting here first makes that an error instead.
+            // DuckDB stores month-day-micros; Arrow's cast gets every interval there, with an
+            // error (not a wrong value) where it cannot.
             (DataType::Interval(_) | DataType::Duration(_), Flavor::DuckDb) => {
                 DataType::Interval(IntervalUnit::MonthDayNano)
             }

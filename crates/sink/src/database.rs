@@ -1,36 +1,53 @@
-//! The DuckDB output: every DuckDB call of this crate is in this file, on the writer thread.
+//! The DuckDB output: every DuckDB call of this crate is in this file and `duckdb_ffi.rs`.
 //!
-//! One database per package, `data/outputs/database.duckdb`, opened with extension autoinstall
-//! and autoload off (nothing is ever downloaded), and with `threads`, `memory_limit` and
-//! `temp_directory` from [`SinkOptions`] so memory stays bounded whatever the table size. Each
-//! table is created in one transaction with its comments, then filled through DuckDB's Arrow
-//! appender; after the last table the database is checkpointed and closed.
+//! One database per package, `data/outputs/database.duckdb`. DuckDB runs as an in-memory
+//! instance with the output file attached as [`CATALOG`]: the Arrow scan registers its input as
+//! a view in the instance's default schema, and that view must never reach the user's file.
+//! The instance is opened with extension autoinstall and autoload off (nothing is ever
+//! downloaded), and with `threads`, `memory_limit` and `temp_directory` from [`SinkOptions`] so
+//! memory stays bounded whatever the table size.
+//!
+//! Each table is created in one transaction with its comments, then filled by one
+//! `INSERT INTO … SELECT * FROM <arrow scan>` running on its own thread: the writer thread
+//! passes batches through a bounded channel to the stream DuckDB's Arrow scan reads, and
+//! DuckDB converts and compresses them on its own threads, in parallel, with the rows kept in
+//! order. A table is committed only when its last batch has arrived; if the sink is dropped
+//! mid-table the stream fails and the `INSERT` rolls back. After the last table the file is
+//! checkpointed, detached and synced.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, ListArray, MapArray, MutableArrayData, StringArray, StructArray,
-    make_array,
-};
-use arrow::datatypes::{DataType, Field, Fields, IntervalMonthDayNanoType, IntervalUnit, Schema};
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
-use arrow::record_batch::RecordBatch;
-use duckdb::{Appender, Config, Connection};
+use arrow::record_batch::{RecordBatch, RecordBatchReader};
+use duckdb::Connection;
 use publish_types::{ColumnSchema, TableSchema, UcType};
 
 use crate::convert::{Flavor, TablePlan};
+use crate::duckdb_ffi::Database;
 use crate::worker::{FormatWriter, TableWriter};
 use crate::{DUCKDB_FILE, SinkError, SinkOptions};
 
-/// DuckDB's vector size: the appender converts a batch in slices of this many rows.
-const VECTOR_SIZE: usize = 2048;
+/// The name the output file is attached under. Every table is named `catalog.schema.table`,
+/// so no Unity Catalog schema name (`temp`, `main`, …) can be mistaken for a catalog.
+const CATALOG: &str = "publish_output";
+
+/// Batches that may wait between the writer thread and DuckDB's scan, beyond the one each
+/// DuckDB thread is converting.
+const SCAN_QUEUE: usize = 2;
 
 pub(crate) struct DuckDbWriter {
+    /// Declared before `database`: it must be dropped first.
     conn: Connection,
+    database: Arc<Database>,
     db_path: PathBuf,
     /// The scratch folder this writer chose itself and removes when done.
     own_temp: Option<PathBuf>,
+    /// Tables begun, to name each scan view uniquely.
+    tables: usize,
 }
 
 impl DuckDbWriter {
@@ -48,26 +65,30 @@ impl DuckDbWriter {
                 (dir.clone(), Some(dir))
             }
         };
-        let mut config = Config::default()
-            // Sets both autoinstall_known_extensions and autoload_known_extensions.
-            .enable_autoload_extension(false)
-            .and_then(|c| c.with("temp_directory", temp.to_string_lossy()))
-            .map_err(SinkError::duckdb)?;
+        let mut settings = vec![
+            ("autoinstall_known_extensions", "false".to_owned()),
+            ("autoload_known_extensions", "false".to_owned()),
+            ("temp_directory", temp.to_string_lossy().into_owned()),
+        ];
         if let Some(threads) = options.duckdb_threads {
-            config = config
-                .threads(threads.max(1) as i64)
-                .map_err(SinkError::duckdb)?;
+            settings.push(("threads", threads.max(1).to_string()));
         }
         if let Some(limit) = &options.duckdb_memory_limit {
-            config = config
-                .with("memory_limit", limit)
-                .map_err(SinkError::duckdb)?;
+            settings.push(("memory_limit", limit.clone()));
         }
-        let conn = Connection::open_with_flags(&db_path, config).map_err(SinkError::duckdb)?;
+        let database = Arc::new(Database::open(None, &settings).map_err(internal)?);
+        let conn = database.connection().map_err(SinkError::duckdb)?;
+        conn.execute_batch(&format!(
+            "ATTACH {} AS {CATALOG};",
+            literal(&db_path.to_string_lossy())
+        ))
+        .map_err(SinkError::duckdb)?;
         Ok(Self {
             conn,
+            database,
             db_path,
             own_temp,
+            tables: 0,
         })
     }
 }
@@ -79,27 +100,39 @@ impl FormatWriter for DuckDbWriter {
         self.conn
             .execute_batch(&create_table_sql(plan)?)
             .map_err(SinkError::duckdb)?;
-        let appender = self
-            .conn
-            .appender_to_db(plan.table.table.as_str(), plan.table.schema.as_str())
-            .map_err(SinkError::duckdb)?;
-        let fields = plan.output.fields();
-        let nested = fields.iter().any(|f| f.data_type().is_nested());
-        let intervals = fields.iter().any(|f| has_interval(f.data_type()));
+        self.tables += 1;
+        let view = format!("publish_scan_{}", self.tables);
+        let insert = format!(
+            "INSERT INTO {} SELECT * FROM {view}",
+            qualified_table(&plan.table)
+        );
+        let conn = self.database.raw_connection().map_err(internal)?;
+        let (tx, rx) = sync_channel(SCAN_QUEUE);
+        let reader = ChannelReader {
+            schema: Arc::clone(&plan.output),
+            rx,
+            ended: false,
+        };
+        let insert = std::thread::Builder::new()
+            .name("publish-sink-duckdb-insert".into())
+            .spawn(move || conn.insert_stream(&view, &insert, Box::new(reader)))
+            .map_err(|e| SinkError::Internal {
+                message: format!("cannot start the DuckDB insert thread: {e}"),
+            })?;
         Ok(Box::new(DuckDbTable {
-            appender,
-            nested,
-            intervals,
+            tx: Some(tx),
+            insert: Some(insert),
         }))
     }
 
     fn finish(self) -> Result<Vec<String>, SinkError> {
         self.conn
-            .execute_batch("CHECKPOINT")
+            .execute_batch(&format!("CHECKPOINT {CATALOG}; DETACH {CATALOG};"))
             .map_err(SinkError::duckdb)?;
         self.conn.close().map_err(|(_, e)| SinkError::duckdb(e))?;
-        // CHECKPOINT syncs the database file; syncing again after close is cheap and also
-        // covers whatever close wrote.
+        drop(self.database);
+        // CHECKPOINT syncs the database file; syncing again after detach is cheap and also
+        // covers whatever the detach wrote.
         let file =
             std::fs::File::open(&self.db_path).map_err(|e| SinkError::io(&self.db_path, e))?;
         file.sync_all()
@@ -118,165 +151,119 @@ impl FormatWriter for DuckDbWriter {
     }
 }
 
-struct DuckDbTable<'conn> {
-    appender: Appender<'conn>,
-    /// A column holds a list, map or struct.
-    nested: bool,
-    /// A column holds an interval, at any depth.
-    intervals: bool,
+fn internal(message: String) -> SinkError {
+    SinkError::Internal { message }
 }
 
-impl TableWriter for DuckDbTable<'_> {
-    fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
-        if self.intervals {
-            let batch = intervals_as_text(batch).map_err(|e| SinkError::Internal {
-                message: format!("cannot prepare intervals for DuckDB: {e}"),
-            })?;
-            return self.append(&batch);
+/// What the writer thread sends to the scan.
+enum Message {
+    Batch(RecordBatch),
+    /// The table is complete; without it a closed channel means "abandoned".
+    End,
+}
+
+/// The stream DuckDB's Arrow scan reads: batches from the writer thread, in order.
+struct ChannelReader {
+    schema: SchemaRef,
+    rx: Receiver<Message>,
+    ended: bool,
+}
+
+impl Iterator for ChannelReader {
+    type Item = Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.ended {
+            return None;
         }
-        self.append(batch)
+        match self.rx.recv() {
+            Ok(Message::Batch(batch)) => Some(Ok(batch)),
+            Ok(Message::End) => {
+                self.ended = true;
+                None
+            }
+            Err(_) => {
+                self.ended = true;
+                Some(Err(ArrowError::ExternalError(
+                    "the table was abandoned before its last batch".into(),
+                )))
+            }
+        }
+    }
+}
+
+impl RecordBatchReader for ChannelReader {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+}
+
+struct DuckDbTable {
+    tx: Option<SyncSender<Message>>,
+    insert: Option<JoinHandle<Result<(), String>>>,
+}
+
+impl DuckDbTable {
+    /// Waits for the `INSERT` and returns its outcome.
+    fn join(&mut self) -> Result<(), SinkError> {
+        self.tx = None;
+        let Some(insert) = self.insert.take() else {
+            return Err(SinkError::Failed);
+        };
+        match insert.join() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(SinkError::DuckDb { message }),
+            Err(_) => Err(internal("the DuckDB insert thread panicked".into())),
+        }
+    }
+
+    fn send(&mut self, message: Message) -> Result<(), SinkError> {
+        let sent = self.tx.as_ref().map(|tx| tx.send(message).is_ok());
+        if sent == Some(true) {
+            return Ok(());
+        }
+        // The scan stopped reading: the INSERT failed. Report why.
+        Err(match self.join() {
+            Err(e) => e,
+            Ok(()) => internal("DuckDB finished the table before its last batch".into()),
+        })
+    }
+}
+
+impl TableWriter for DuckDbTable {
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
+        self.send(Message::Batch(batch.clone()))
     }
 
     fn finish(mut self: Box<Self>) -> Result<(), SinkError> {
-        // Dropping an appender flushes too, but discards the error; flush explicitly.
-        self.appender.flush().map_err(SinkError::duckdb)
+        self.send(Message::End)?;
+        self.join()
     }
 }
 
-impl DuckDbTable<'_> {
-    fn append(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
-        if !self.nested || batch.num_rows() <= VECTOR_SIZE {
-            return self
-                .appender
-                .append_record_batch(batch.clone())
-                .map_err(SinkError::duckdb);
+impl Drop for DuckDbTable {
+    fn drop(&mut self) {
+        // Abandoned mid-table: closing the channel without `End` fails the scan, so the
+        // INSERT rolls back; wait for it so nothing still runs on the database afterwards.
+        if self.insert.is_some() {
+            let _ = self.join();
         }
-        // The appender slices a batch into vectors, but copies the whole child array of a list
-        // or map into every slice. Compacting each slice first keeps that linear.
-        let mut offset = 0;
-        while offset < batch.num_rows() {
-            let len = VECTOR_SIZE.min(batch.num_rows() - offset);
-            let slice = batch.slice(offset, len);
-            let columns = slice
-                .columns()
-                .iter()
-                .map(|column| {
-                    if !column.data_type().is_nested() {
-                        return Ok(column.clone());
-                    }
-                    let data = column.to_data();
-                    let mut copy = MutableArrayData::new(vec![&data], false, len);
-                    copy.try_extend(0, 0, len)?;
-                    Ok(make_array(copy.freeze()))
-                })
-                .collect::<Result<Vec<_>, ArrowError>>()
-                .map_err(|e| SinkError::Internal {
-                    message: format!("cannot compact a nested batch: {e}"),
-                })?;
-            let compact =
-                RecordBatch::try_new(slice.schema(), columns).map_err(|e| SinkError::Internal {
-                    message: format!("cannot compact a nested batch: {e}"),
-                })?;
-            self.appender
-                .append_record_batch(compact)
-                .map_err(SinkError::duckdb)?;
-            offset += len;
-        }
-        Ok(())
     }
 }
 
-fn has_interval(t: &DataType) -> bool {
-    match t {
-        DataType::Interval(_) | DataType::Duration(_) => true,
-        DataType::List(f) => has_interval(f.data_type()),
-        DataType::Struct(fields) => fields.iter().any(|f| has_interval(f.data_type())),
-        DataType::Map(entries, _) => has_interval(entries.data_type()),
-        _ => false,
-    }
-}
-
-/// duckdb-rs 1.20000.1 drops the validity of interval arrays (a NULL interval arrives as
-/// `0 secs`). Intervals therefore reach DuckDB as text — `14 months 0 days 5 microseconds` —
-/// which DuckDB's appender casts to the INTERVAL column itself, NULLs kept.
-fn intervals_as_text(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
-    let columns = batch
-        .columns()
-        .iter()
-        .map(interval_text)
-        .collect::<Result<Vec<_>, _>>()?;
-    let fields: Vec<Field> = batch
-        .schema()
-        .fields()
-        .iter()
-        .zip(&columns)
-        .map(|(f, c)| Field::new(f.name(), c.data_type().clone(), f.is_nullable()))
-        .collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-}
-
-fn interval_text(array: &ArrayRef) -> Result<ArrayRef, ArrowError> {
-    let retyped =
-        |f: &Field, t: &DataType| Arc::new(Field::new(f.name(), t.clone(), f.is_nullable()));
-    Ok(match array.data_type() {
-        DataType::Interval(IntervalUnit::MonthDayNano) => {
-            let text: StringArray = array
-                .as_primitive::<IntervalMonthDayNanoType>()
-                .iter()
-                .map(|v| {
-                    v.map(|v| {
-                        format!(
-                            "{} months {} days {} microseconds",
-                            v.months,
-                            v.days,
-                            v.nanoseconds / 1000
-                        )
-                    })
-                })
-                .collect();
-            Arc::new(text)
-        }
-        DataType::Struct(_) => {
-            let (fields, children, nulls) = array.as_struct().clone().into_parts();
-            let children = children
-                .iter()
-                .map(interval_text)
-                .collect::<Result<Vec<_>, _>>()?;
-            let fields: Fields = fields
-                .iter()
-                .zip(&children)
-                .map(|(f, c)| retyped(f, c.data_type()))
-                .collect();
-            Arc::new(StructArray::try_new(fields, children, nulls)?)
-        }
-        DataType::List(_) => {
-            let (field, offsets, values, nulls) = array.as_list::<i32>().clone().into_parts();
-            let values = interval_text(&values)?;
-            let field = retyped(&field, values.data_type());
-            Arc::new(ListArray::try_new(field, offsets, values, nulls)?)
-        }
-        DataType::Map(..) => {
-            let (field, offsets, entries, nulls, sorted) = array.as_map().clone().into_parts();
-            let entries: ArrayRef = Arc::new(entries);
-            let entries = interval_text(&entries)?;
-            let field = retyped(&field, entries.data_type());
-            Arc::new(MapArray::try_new(
-                field,
-                offsets,
-                entries.as_struct().clone(),
-                nulls,
-                sorted,
-            )?)
-        }
-        _ => Arc::clone(array),
-    })
+fn qualified_table(t: &TableSchema) -> String {
+    format!(
+        "{CATALOG}.{}.{}",
+        t.schema.quoted_double(),
+        t.table.quoted_double()
+    )
 }
 
 /// `CREATE SCHEMA`, `CREATE TABLE` and the comments, in one transaction.
 fn create_table_sql(plan: &TablePlan) -> Result<String, SinkError> {
     let t = &plan.table;
-    let schema = t.schema.quoted_double();
-    let table = format!("{schema}.{}", t.table.quoted_double());
+    let schema = format!("{CATALOG}.{}", t.schema.quoted_double());
+    let table = qualified_table(t);
     let mut sql = format!(
         "BEGIN TRANSACTION;\nCREATE SCHEMA IF NOT EXISTS {schema};\nCREATE TABLE {table} ("
     );
@@ -315,7 +302,7 @@ fn create_table_sql(plan: &TablePlan) -> Result<String, SinkError> {
 }
 
 /// The DuckDB type of a column written from Arrow type `t` (after [`TablePlan`] conversion, so
-/// exactly the type DuckDB's appender produces and no cast happens inside DuckDB).
+/// exactly the type DuckDB's Arrow scan produces and no cast happens inside DuckDB).
 fn column_type(t: &DataType) -> Result<String, String> {
     Ok(match t {
         DataType::Boolean => "BOOLEAN".into(),
@@ -449,6 +436,143 @@ mod tests {
         drop(writer);
         let error = DuckDbWriter::open(dir.path(), &options).err().unwrap();
         assert!(matches!(error, SinkError::OutputExists { .. }), "{error:?}");
+    }
+
+    fn plan(schema: &str, table: &str, nullable: bool) -> TablePlan {
+        use publish_types::{Identifier, ObjectName};
+        let declared = TableSchema {
+            catalog: ObjectName::parse("catalog").unwrap(),
+            schema: ObjectName::parse(schema).unwrap(),
+            table: ObjectName::parse(table).unwrap(),
+            columns: vec![ColumnSchema {
+                name: Identifier::parse("id").unwrap(),
+                data_type: UcType::parse("bigint").unwrap(),
+                nullable,
+                comment: Some("the key".into()),
+            }],
+            primary_key: vec![],
+            comment: None,
+        };
+        TablePlan::new(&declared, input(), Flavor::DuckDb).unwrap()
+    }
+
+    fn input() -> SchemaRef {
+        Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("id", DataType::Int64, true),
+        ]))
+    }
+
+    fn ids(plan: &TablePlan, values: Vec<Option<i64>>) -> RecordBatch {
+        let column = Arc::new(arrow::array::Int64Array::from(values));
+        plan.apply(&RecordBatch::try_new(input(), vec![column]).unwrap())
+            .unwrap()
+    }
+
+    fn open_writer(dir: &Path) -> DuckDbWriter {
+        std::fs::create_dir_all(dir.join(OUTPUT_DIR)).unwrap();
+        DuckDbWriter::open(dir, &SinkOptions::default()).unwrap()
+    }
+
+    fn count(writer: &DuckDbWriter, table: &str) -> i64 {
+        writer
+            .conn
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn schema_names_that_are_also_catalog_names_stay_schemas() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = open_writer(dir.path());
+        for schema in ["temp", "main", "memory", "system", "publish_output"] {
+            let plan = plan(schema, "t", false);
+            let mut table = writer.begin_table(&plan).unwrap();
+            table.write(&ids(&plan, vec![Some(1), Some(2)])).unwrap();
+            table.finish().unwrap();
+        }
+        writer.finish().unwrap();
+        let conn = Connection::open(dir.path().join(DUCKDB_FILE)).unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT schema_name, table_name, temporary, estimated_size FROM duckdb_tables() \
+                 ORDER BY ALL",
+            )
+            .unwrap();
+        let tables: Vec<(String, String, bool, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expected: Vec<(String, String, bool, i64)> =
+            ["main", "memory", "publish_output", "system", "temp"]
+                .iter()
+                .map(|s| (s.to_string(), "t".to_string(), false, 2))
+                .collect();
+        assert_eq!(tables, expected);
+        let views: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM duckdb_views() WHERE NOT internal",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(views, 0, "the scan's view must not reach the file");
+    }
+
+    #[test]
+    fn an_abandoned_table_keeps_no_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = open_writer(dir.path());
+        let plan = plan("s", "t", true);
+        let mut table = writer.begin_table(&plan).unwrap();
+        table.write(&ids(&plan, vec![Some(1), None])).unwrap();
+        drop(table);
+        assert_eq!(count(&writer, "publish_output.s.t"), 0);
+        // The writer goes on: the next table is written normally.
+        let plan = plan_named(&plan, "u");
+        let mut table = writer.begin_table(&plan).unwrap();
+        table.write(&ids(&plan, vec![Some(3)])).unwrap();
+        table.finish().unwrap();
+        assert_eq!(count(&writer, "publish_output.s.u"), 1);
+    }
+
+    fn plan_named(plan: &TablePlan, table: &str) -> TablePlan {
+        let mut declared = plan.table.clone();
+        declared.table = publish_types::ObjectName::parse(table).unwrap();
+        TablePlan::new(&declared, input(), Flavor::DuckDb).unwrap()
+    }
+
+    #[test]
+    fn an_insert_error_is_reported_with_duckdbs_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = open_writer(dir.path());
+        let plan = plan("s", "t", false);
+        let mut table = writer.begin_table(&plan).unwrap();
+        // The sink's front rejects this batch before it gets here (`TablePlan::check`); sent
+        // directly, DuckDB's own NOT NULL check fails the INSERT.
+        let nulls = RecordBatch::try_new(
+            input(),
+            vec![Arc::new(arrow::array::Int64Array::from(vec![
+                Some(1),
+                None,
+            ]))],
+        )
+        .unwrap();
+        let mut outcome = table.write(&nulls);
+        for _ in 0..10 {
+            if outcome.is_err() {
+                break;
+            }
+            outcome = table.write(&ids(&plan, vec![Some(2)]));
+        }
+        let error = match outcome {
+            Err(e) => e,
+            Ok(()) => table.finish().unwrap_err(),
+        };
+        assert!(
+            matches!(&error, SinkError::DuckDb { message } if message.contains("NOT NULL")),
+            "{error:?}"
+        );
     }
 
     #[test]

@@ -17,14 +17,15 @@
 //! sink owns one dedicated writer thread, fed through a bounded channel of
 //! [`SinkOptions::queue_depth`] batches. `write_batch` returns as soon as the batch is queued,
 //! which lets the next download overlap the write of the previous batch, while the bound keeps
-//! memory at a few batches whatever the table size. All DuckDB calls live in one module,
-//! `database.rs`, on that thread.
+//! memory at a few batches whatever the table size. All DuckDB calls live in `database.rs`
+//! (and the raw C API calls the duckdb crate lacks in `duckdb_ffi.rs`): DuckDB reads each
+//! table's batches through its own Arrow scan, converting them on its own threads.
 //!
 //! Each column's Unity Catalog type decides the output type; the Arrow type it arrives as only
 //! decides how to get there. Where the Arrow type differs from the canonical one below, the
 //! column is converted with Arrow's own kernels (`arrow::compute::cast` with overflow checks, or
-//! arrow-json for JSON text). Values are touched one by one in this crate only to format
-//! intervals as text (see below), never on the path of ordinary columns.
+//! arrow-json for JSON text). Values are never touched one by one on the path of ordinary
+//! columns.
 //!
 //! # Type mapping
 //!
@@ -52,8 +53,7 @@
 //!   `chrono-tz` cannot format named zones. DuckDB stores TIMESTAMPTZ as UTC microseconds (no
 //!   ICU extension needed).
 //! * DuckDB: the children of a NULL struct are written as NULL (Arrow leaves them undefined;
-//!   DuckDB would otherwise return them through `s.field`), and intervals reach DuckDB's
-//!   appender as text it casts itself, because duckdb-rs drops the NULLs of interval arrays.
+//!   DuckDB would otherwise return them through `s.field`).
 //! * Nested values that arrive as JSON text (Databricks can send them so) are parsed into the
 //!   native nested types for DuckDB and Parquet, and written as they are to CSV. Nested values
 //!   that arrive natively are written to CSV as JSON text (arrow-json: binary as hex strings,
@@ -85,6 +85,7 @@
 mod convert;
 mod csv_file;
 mod database;
+mod duckdb_ffi;
 mod error;
 mod files;
 mod parquet_file;
