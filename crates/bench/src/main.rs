@@ -140,9 +140,9 @@ async fn bench(args: Args) -> Result<bool> {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
     };
-    // The service's defaults (README): memory_limit 1GB, DuckDB's default thread count.
+    // The service's defaults (README): memory_limit 256MB, DuckDB's default thread count.
     let limits = DuckDbLimits {
-        memory_limit: lookup("PUBLISH_DUCKDB_MEMORY_LIMIT").unwrap_or_else(|| "1GB".into()),
+        memory_limit: lookup("PUBLISH_DUCKDB_MEMORY_LIMIT").unwrap_or_else(|| "256MB".into()),
         threads: lookup("PUBLISH_DUCKDB_THREADS").and_then(|t| t.parse().ok()),
     };
     let logs = work.join("logs");

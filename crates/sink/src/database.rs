@@ -1,11 +1,15 @@
 //! The DuckDB output: every DuckDB call of this crate is in this file and `duckdb_ffi.rs`.
 //!
 //! One database per package, `data/outputs/database.duckdb`. DuckDB runs as an in-memory
-//! instance with the output file attached as [`CATALOG`]: the Arrow scan registers its input as
-//! a view in the instance's default schema, and that view must never reach the user's file.
-//! The instance is opened with extension autoinstall and autoload off (nothing is ever
-//! downloaded), and with `threads`, `memory_limit` and `temp_directory` from [`SinkOptions`] so
-//! memory stays bounded whatever the table size.
+//! instance with the output file attached under a catalog name unique in the process
+//! (`publish_output_<n>`): the Arrow scan registers its input as a view in the instance's
+//! default schema, and that view must never reach the user's file; and every table is named
+//! `catalog.schema.table`, so no Unity Catalog schema name (`temp`, `main`, …) can be mistaken
+//! for a catalog. The instance is opened with extension autoinstall and autoload off (nothing
+//! is ever downloaded), and with `threads`, `memory_limit` and `temp_directory` from
+//! [`SinkOptions`] so memory stays bounded whatever the table size. With
+//! [`SinkOptions::shared_duckdb`] every sink attaches its file to one instance, so concurrent
+//! packages share one memory limit and one thread pool.
 //!
 //! Each table is created in one transaction with its comments, then filled by one
 //! `INSERT INTO … SELECT * FROM <arrow scan>` running on its own thread: the writer thread
@@ -17,6 +21,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
@@ -31,23 +36,52 @@ use crate::duckdb_ffi::Database;
 use crate::worker::{FormatWriter, TableWriter};
 use crate::{DUCKDB_FILE, SinkError, SinkOptions};
 
-/// The name the output file is attached under. Every table is named `catalog.schema.table`,
-/// so no Unity Catalog schema name (`temp`, `main`, …) can be mistaken for a catalog.
-const CATALOG: &str = "publish_output";
-
 /// Batches that may wait between the writer thread and DuckDB's scan, beyond the one each
 /// DuckDB thread is converting.
-const SCAN_QUEUE: usize = 2;
+const SCAN_QUEUE: usize = 1;
 
 pub(crate) struct DuckDbWriter {
     /// Declared before `database`: it must be dropped first.
     conn: Connection,
     database: Arc<Database>,
+    /// The name the output file is attached under, unique in this process.
+    catalog: String,
+    /// Set once the file is checkpointed and detached.
+    detached: bool,
     db_path: PathBuf,
     /// The scratch folder this writer chose itself and removes when done.
     own_temp: Option<PathBuf>,
     /// Tables begun, to name each scan view uniquely.
     tables: usize,
+}
+
+/// Numbers the catalogs attached in this process.
+static ATTACHED: AtomicU64 = AtomicU64::new(0);
+
+/// The settings a DuckDB instance opens with: extension autoinstall and autoload off, and the
+/// limits of `options`.
+fn instance_settings(options: &SinkOptions, temp: &Path) -> Vec<(&'static str, String)> {
+    let mut settings = vec![
+        ("autoinstall_known_extensions", "false".to_owned()),
+        ("autoload_known_extensions", "false".to_owned()),
+        ("temp_directory", temp.to_string_lossy().into_owned()),
+    ];
+    if let Some(threads) = options.duckdb_threads {
+        settings.push(("threads", threads.max(1).to_string()));
+    }
+    if let Some(limit) = &options.duckdb_memory_limit {
+        settings.push(("memory_limit", limit.clone()));
+    }
+    settings
+}
+
+/// Opens the DuckDB instance every DuckDB sink given `options.shared_duckdb` uses.
+pub(crate) fn open_shared(options: &SinkOptions) -> Result<Database, SinkError> {
+    let temp = options
+        .scratch_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("publish-duckdb"));
+    Database::open(None, &instance_settings(options, &temp)).map_err(internal)
 }
 
 impl DuckDbWriter {
@@ -58,38 +92,54 @@ impl DuckDbWriter {
                 return Err(SinkError::OutputExists { path });
             }
         }
-        let (temp, own_temp) = match &options.scratch_dir {
-            Some(dir) => (dir.clone(), None),
+        let (database, own_temp) = match &options.shared_duckdb {
+            Some(shared) => (shared.database(), None),
             None => {
-                let dir = root.join(".duckdb_tmp");
-                (dir.clone(), Some(dir))
+                let (temp, own_temp) = match &options.scratch_dir {
+                    Some(dir) => (dir.clone(), None),
+                    None => {
+                        let dir = root.join(".duckdb_tmp");
+                        (dir.clone(), Some(dir))
+                    }
+                };
+                let settings = instance_settings(options, &temp);
+                let database = Database::open(None, &settings).map_err(internal)?;
+                (Arc::new(database), own_temp)
             }
         };
-        let mut settings = vec![
-            ("autoinstall_known_extensions", "false".to_owned()),
-            ("autoload_known_extensions", "false".to_owned()),
-            ("temp_directory", temp.to_string_lossy().into_owned()),
-        ];
-        if let Some(threads) = options.duckdb_threads {
-            settings.push(("threads", threads.max(1).to_string()));
-        }
-        if let Some(limit) = &options.duckdb_memory_limit {
-            settings.push(("memory_limit", limit.clone()));
-        }
-        let database = Arc::new(Database::open(None, &settings).map_err(internal)?);
         let conn = database.connection().map_err(SinkError::duckdb)?;
+        let catalog = format!(
+            "publish_output_{}",
+            ATTACHED.fetch_add(1, Ordering::Relaxed)
+        );
         conn.execute_batch(&format!(
-            "ATTACH {} AS {CATALOG};",
+            "ATTACH {} AS {catalog};",
             literal(&db_path.to_string_lossy())
         ))
         .map_err(SinkError::duckdb)?;
         Ok(Self {
             conn,
             database,
+            catalog,
+            detached: false,
             db_path,
             own_temp,
             tables: 0,
         })
+    }
+}
+
+impl Drop for DuckDbWriter {
+    fn drop(&mut self) {
+        // Abandoned before `finish`: close the file, or a shared instance would keep it (and
+        // its disk space) open for the life of the process.
+        if !self.detached
+            && let Err(e) = self
+                .conn
+                .execute_batch(&format!("DETACH {};", self.catalog))
+        {
+            tracing::warn!(error = %e, "could not detach an abandoned DuckDB output");
+        }
     }
 }
 
@@ -98,13 +148,13 @@ impl FormatWriter for DuckDbWriter {
 
     fn begin_table(&mut self, plan: &TablePlan) -> Result<Box<dyn TableWriter + '_>, SinkError> {
         self.conn
-            .execute_batch(&create_table_sql(plan)?)
+            .execute_batch(&create_table_sql(&self.catalog, plan)?)
             .map_err(SinkError::duckdb)?;
         self.tables += 1;
-        let view = format!("publish_scan_{}", self.tables);
+        let view = format!("{}_scan_{}", self.catalog, self.tables);
         let insert = format!(
             "INSERT INTO {} SELECT * FROM {view}",
-            qualified_table(&plan.table)
+            qualified_table(&self.catalog, &plan.table)
         );
         let conn = self.database.raw_connection().map_err(internal)?;
         let (tx, rx) = sync_channel(SCAN_QUEUE);
@@ -125,12 +175,12 @@ impl FormatWriter for DuckDbWriter {
         }))
     }
 
-    fn finish(self) -> Result<Vec<String>, SinkError> {
+    fn finish(mut self) -> Result<Vec<String>, SinkError> {
+        let catalog = &self.catalog;
         self.conn
-            .execute_batch(&format!("CHECKPOINT {CATALOG}; DETACH {CATALOG};"))
+            .execute_batch(&format!("CHECKPOINT {catalog}; DETACH {catalog};"))
             .map_err(SinkError::duckdb)?;
-        self.conn.close().map_err(|(_, e)| SinkError::duckdb(e))?;
-        drop(self.database);
+        self.detached = true;
         // CHECKPOINT syncs the database file; syncing again after detach is cheap and also
         // covers whatever the detach wrote.
         let file =
@@ -251,19 +301,19 @@ impl Drop for DuckDbTable {
     }
 }
 
-fn qualified_table(t: &TableSchema) -> String {
+fn qualified_table(catalog: &str, t: &TableSchema) -> String {
     format!(
-        "{CATALOG}.{}.{}",
+        "{catalog}.{}.{}",
         t.schema.quoted_double(),
         t.table.quoted_double()
     )
 }
 
 /// `CREATE SCHEMA`, `CREATE TABLE` and the comments, in one transaction.
-fn create_table_sql(plan: &TablePlan) -> Result<String, SinkError> {
+fn create_table_sql(catalog: &str, plan: &TablePlan) -> Result<String, SinkError> {
     let t = &plan.table;
-    let schema = format!("{CATALOG}.{}", t.schema.quoted_double());
-    let table = qualified_table(t);
+    let schema = format!("{catalog}.{}", t.schema.quoted_double());
+    let table = qualified_table(catalog, t);
     let mut sql = format!(
         "BEGIN TRANSACTION;\nCREATE SCHEMA IF NOT EXISTS {schema};\nCREATE TABLE {table} ("
     );
@@ -527,13 +577,15 @@ mod tests {
         let mut table = writer.begin_table(&plan).unwrap();
         table.write(&ids(&plan, vec![Some(1), None])).unwrap();
         drop(table);
-        assert_eq!(count(&writer, "publish_output.s.t"), 0);
+        let t = format!("{}.s.t", writer.catalog);
+        assert_eq!(count(&writer, &t), 0);
         // The writer goes on: the next table is written normally.
         let plan = plan_named(&plan, "u");
         let mut table = writer.begin_table(&plan).unwrap();
         table.write(&ids(&plan, vec![Some(3)])).unwrap();
         table.finish().unwrap();
-        assert_eq!(count(&writer, "publish_output.s.u"), 1);
+        let u = format!("{}.s.u", writer.catalog);
+        assert_eq!(count(&writer, &u), 1);
     }
 
     fn plan_named(plan: &TablePlan, table: &str) -> TablePlan {

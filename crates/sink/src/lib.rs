@@ -183,7 +183,8 @@ pub struct TableStats {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SinkOptions {
     /// DuckDB's `temp_directory`, where it spills when a load exceeds its memory limit. `None`
-    /// uses `<root>/.duckdb_tmp`, removed again by [`Sink::finish`].
+    /// uses `<root>/.duckdb_tmp`, removed again by [`Sink::finish`]. Ignored by sinks on a
+    /// [`SharedDuckDb`], which has its own.
     pub scratch_dir: Option<PathBuf>,
     /// DuckDB's `threads`; `None` keeps DuckDB's default (the number of cores).
     pub duckdb_threads: Option<usize>,
@@ -191,7 +192,45 @@ pub struct SinkOptions {
     pub duckdb_memory_limit: Option<String>,
     /// How many batches may wait for the writer thread (at least 1 is used).
     pub queue_depth: usize,
+    /// One DuckDB instance for every DuckDB sink opened with these options, so that
+    /// concurrent packages share one `memory_limit` and one thread pool instead of each
+    /// getting their own. `None`: each sink opens its own instance with the settings above.
+    pub shared_duckdb: Option<SharedDuckDb>,
 }
+
+/// A DuckDB instance that DuckDB sinks share ([`SinkOptions::shared_duckdb`]). Each sink
+/// attaches its own file to it and detaches it when done or dropped. Cloning shares.
+#[derive(Clone)]
+pub struct SharedDuckDb(std::sync::Arc<duckdb_ffi::Database>);
+
+impl SharedDuckDb {
+    /// Opens an in-memory instance with `options`' `duckdb_threads` and `duckdb_memory_limit`
+    /// (for all sinks together) and `scratch_dir` as its `temp_directory` (the system temp
+    /// folder when `None`); extension autoinstall and autoload are off. Fails when DuckDB
+    /// rejects a setting, e.g. a malformed memory limit.
+    pub fn open(options: &SinkOptions) -> Result<Self, SinkError> {
+        database::open_shared(options).map(|db| Self(std::sync::Arc::new(db)))
+    }
+
+    pub(crate) fn database(&self) -> std::sync::Arc<duckdb_ffi::Database> {
+        std::sync::Arc::clone(&self.0)
+    }
+}
+
+impl std::fmt::Debug for SharedDuckDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedDuckDb")
+    }
+}
+
+/// Two handles are equal when they share the same instance.
+impl PartialEq for SharedDuckDb {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SharedDuckDb {}
 
 impl Default for SinkOptions {
     fn default() -> Self {
@@ -199,7 +238,8 @@ impl Default for SinkOptions {
             scratch_dir: None,
             duckdb_threads: None,
             duckdb_memory_limit: None,
-            queue_depth: 4,
+            queue_depth: 2,
+            shared_duckdb: None,
         }
     }
 }

@@ -156,14 +156,24 @@ impl Workflow {
 
         // Only creates a directory: cheap enough to run inline.
         let staging = area.begin_staging(&lock)?;
-        // DuckDB cleans its temp_directory on close, so each package gets its own; the
-        // project lock makes the name unique within this replica.
-        let scratch = self.options.sink.scratch_dir.as_ref().map(|dir| {
-            dir.join(format!(
-                "{}-{}-{}",
-                req.project.destination, req.project.project_name, req.project.project_start_time
-            ))
-        });
+        // DuckDB cleans its temp_directory on close, so a package with its own instance gets
+        // its own; the project lock makes the name unique within this replica. A shared
+        // instance has one for all packages.
+        let own_instance = self.options.sink.shared_duckdb.is_none();
+        let scratch = self
+            .options
+            .sink
+            .scratch_dir
+            .as_ref()
+            .filter(|_| own_instance)
+            .map(|dir| {
+                dir.join(format!(
+                    "{}-{}-{}",
+                    req.project.destination,
+                    req.project.project_name,
+                    req.project.project_start_time
+                ))
+            });
         let sink_options = SinkOptions {
             scratch_dir: scratch.clone(),
             ..self.options.sink.clone()

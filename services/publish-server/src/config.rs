@@ -50,7 +50,7 @@ pub struct Settings {
     pub parallel_downloads: usize,
     /// `PUBLISH_DUCKDB_THREADS` [DuckDB's default].
     pub duckdb_threads: Option<usize>,
-    /// `PUBLISH_DUCKDB_MEMORY_LIMIT` [`1GB`]: e.g. `512MB`.
+    /// `PUBLISH_DUCKDB_MEMORY_LIMIT` [`256MB`]: for all packages together, e.g. `1GB`.
     pub duckdb_memory_limit: Option<String>,
     /// `PUBLISH_HASH_ALGORITHM` `sha512`|`sha3-512` [`sha512`].
     pub hash_algorithm: HashAlgorithm,
@@ -217,7 +217,7 @@ impl Settings {
             duckdb_threads,
             duckdb_memory_limit: Some(
                 get("PUBLISH_DUCKDB_MEMORY_LIMIT")
-                    .unwrap_or("1GB")
+                    .unwrap_or("256MB")
                     .to_owned(),
             ),
             hash_algorithm,

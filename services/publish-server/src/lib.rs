@@ -47,12 +47,7 @@ pub fn build_state(settings: &Settings) -> Result<AppState, String> {
     let options = WorkflowOptions {
         hash_algorithm: settings.hash_algorithm,
         force_copy: settings.force_copy,
-        sink: SinkOptions {
-            scratch_dir: Some(settings.working_dir.clone()),
-            duckdb_threads: settings.duckdb_threads,
-            duckdb_memory_limit: settings.duckdb_memory_limit.clone(),
-            ..SinkOptions::default()
-        },
+        sink: sink_options(settings)?,
         ..WorkflowOptions::default()
     };
     let workflow = Workflow::new(
@@ -68,4 +63,23 @@ pub fn build_state(settings: &Settings) -> Result<AppState, String> {
         operation_timeout: settings.operation_timeout,
         max_body_bytes: settings.max_body_bytes,
     })
+}
+
+/// The sink settings: one DuckDB instance for all packages of this process, so that
+/// `PUBLISH_DUCKDB_MEMORY_LIMIT` and `PUBLISH_DUCKDB_THREADS` bound them together, spilling
+/// under the working folder.
+fn sink_options(settings: &Settings) -> Result<SinkOptions, String> {
+    let mut options = SinkOptions {
+        scratch_dir: Some(settings.working_dir.join("duckdb_tmp")),
+        duckdb_threads: settings.duckdb_threads,
+        duckdb_memory_limit: settings.duckdb_memory_limit.clone(),
+        ..SinkOptions::default()
+    };
+    let shared = publish_sink::SharedDuckDb::open(&options).map_err(|e| {
+        format!(
+            "cannot start DuckDB with PUBLISH_DUCKDB_MEMORY_LIMIT / PUBLISH_DUCKDB_THREADS: {e}"
+        )
+    })?;
+    options.shared_duckdb = Some(shared);
+    Ok(options)
 }
