@@ -37,8 +37,9 @@ use crate::worker::{FormatWriter, TableWriter};
 use crate::{DUCKDB_FILE, SinkError, SinkOptions};
 
 /// Batches that may wait between the writer thread and DuckDB's scan, beyond the one each
-/// DuckDB thread is converting.
-const SCAN_QUEUE: usize = 1;
+/// DuckDB thread is converting: none, the writer thread hands each batch over directly (the
+/// sink's queue before it already lets the source run ahead).
+const SCAN_QUEUE: usize = 0;
 
 pub(crate) struct DuckDbWriter {
     /// Declared before `database`: it must be dropped first.

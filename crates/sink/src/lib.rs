@@ -238,7 +238,7 @@ impl Default for SinkOptions {
             scratch_dir: None,
             duckdb_threads: None,
             duckdb_memory_limit: None,
-            queue_depth: 2,
+            queue_depth: 1,
             shared_duckdb: None,
         }
     }

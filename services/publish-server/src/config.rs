@@ -46,7 +46,7 @@ pub struct Settings {
     pub operation_timeout: Duration,
     /// `PUBLISH_SOURCE_REQUEST_TIMEOUT_SECS` [120]: limit of one HTTP call to the source.
     pub source_request_timeout: Duration,
-    /// `PUBLISH_PARALLEL_DOWNLOADS` [4]: result chunks fetched at once per table.
+    /// `PUBLISH_PARALLEL_DOWNLOADS` [3]: result chunks fetched at once per table.
     pub parallel_downloads: usize,
     /// `PUBLISH_DUCKDB_THREADS` [DuckDB's default].
     pub duckdb_threads: Option<usize>,
@@ -183,7 +183,7 @@ impl Settings {
                 ));
             }
         };
-        let parallel_downloads = parse_num("PUBLISH_PARALLEL_DOWNLOADS", 4)?;
+        let parallel_downloads = parse_num("PUBLISH_PARALLEL_DOWNLOADS", 3)?;
         if parallel_downloads == 0 || parallel_downloads > 64 {
             return Err(bad(
                 "PUBLISH_PARALLEL_DOWNLOADS",

@@ -70,9 +70,9 @@ pub struct DatabricksOptions {
     /// How long a query may take to finish on the warehouse before it is cancelled and the
     /// read fails with [`SourceError::Timeout`]. Default 1 hour.
     pub overall_timeout: Duration,
-    /// Chunks downloaded at the same time. Default 4.
+    /// Chunks downloaded at the same time. Default 3.
     pub max_parallel_downloads: usize,
-    /// Decoded chunks held ready for the consumer beyond those downloading. Default 2. Memory
+    /// Decoded chunks held ready for the consumer beyond those downloading. Default 1. Memory
     /// is bounded by about `max_parallel_downloads + prefetch_chunks + 1` chunks.
     pub prefetch_chunks: usize,
     /// `wait_timeout` of the submit call: 0 (the default) or 5 to 50 s. With 0 the call
@@ -110,8 +110,8 @@ impl Default for DatabricksOptions {
             request_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
             overall_timeout: Duration::from_secs(3600),
-            max_parallel_downloads: 4,
-            prefetch_chunks: 2,
+            max_parallel_downloads: 3,
+            prefetch_chunks: 1,
             submit_wait: Duration::ZERO,
             poll_initial: Duration::from_millis(250),
             poll_max: Duration::from_secs(5),
