@@ -42,6 +42,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use duckdb::{AccessMode, Config, Connection};
 use publish_types::{ColumnSchema, Identifier, ObjectName, OutputFormat, TableSchema, UcType};
 
+use crate::database::literal;
 use crate::{DUCKDB_FILE, OUTPUT_DIR, Sink, SinkError, TableStats};
 
 /// Opens the sink under test, writing into the given root.
@@ -1044,10 +1045,6 @@ fn files_under(root: &Path) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     walk(root, root, &mut out);
     out
-}
-
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 fn qualified(t: &TableSchema) -> String {

@@ -29,7 +29,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::{RecordBatch, RecordBatchReader};
 use duckdb::Connection;
-use publish_types::{ColumnSchema, TableSchema, UcType};
+use publish_types::{ColumnSchema, TableSchema, UcType, quote};
 
 use crate::convert::{Flavor, TablePlan};
 use crate::duckdb_ffi::Database;
@@ -50,7 +50,7 @@ pub(crate) struct DuckDbWriter {
     /// Set once the file is checkpointed and detached.
     detached: bool,
     db_path: PathBuf,
-    /// The scratch folder this writer chose itself and removes when done.
+    /// The spill folder of an instance of its own, removed when the sink ends.
     own_temp: Option<PathBuf>,
     /// Tables begun, to name each scan view uniquely.
     tables: usize,
@@ -76,13 +76,18 @@ fn instance_settings(options: &SinkOptions, temp: &Path) -> Vec<(&'static str, S
     settings
 }
 
+/// Opens a DuckDB instance with `options`' limits, spilling into `temp`.
+fn open_instance(options: &SinkOptions, temp: &Path) -> Result<Database, SinkError> {
+    Database::open(None, &instance_settings(options, temp)).map_err(internal)
+}
+
 /// Opens the DuckDB instance every DuckDB sink given `options.shared_duckdb` uses.
 pub(crate) fn open_shared(options: &SinkOptions) -> Result<Database, SinkError> {
     let temp = options
         .scratch_dir
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("publish-duckdb"));
-    Database::open(None, &instance_settings(options, &temp)).map_err(internal)
+    open_instance(options, &temp)
 }
 
 impl DuckDbWriter {
@@ -93,26 +98,23 @@ impl DuckDbWriter {
                 return Err(SinkError::OutputExists { path });
             }
         }
-        let (database, own_temp) = match &options.shared_duckdb {
-            Some(shared) => (shared.database(), None),
-            None => {
-                let (temp, own_temp) = match &options.scratch_dir {
-                    Some(dir) => (dir.clone(), None),
-                    None => {
-                        let dir = root.join(".duckdb_tmp");
-                        (dir.clone(), Some(dir))
-                    }
-                };
-                let settings = instance_settings(options, &temp);
-                let database = Database::open(None, &settings).map_err(internal)?;
-                (Arc::new(database), own_temp)
-            }
-        };
-        let conn = database.connection().map_err(SinkError::duckdb)?;
         let catalog = format!(
             "publish_output_{}",
             ATTACHED.fetch_add(1, Ordering::Relaxed)
         );
+        let (database, own_temp) = match &options.shared_duckdb {
+            Some(shared) => (shared.database(), None),
+            None => {
+                // DuckDB empties its temp_directory on close, so an instance of its own gets a
+                // folder of its own, named like its catalog and removed when the sink ends.
+                let temp = match &options.scratch_dir {
+                    Some(dir) => dir.join(&catalog),
+                    None => root.join(".duckdb_tmp"),
+                };
+                (Arc::new(open_instance(options, &temp)?), Some(temp))
+            }
+        };
+        let conn = database.connection().map_err(SinkError::duckdb)?;
         conn.execute_batch(&format!(
             "ATTACH {} AS {catalog};",
             literal(&db_path.to_string_lossy())
@@ -140,6 +142,11 @@ impl Drop for DuckDbWriter {
                 .execute_batch(&format!("DETACH {};", self.catalog))
         {
             tracing::warn!(error = %e, "could not detach an abandoned DuckDB output");
+        }
+        if !self.detached
+            && let Some(dir) = &self.own_temp
+        {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
@@ -385,7 +392,7 @@ fn column_type(t: &DataType) -> Result<String, String> {
                 .map(|f| {
                     Ok(format!(
                         "{} {}",
-                        quote_ident(f.name()),
+                        quote(f.name(), '"'),
                         column_type(f.data_type())?
                     ))
                 })
@@ -438,16 +445,12 @@ fn plain_or_quoted(name: &str) -> String {
     if plain {
         name.to_owned()
     } else {
-        quote_ident(name)
+        quote(name, '"')
     }
 }
 
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// A SQL string literal. NUL cannot pass through DuckDB's C API, so it is dropped.
-fn literal(text: &str) -> String {
+pub(crate) fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\0', "").replace('\'', "''"))
 }
 

@@ -182,9 +182,9 @@ pub struct TableStats {
 /// Tuning of a sink. Only the DuckDB sink reads the `duckdb_*` fields and `scratch_dir`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SinkOptions {
-    /// DuckDB's `temp_directory`, where it spills when a load exceeds its memory limit. `None`
-    /// uses `<root>/.duckdb_tmp`, removed again by [`Sink::finish`]. Ignored by sinks on a
-    /// [`SharedDuckDb`], which has its own.
+    /// Where DuckDB spills when a load exceeds its memory limit. A sink with an instance of its
+    /// own spills into a subfolder of its own here (`<root>/.duckdb_tmp` when `None`), removed
+    /// when the sink ends; a [`SharedDuckDb`] uses this folder itself as its `temp_directory`.
     pub scratch_dir: Option<PathBuf>,
     /// DuckDB's `threads`; `None` keeps DuckDB's default (the number of cores).
     pub duckdb_threads: Option<usize>,

@@ -16,7 +16,7 @@ pub mod source;
 
 pub use error::RequestError;
 pub use names::{
-    DestinationName, Identifier, NameError, ObjectName, ProjectName, SecretName, StartTime,
+    DestinationName, Identifier, NameError, ObjectName, ProjectName, SecretName, StartTime, quote,
 };
 pub use request::{
     Credentials, DatasetSpec, OutputFormat, PackageRequest, ProjectRef, PublishRequest, SourceSpec,

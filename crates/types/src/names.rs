@@ -305,7 +305,10 @@ impl ObjectName {
     }
 }
 
-fn quote(value: &str, q: char) -> String {
+/// Any name (a struct field, a file path) quoted as a SQL identifier with quote character `q`
+/// (`"` for DuckDB, `` ` `` for Databricks), embedded `q`s doubled — what
+/// [`Identifier::quoted_double`] and [`Identifier::quoted_backtick`] do for validated names.
+pub fn quote(value: &str, q: char) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push(q);
     for c in value.chars() {

@@ -156,42 +156,12 @@ impl Workflow {
 
         // Only creates a directory: cheap enough to run inline.
         let staging = area.begin_staging(&lock)?;
-        // DuckDB cleans its temp_directory on close, so a package with its own instance gets
-        // its own; the project lock makes the name unique within this replica. A shared
-        // instance has one for all packages.
-        let own_instance = self.options.sink.shared_duckdb.is_none();
-        let scratch = self
-            .options
-            .sink
-            .scratch_dir
-            .as_ref()
-            .filter(|_| own_instance)
-            .map(|dir| {
-                dir.join(format!(
-                    "{}-{}-{}",
-                    req.project.destination,
-                    req.project.project_name,
-                    req.project.project_start_time
-                ))
-            });
-        let sink_options = SinkOptions {
-            scratch_dir: scratch.clone(),
-            ..self.options.sink.clone()
-        };
-        let result = async {
-            let mut sink = open_sink(req.format, staging.dir(), &sink_options)?;
-            for schema in &schemas {
-                self.copy_table(source.as_ref(), sink.as_mut(), schema)
-                    .await?;
-            }
-            sink.finish().await?;
-            Ok::<_, WorkflowError>(())
+        let mut sink = open_sink(req.format, staging.dir(), &self.options.sink)?;
+        for schema in &schemas {
+            self.copy_table(source.as_ref(), sink.as_mut(), schema)
+                .await?;
         }
-        .await;
-        if let Some(dir) = scratch {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-        result?;
+        sink.finish().await?;
         let files = blocking(move || staging.commit()).await??;
         drop(lock);
         info!(
