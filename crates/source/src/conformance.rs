@@ -196,7 +196,7 @@ impl Suite {
                         TimestampMicrosecondArray::from_iter(rows.iter().map(|&i| {
                             opt(i + 4).then_some(1_700_000_000_000_000 + i as i64 * 3_600_000_123)
                         }))
-                        .with_timezone("UTC"),
+                        .with_timezone("+00:00"),
                     ),
                     Arc::new(TimestampMicrosecondArray::from_iter(rows.iter().map(
                         |&i| opt(i + 5).then_some(-86_400_000_000 + i as i64 * 1_000_001),

@@ -14,8 +14,11 @@ use arrow::datatypes::{
 use arrow::util::display::FormatOptions;
 use publish_types::{TableSchema, UcType};
 
-/// The time zone of every `TIMESTAMP` column.
-const UTC: &str = "UTC";
+/// The time zone of every `TIMESTAMP` column: UTC spelled as an offset, as the sink writes it,
+/// because Arrow built without `chrono-tz` cannot format or parse a zone name such as "UTC".
+/// (Spelled "UTC", every timestamp column was cast again by the sink, and anything formatting
+/// it failed.)
+const UTC: &str = "+00:00";
 
 /// The Arrow type a source yields for a Unity Catalog type.
 ///
@@ -27,7 +30,7 @@ const UTC: &str = "UTC";
 /// | STRING, CHAR(n), VARCHAR(n) | Utf8 |
 /// | BINARY | Binary |
 /// | DATE | Date32 |
-/// | TIMESTAMP | Timestamp(Microsecond, "UTC") |
+/// | TIMESTAMP | Timestamp(Microsecond, "+00:00") |
 /// | TIMESTAMP_NTZ | Timestamp(Microsecond, none) |
 /// | ARRAY\<T> | List (item field `element`, nullable) |
 /// | MAP\<K,V> | Map (`entries` struct of non-null `key` and nullable `value`, unsorted) |
@@ -297,7 +300,7 @@ mod tests {
             ("varchar(9)", "Utf8"),
             ("binary", "Binary"),
             ("date", "Date32"),
-            ("timestamp", "Timestamp(µs, \"UTC\")"),
+            ("timestamp", "Timestamp(µs, \"+00:00\")"),
             ("timestamp_ntz", "Timestamp(µs)"),
             ("interval year to month", "Interval(YearMonth)"),
             ("interval day to second", "Duration(µs)"),
@@ -333,7 +336,7 @@ mod tests {
         let ts = one(etc, t("timestamp")).unwrap();
         assert_eq!(
             ts.as_primitive(),
-            &TimestampMicrosecondArray::from(vec![1_000_000]).with_timezone("UTC")
+            &TimestampMicrosecondArray::from(vec![1_000_000]).with_timezone("+00:00")
         );
     }
 
