@@ -156,20 +156,13 @@ impl Settings {
                 ));
             }
         };
-        let hash_algorithm = match get("PUBLISH_HASH_ALGORITHM")
-            .unwrap_or("sha512")
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "sha512" | "sha-512" => HashAlgorithm::Sha512,
-            "sha3-512" | "sha3_512" => HashAlgorithm::Sha3_512,
-            other => {
-                return Err(bad(
-                    "PUBLISH_HASH_ALGORITHM",
-                    format!("{other:?}: use sha512 or sha3-512"),
-                ));
-            }
-        };
+        let algorithm = get("PUBLISH_HASH_ALGORITHM").unwrap_or("sha512");
+        let hash_algorithm = algorithm.parse::<HashAlgorithm>().map_err(|_| {
+            bad(
+                "PUBLISH_HASH_ALGORITHM",
+                format!("{algorithm:?}: use sha512 or sha3-512"),
+            )
+        })?;
         let force_copy = match get("PUBLISH_FORCE_COPY")
             .map(str::to_ascii_lowercase)
             .as_deref()
