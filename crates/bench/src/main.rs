@@ -124,7 +124,7 @@ async fn bench(args: Args) -> Result<bool> {
         args.rows_list.clone()
     };
     ensure!(sizes.iter().all(|&r| r > 0), "row counts must be positive");
-    let server_env = args
+    let mut server_env = args
         .server_env
         .iter()
         .map(|kv| {
@@ -140,11 +140,23 @@ async fn bench(args: Args) -> Result<bool> {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
     };
-    // The service's defaults (README): memory_limit 256MB, DuckDB's default thread count.
+    // The DuckDB limits both the server and the reference ingest run under, passed to the
+    // server explicitly rather than assumed to be its defaults. 256MB is the server's default.
+    let threads = match lookup("PUBLISH_DUCKDB_THREADS") {
+        None => None,
+        Some(t) => Some(
+            t.parse()
+                .with_context(|| format!("PUBLISH_DUCKDB_THREADS={t:?} is not a number"))?,
+        ),
+    };
     let limits = DuckDbLimits {
         memory_limit: lookup("PUBLISH_DUCKDB_MEMORY_LIMIT").unwrap_or_else(|| "256MB".into()),
-        threads: lookup("PUBLISH_DUCKDB_THREADS").and_then(|t| t.parse().ok()),
+        threads,
     };
+    server_env.push((
+        "PUBLISH_DUCKDB_MEMORY_LIMIT".into(),
+        limits.memory_limit.clone(),
+    ));
     let logs = work.join("logs");
     std::fs::create_dir_all(&logs)?;
     let bins = processes::build(&root, &args.profile)?;
