@@ -232,17 +232,31 @@ impl Catalog {
         )
     }
 
-    /// Every table of a schema, sorted by name.
-    pub(crate) fn tables(&self, catalog: &str, schema: &str) -> Result<Vec<String>, LookupError> {
+    /// The tables of a schema sorted by name, from the `offset`-th, at most `limit` of them:
+    /// one listing of the schema folder for the whole page.
+    pub(crate) fn tables(
+        &self,
+        catalog: &str,
+        schema: &str,
+        offset: usize,
+        limit: Option<usize>,
+    ) -> Result<Vec<Arc<Table>>, LookupError> {
         let schema_dir = self.schema_dir(catalog, schema)?;
-        let mut names: Vec<String> = entries(&schema_dir)
+        let mut files: Vec<(String, PathBuf)> = entries(&schema_dir)
             .into_iter()
             .filter(|(_, ext, path)| ext == "parquet" && path.is_file())
-            .map(|(stem, _, _)| stem.to_lowercase())
+            .map(|(stem, _, path)| (stem.to_lowercase(), path))
             .collect();
-        names.sort();
-        names.dedup();
-        Ok(names)
+        files.sort();
+        files.dedup_by(|a, b| a.0 == b.0);
+        files
+            .into_iter()
+            .skip(offset)
+            .take(limit.unwrap_or(usize::MAX))
+            .map(|(name, path)| {
+                self.load(catalog.to_lowercase(), schema.to_lowercase(), name, path)
+            })
+            .collect()
     }
 
     fn schema_dir(&self, catalog: &str, schema: &str) -> Result<PathBuf, LookupError> {

@@ -28,7 +28,7 @@ use crate::sql;
 use crate::statements::{
     CHECK_HEADER, Disposition, LinkMaker, Outcome, State as StatementState, Statement, Statements,
 };
-use crate::types::quote_if_needed;
+use crate::types::{backtick, quote_if_needed};
 
 /// An INLINE result larger than this fails, as on Databricks.
 const INLINE_LIMIT: usize = 25 * 1024 * 1024;
@@ -65,7 +65,6 @@ pub(crate) struct ApiError {
     status: StatusCode,
     error_code: String,
     message: String,
-    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -78,7 +77,6 @@ impl ApiError {
             status,
             error_code: error_code.to_owned(),
             message: message.into(),
-            retry_after: None,
         }
     }
 
@@ -87,19 +85,33 @@ impl ApiError {
     }
 }
 
+/// A throttling answer with `Retry-After`: in cloud storage's format for a result link
+/// (`storage`), otherwise in the REST API's `(error_code, message)`.
+fn busy(
+    storage: bool,
+    status: StatusCode,
+    (api_code, api_message): (&str, &str),
+    storage_message: &str,
+    retry_after_secs: u64,
+) -> Response {
+    let mut response = if storage {
+        storage_error(status, "ServerBusy", storage_message)
+    } else {
+        ApiError::new(status, api_code, api_message).into_response()
+    };
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    response
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (
+        (
             self.status,
             Json(json!({"error_code": self.error_code, "message": self.message})),
         )
-            .into_response();
-        if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(secs));
-        }
-        response
+            .into_response()
     }
 }
 
@@ -251,46 +263,26 @@ async fn observe(
             tokio::time::sleep(delay).await;
             next.run(req).await
         }
-        Some(Fault::TooManyRequests { retry_after_secs }) => {
-            let mut response = if storage {
-                storage_error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "ServerBusy",
-                    "The server is busy.",
-                )
-            } else {
-                ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "REQUEST_LIMIT_EXCEEDED",
-                    "Too many requests. Please wait and retry.",
-                )
-                .into_response()
-            };
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
-            response
-        }
-        Some(Fault::Unavailable { retry_after_secs }) => {
-            let mut response = if storage {
-                storage_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "ServerBusy",
-                    "The server is currently unable to receive requests. Please retry your request.",
-                )
-            } else {
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "TEMPORARILY_UNAVAILABLE",
-                    "The service is temporarily unavailable. Please retry.",
-                )
-                .into_response()
-            };
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
-            response
-        }
+        Some(Fault::TooManyRequests { retry_after_secs }) => busy(
+            storage,
+            StatusCode::TOO_MANY_REQUESTS,
+            (
+                "REQUEST_LIMIT_EXCEEDED",
+                "Too many requests. Please wait and retry.",
+            ),
+            "The server is busy.",
+            retry_after_secs,
+        ),
+        Some(Fault::Unavailable { retry_after_secs }) => busy(
+            storage,
+            StatusCode::SERVICE_UNAVAILABLE,
+            (
+                "TEMPORARILY_UNAVAILABLE",
+                "The service is temporarily unavailable. Please retry.",
+            ),
+            "The server is currently unable to receive requests. Please retry your request.",
+            retry_after_secs,
+        ),
         Some(Fault::Error {
             status,
             error_code,
@@ -444,18 +436,9 @@ async fn list_tables(
     };
     let with_columns = query.get("omit_columns").is_none_or(|v| v != "true");
     let st = state.clone();
-    let tables = blocking(move || {
-        let names = st.catalog.tables(&catalog, &schema)?;
-        let end = page_size.map_or(names.len(), |size| (offset + size).min(names.len()));
-        let page = names.get(offset.min(names.len())..end).unwrap_or_default();
-        let infos = page
-            .iter()
-            .map(|name| st.catalog.table(&catalog, &schema, name))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok::<_, LookupError>(infos)
-    })
-    .await?
-    .map_err(lookup_error)?;
+    let tables = blocking(move || st.catalog.tables(&catalog, &schema, offset, page_size))
+        .await?
+        .map_err(lookup_error)?;
     let mut body = serde_json::Map::new();
     // A full page always carries a token, so the last page may be empty: clients must stop only
     // when the token is absent.
@@ -545,11 +528,7 @@ fn plan_statement(
     {
         name.insert(0, catalog.clone());
     }
-    let quoted: Vec<String> = select
-        .table
-        .iter()
-        .map(|p| format!("`{}`", p.replace('`', "``")))
-        .collect();
+    let quoted: Vec<String> = select.table.iter().map(|p| backtick(p)).collect();
     let not_found = || {
         failed(
             "BAD_REQUEST",
@@ -586,11 +565,7 @@ fn plan_statement(
     ) {
         Ok(result) => Arc::new(result),
         Err(e) => {
-            let available: Vec<String> = e
-                .available
-                .iter()
-                .map(|c| format!("`{}`", c.replace('`', "``")))
-                .collect();
+            let available: Vec<String> = e.available.iter().map(|c| backtick(c)).collect();
             return failed(
                 "BAD_REQUEST",
                 format!(

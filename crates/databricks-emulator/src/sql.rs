@@ -102,7 +102,7 @@ impl Parser<'_> {
 
     fn error(&self) -> SyntaxError {
         let near = match &self.current.0 {
-            Token::Ident { text, quoted: true } => format!("`{}`", text.replace('`', "``")),
+            Token::Ident { text, quoted: true } => crate::types::backtick(text),
             Token::Ident { text, .. } | Token::Other(text) => text.clone(),
             Token::Star => "*".into(),
             Token::Comma => ",".into(),

@@ -376,8 +376,13 @@ pub(crate) fn quote_if_needed(name: &str) -> String {
     if plain {
         name.to_owned()
     } else {
-        format!("`{}`", name.replace('`', "``"))
+        backtick(name)
     }
+}
+
+/// `name` as a Databricks SQL identifier: in back-quotes, embedded back-quotes doubled.
+pub(crate) fn backtick(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
 }
 
 #[cfg(test)]
