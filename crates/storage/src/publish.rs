@@ -77,8 +77,7 @@ impl ProjectArea {
     ) -> Result<Manifest, StorageError> {
         self.check_lock(lock)?;
         let destination = &self.destination;
-        destination.check_container("staging", &destination.staging_root())?;
-        destination.check_container("production", &destination.production_root())?;
+        destination.check_containers()?;
         let start = self.start.as_str();
         fsops::clean_leftovers(&self.staging_parent(), start)?;
         fsops::clean_leftovers(&self.production_parent(), start)?;
