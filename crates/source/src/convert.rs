@@ -236,31 +236,29 @@ fn cast(array: &ArrayRef, target: &DataType) -> Result<ArrayRef, String> {
         .map_err(|e| format!("cannot convert {} to {target}: {e}", array.data_type()))
 }
 
-/// Parses nested values sent as JSON text (one JSON value per row, null for SQL NULL).
+/// Parses nested values sent as JSON text (one JSON value per row, null for SQL NULL), in one
+/// pass: each row goes to the decoder as it is, and must add exactly one complete value (a row
+/// holding "1\n2", nothing, or half an object is an error, never a shifted column).
 fn parse_json_text(array: &ArrayRef, target: &DataType) -> Result<ArrayRef, String> {
     let text = cast(array, &DataType::Utf8)?;
     let text = text.as_string::<i32>();
-    let mut lines = Vec::with_capacity(text.value_data().len() + text.len() * 5);
-    for value in text.iter() {
-        match value {
-            None => lines.extend_from_slice(b"null"),
-            Some(v) => {
-                // One complete JSON value per row: a row holding "1\n2" must not become two.
-                serde_json::from_str::<serde::de::IgnoredAny>(v)
-                    .map_err(|e| format!("value is not JSON ({e})"))?;
-                lines.extend_from_slice(v.as_bytes());
-            }
-        }
-        lines.push(b'\n');
-    }
     let field: FieldRef = Arc::new(Field::new("value", target.clone(), true));
     let mut decoder = arrow::json::ReaderBuilder::new_with_field(field)
         .with_batch_size(text.len().max(1))
         .build_decoder()
         .map_err(|e| e.to_string())?;
-    let consumed = decoder.decode(&lines).map_err(|e| e.to_string())?;
-    if consumed != lines.len() {
-        return Err("JSON values could not all be decoded".into());
+    for (row, value) in text.iter().enumerate() {
+        for bytes in [value.map_or(&b"null"[..], str::as_bytes), b"\n"] {
+            let consumed = decoder
+                .decode(bytes)
+                .map_err(|e| format!("value is not JSON ({e})"))?;
+            if consumed != bytes.len() {
+                return Err("JSON values could not all be decoded".into());
+            }
+        }
+        if decoder.has_partial_record() || decoder.len() != row + 1 {
+            return Err(format!("row {row} does not hold exactly one JSON value"));
+        }
     }
     let batch = decoder.flush().map_err(|e| e.to_string())?;
     let column = match batch {
@@ -356,6 +354,11 @@ mod tests {
 
         let bad: ArrayRef = Arc::new(StringArray::from(vec!["1\n2"]));
         assert!(one(bad, t("array<int>")).is_err());
+        // Each row holds exactly one value: not two, not none, not half of one.
+        for rows in [vec!["[1]\n[2]"], vec!["[1] [2]"], vec![""], vec!["[1", "]"]] {
+            let bad: ArrayRef = Arc::new(StringArray::from(rows.clone()));
+            assert!(one(bad, t("array<int>")).is_err(), "{rows:?}");
+        }
 
         let m: ArrayRef = Arc::new(StringArray::from(vec![r#"{"a":1,"b":2}"#]));
         assert_eq!(
