@@ -176,10 +176,12 @@ impl ProjectArea {
         guard.disarm();
 
         self.remove_staging();
-        tracing::info!(
+        // At debug: the caller (the workflow) logs the publish at info, also when a retry
+        // found it already done.
+        tracing::debug!(
             destination = %self.destination.name(), project = %self.project, start,
             files = files.len(), bytes = total, seconds = began.elapsed().as_secs_f64(),
-            "published"
+            "files promoted"
         );
         Ok(Manifest { files })
     }
