@@ -58,6 +58,19 @@ impl Api {
         emulator: &str,
         dataset: &Dataset,
     ) -> Result<Duration> {
+        let tables: Vec<&str> = dataset.tables.iter().map(|t| t.name).collect();
+        self.package_dataset(project, emulator, None, &tables).await
+    }
+
+    /// Packages `tables` as the dataset `name` (by default, one named after its schema) of
+    /// `project`; returns the wall time of the request.
+    pub(crate) async fn package_dataset(
+        &self,
+        project: &str,
+        emulator: &str,
+        name: Option<&str>,
+        tables: &[&str],
+    ) -> Result<Duration> {
         let mut body = self.package_template.clone();
         body["project_name"] = json!(project);
         body["project_start_time"] = json!(START_TIME);
@@ -66,11 +79,8 @@ impl Api {
         body["source"]["host_url"] = json!(emulator);
         body["source"]["catalog"] = json!(CATALOG);
         body["metadata"]["schema_name"] = json!(SCHEMA);
-        body["metadata"]["tables"] = dataset
-            .tables
-            .iter()
-            .map(|t| json!({ "name": t.name }))
-            .collect();
+        body["metadata"]["name"] = json!(name);
+        body["metadata"]["tables"] = tables.iter().map(|t| json!({ "name": t })).collect();
         let started = Instant::now();
         self.post("/data-publish/package", &body).await?;
         Ok(started.elapsed())

@@ -61,6 +61,11 @@ struct Args {
     /// Rows per table for the concurrency check; by default the largest size.
     #[arg(long)]
     concurrent_rows: Option<u64>,
+    /// Skip the check of what a project's second dataset costs (issue 8), run at the largest
+    /// size: the narrow table packaged as a second dataset beside the wide one, against the
+    /// narrow table packaged alone.
+    #[arg(long)]
+    no_datasets_check: bool,
     /// Where datasets, logs and the destination go; by default `<target dir>/publish-bench`.
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -172,6 +177,7 @@ async fn bench(args: Args) -> Result<bool> {
     let mut shm = false;
     let mut all_ok = true;
     let mut concurrency = None;
+    let mut datasets = None;
     let concurrent_rows = args
         .concurrent_rows
         .unwrap_or_else(|| sizes.iter().copied().max().unwrap_or(args.rows));
@@ -219,8 +225,14 @@ async fn bench(args: Args) -> Result<bool> {
             all_ok = c.all_succeeded;
             concurrency = Some(c);
         }
+        if !args.no_datasets_check && Some(&rows) == sizes.iter().max() {
+            datasets = Some(second_dataset(&setup, &layout, &emulator, &dataset).await?);
+        }
     }
     print!("{}", report::render(&results, concurrency.as_ref(), shm));
+    if let Some(d) = &datasets {
+        print!("{}", report::render_datasets(d));
+    }
     eprintln!("logs: {}", setup.logs.display());
     Ok(all_ok)
 }
@@ -381,6 +393,72 @@ async fn concurrent(
         concurrent_peak_rss,
         all_succeeded,
     })
+}
+
+/// What a project's second dataset costs: on one fresh server, the narrow table packaged alone
+/// (project A), then the wide table as dataset 1 and the narrow one as dataset 2 of project B,
+/// whose package must keep dataset 1 (for DuckDB: copy the database holding it, checking its
+/// digest, and hash the result). Both projects are published and checked.
+async fn second_dataset(
+    setup: &Setup<'_>,
+    layout: &Layout,
+    emulator: &Service,
+    dataset: &Dataset,
+) -> Result<report::Datasets> {
+    let [wide, narrow] = dataset.tables.as_slice() else {
+        bail!(
+            "the bench dataset has {} tables, expected 2",
+            dataset.tables.len()
+        );
+    };
+    let mut server = Service::server(
+        setup.bins,
+        &layout.server_env(&setup.server_env),
+        &setup
+            .logs
+            .join(format!("server-{}-datasets.log", dataset.rows)),
+    )?;
+    let api = Api::new(&server.url, &layout.api_key, &setup.fixtures)?;
+    let (alone, pair) = ("bench-dataset-alone", "bench-dataset-pair");
+    for project in [alone, pair] {
+        layout.remove_project(project)?;
+    }
+    let alone_s = api
+        .package_dataset(alone, &emulator.url, Some("narrow"), &[narrow.name])
+        .await?;
+    let first_s = api
+        .package_dataset(pair, &emulator.url, Some("wide"), &[wide.name])
+        .await?;
+    let first_bytes = std::fs::metadata(layout.staged_file(pair))?.len();
+    let second_s = api
+        .package_dataset(pair, &emulator.url, Some("narrow"), &[narrow.name])
+        .await?;
+    let (_, files) = api.publish(pair).await?;
+    let counted = references::published_rows(&layout.published_file(pair), dataset)?;
+    ensure!(
+        counted.iter().all(|&n| n == dataset.rows),
+        "the two-dataset database holds {counted:?} rows, expected {} per table",
+        dataset.rows
+    );
+    ensure!(files.len() == 1, "publish returned {} files", files.len());
+    server.check_alive()?;
+    drop(server);
+    for project in [alone, pair] {
+        layout.remove_project(project)?;
+    }
+    let result = report::Datasets {
+        rows_per_table: dataset.rows,
+        alone_s: alone_s.as_secs_f64(),
+        first_s: first_s.as_secs_f64(),
+        second_s: second_s.as_secs_f64(),
+        first_bytes,
+    };
+    eprintln!(
+        "datasets at {} rows: narrow alone {:.2} s; wide as dataset 1 {:.2} s ({} bytes); narrow \
+         as dataset 2 {:.2} s",
+        dataset.rows, result.alone_s, result.first_s, first_bytes, result.second_s
+    );
+    Ok(result)
 }
 
 /// `<target dir>/publish-bench`, found from this binary's own path (`<target>/<profile>/…`).

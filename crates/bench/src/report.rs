@@ -173,3 +173,38 @@ pub(crate) fn render(sizes: &[SizeResult], concurrency: Option<&Concurrency>, sh
     }
     out
 }
+
+/// What a project's second dataset cost (issue 8).
+#[derive(Debug, Clone)]
+pub(crate) struct Datasets {
+    /// Rows of each table.
+    pub(crate) rows_per_table: u64,
+    /// The narrow table packaged alone into a fresh project.
+    pub(crate) alone_s: f64,
+    /// The wide table packaged as dataset 1.
+    pub(crate) first_s: f64,
+    /// The narrow table packaged as dataset 2 beside it.
+    pub(crate) second_s: f64,
+    /// Size of the database after dataset 1.
+    pub(crate) first_bytes: u64,
+}
+
+/// The second-dataset table, in Markdown.
+pub(crate) fn render_datasets(d: &Datasets) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "\n| rows per table | dataset 1 (wide) s | its database bytes | narrow alone s | \
+         narrow as dataset 2 s | extra s | dataset 2 / alone |\n|---|---|---|---|---|---|---|\n",
+    );
+    out.push_str(&format!(
+        "| {} | {:.2} | {} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+        d.rows_per_table,
+        d.first_s,
+        d.first_bytes,
+        d.alone_s,
+        d.second_s,
+        d.second_s - d.alone_s,
+        d.second_s / d.alone_s.max(1e-9)
+    ));
+    out
+}

@@ -76,6 +76,43 @@ def run(url):
         assert types["last_seen_local"] == ("TIMESTAMP_NTZ", "timestamp_ntz"), types
         assert types["sex"] == ("CHAR", "char(1)"), types
 
+    def schema():
+        # What `cr8tor validate` asks first.
+        s = w.schemas.get("catalog_name.example_schema_name")
+        assert s.full_name == "catalog_name.example_schema_name", s
+        assert (s.catalog_name, s.name) == ("catalog_name", "example_schema_name"), s
+        assert s.catalog_type.value == "MANAGED_CATALOG", s
+        assert s.created_at > 0 and s.schema_id and s.metastore_id and s.browse_only is False, s
+
+    def schema_not_found():
+        from databricks.sdk.errors import NotFound
+        for name, code in [("catalog_name.nope", "SCHEMA_DOES_NOT_EXIST"),
+                           ("nope.example_schema_name", "CATALOG_DOES_NOT_EXIST")]:
+            try:
+                w.schemas.get(name)
+            except NotFound as e:
+                assert e.error_code == code, (name, e.error_code)
+            else:
+                raise AssertionError(f"expected NotFound for {name}")
+
+    def tables_paged():
+        # The SDK follows next_page_token; one table per page, so two pages.
+        def list_calls():
+            journal = requests.get(f"{url}/emulator/journal", timeout=10).json()
+            return sum(1 for e in journal if e["operation"] == "list_tables")
+        before = list_calls()
+        listed = list(w.tables.list(catalog_name="catalog_name",
+                                    schema_name="example_schema_name", max_results=1))
+        assert sorted(t.name for t in listed) == ["address", "person"], listed
+        assert list_calls() - before == 2, list_calls() - before
+        person = next(t for t in listed if t.name == "person")
+        columns = {c.name: c for c in person.columns}
+        assert columns["sex"].comment == "F, M or unknown", columns["sex"]
+        assert (columns["sex"].type_name.value, columns["sex"].type_text) == ("CHAR", "char(1)")
+        bare = list(w.tables.list(catalog_name="catalog_name", schema_name="example_schema_name",
+                                  max_results=0, omit_columns=True))
+        assert len(bare) == 2 and all(not t.columns for t in bare), bare
+
     def not_found():
         from databricks.sdk.errors import NotFound
         try:
@@ -132,7 +169,8 @@ def run(url):
         w.statement_execution.cancel_execution(r.statement_id)
         assert w.statement_execution.get_statement(r.statement_id).status.state == StatementState.CANCELED
 
-    for name, fn in [("tables", tables), ("not_found", not_found), ("statement", statement),
+    for name, fn in [("tables", tables), ("schema", schema), ("schema_not_found", schema_not_found),
+                     ("tables_paged", tables_paged), ("not_found", not_found), ("statement", statement),
                      ("retries_429", retries_429), ("failed_statement", failed_statement),
                      ("cancel", cancel)]:
         check(name, fn)

@@ -1,5 +1,6 @@
 //! The data directory as a Unity Catalog: `DIR/<catalog>/<schema>/<table>.parquet` plus an optional
-//! `<table>.json` sidecar, looked up case-insensitively and re-read when a file changes.
+//! `<table>.json` sidecar, and an optional `DIR/<catalog>/<schema>.json` schema sidecar, looked up
+//! case-insensitively and re-read when a file changes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -40,6 +41,80 @@ pub struct SidecarColumn {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
 }
+
+/// What a folder cannot say about a schema, read from `<schema>.json` beside the `<schema>/`
+/// folder.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SchemaSidecar {
+    /// Schema comment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Schema properties (`SchemaInfo.properties`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// A schema: its folder and sidecar.
+#[derive(Debug)]
+pub(crate) struct Schema {
+    pub(crate) catalog: String,
+    pub(crate) name: String,
+    pub(crate) comment: Option<String>,
+    pub(crate) properties: BTreeMap<String, String>,
+    pub(crate) modified_ms: i64,
+}
+
+impl Schema {
+    /// `SchemaInfo` JSON.
+    pub(crate) fn info(&self) -> Value {
+        let full_name = format!("{}.{}", self.catalog, self.name);
+        let mut info = Map::new();
+        info.insert("name".into(), json!(self.name));
+        info.insert("catalog_name".into(), json!(self.catalog));
+        info.insert("full_name".into(), json!(full_name));
+        info.insert("catalog_type".into(), json!("MANAGED_CATALOG"));
+        if let Some(comment) = &self.comment {
+            info.insert("comment".into(), json!(comment));
+        }
+        if !self.properties.is_empty() {
+            info.insert("properties".into(), json!(self.properties));
+        }
+        info.insert("owner".into(), json!(OWNER));
+        info.insert("created_at".into(), json!(self.modified_ms));
+        info.insert("created_by".into(), json!(OWNER));
+        info.insert("updated_at".into(), json!(self.modified_ms));
+        info.insert("updated_by".into(), json!(OWNER));
+        info.insert("schema_id".into(), json!(fake_uuid(&full_name)));
+        info.insert("metastore_id".into(), json!(fake_uuid("metastore")));
+        info.insert("browse_only".into(), json!(false));
+        Value::Object(info)
+    }
+}
+
+/// Which optional parts of a `TableInfo` to send (the list's `omit_*` flags).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InfoParts {
+    /// `table_constraints`: GET sends them, the list never does.
+    pub(crate) constraints: bool,
+    pub(crate) columns: bool,
+    pub(crate) properties: bool,
+    /// `owner`, `created_by`, `updated_by`.
+    pub(crate) usernames: bool,
+}
+
+impl InfoParts {
+    /// Everything, as `GET /tables/{full_name}` answers.
+    pub(crate) const DETAIL: InfoParts = InfoParts {
+        constraints: true,
+        columns: true,
+        properties: true,
+        usernames: true,
+    };
+}
+
+/// Owner and author of every securable.
+const OWNER: &str = "emulator-owner@example.com";
 
 /// Why a name did not resolve.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,8 +160,8 @@ impl Table {
         u64::try_from(self.reader.metadata().file_metadata().num_rows()).unwrap_or(0)
     }
 
-    /// `TableInfo` JSON; `detail` adds `table_constraints` (GET), which list results never carry.
-    pub(crate) fn info(&self, detail: bool, with_columns: bool) -> Value {
+    /// `TableInfo` JSON with the `parts` asked for.
+    pub(crate) fn info(&self, parts: InfoParts) -> Value {
         let full_name = self.full_name();
         let mut info = Map::new();
         info.insert("name".into(), json!(self.name));
@@ -95,7 +170,7 @@ impl Table {
         info.insert("full_name".into(), json!(full_name));
         info.insert("table_type".into(), json!("MANAGED"));
         info.insert("data_source_format".into(), json!("DELTA"));
-        if with_columns {
+        if parts.columns {
             let columns: Vec<Value> = self
                 .columns
                 .iter()
@@ -107,15 +182,25 @@ impl Table {
         if let Some(comment) = &self.comment {
             info.insert("comment".into(), json!(comment));
         }
-        info.insert("owner".into(), json!("emulator-owner@example.com"));
+        if parts.usernames {
+            info.insert("owner".into(), json!(OWNER));
+        }
         info.insert("created_at".into(), json!(self.modified_ms));
-        info.insert("created_by".into(), json!("emulator-owner@example.com"));
+        if parts.usernames {
+            info.insert("created_by".into(), json!(OWNER));
+        }
         info.insert("updated_at".into(), json!(self.modified_ms));
-        info.insert("updated_by".into(), json!("emulator-owner@example.com"));
+        if parts.usernames {
+            info.insert("updated_by".into(), json!(OWNER));
+        }
         info.insert("table_id".into(), json!(fake_uuid(&full_name)));
         info.insert("metastore_id".into(), json!(fake_uuid("metastore")));
-        info.insert("properties".into(), json!({}));
-        if detail && let Some(pk) = &self.primary_key {
+        if parts.properties {
+            info.insert("properties".into(), json!({}));
+        }
+        if parts.constraints
+            && let Some(pk) = &self.primary_key
+        {
             info.insert(
                 "table_constraints".into(),
                 json!([{"primary_key_constraint": {"name": format!("{}_pk", self.name), "child_columns": pk}}]),
@@ -232,15 +317,15 @@ impl Catalog {
         )
     }
 
-    /// The tables of a schema sorted by name, from the `offset`-th, at most `limit` of them:
-    /// one listing of the schema folder for the whole page.
+    /// The tables of a schema sorted by name, from the `offset`-th, at most `limit` of them, and
+    /// whether more follow: one listing of the schema folder for the whole page.
     pub(crate) fn tables(
         &self,
         catalog: &str,
         schema: &str,
         offset: usize,
         limit: Option<usize>,
-    ) -> Result<Vec<Arc<Table>>, LookupError> {
+    ) -> Result<(Vec<Arc<Table>>, bool), LookupError> {
         let schema_dir = self.schema_dir(catalog, schema)?;
         let mut files: Vec<(String, PathBuf)> = entries(&schema_dir)
             .into_iter()
@@ -249,14 +334,49 @@ impl Catalog {
             .collect();
         files.sort();
         files.dedup_by(|a, b| a.0 == b.0);
-        files
+        let end = offset.saturating_add(limit.unwrap_or(usize::MAX));
+        let more = files.len() > end;
+        let tables = files
             .into_iter()
             .skip(offset)
-            .take(limit.unwrap_or(usize::MAX))
+            .take(end - offset)
             .map(|(name, path)| {
                 self.load(catalog.to_lowercase(), schema.to_lowercase(), name, path)
             })
-            .collect()
+            .collect::<Result<_, _>>()?;
+        Ok((tables, more))
+    }
+
+    /// Resolves a two-part schema name case-insensitively, reporting the first missing level, and
+    /// reads its sidecar (small, so not cached).
+    pub(crate) fn schema(&self, catalog: &str, schema: &str) -> Result<Schema, LookupError> {
+        let dir = self.schema_dir(catalog, schema)?;
+        let modified_ms = std::fs::metadata(&dir)
+            .and_then(|m| m.modified())
+            .map_or(0, epoch_ms);
+        let sidecar_path = dir.with_file_name(format!(
+            "{}.json",
+            dir.file_name().and_then(|n| n.to_str()).unwrap_or_default()
+        ));
+        let sidecar: SchemaSidecar = match std::fs::read(&sidecar_path) {
+            Ok(text) => serde_json::from_slice(&text).map_err(|e| {
+                LookupError::Unreadable(format!("schema sidecar {}: {e}", sidecar_path.display()))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => SchemaSidecar::default(),
+            Err(e) => {
+                return Err(LookupError::Unreadable(format!(
+                    "schema sidecar {}: {e}",
+                    sidecar_path.display()
+                )));
+            }
+        };
+        Ok(Schema {
+            catalog: catalog.to_lowercase(),
+            name: schema.to_lowercase(),
+            comment: sidecar.comment,
+            properties: sidecar.properties,
+            modified_ms,
+        })
     }
 
     fn schema_dir(&self, catalog: &str, schema: &str) -> Result<PathBuf, LookupError> {
@@ -330,11 +450,7 @@ impl Catalog {
                 }
             })
             .collect();
-        let modified_ms = stamp
-            .parquet
-            .0
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let modified_ms = stamp.parquet.0.map_or(0, epoch_ms);
         let table = Arc::new(Table {
             catalog,
             schema,
@@ -349,6 +465,11 @@ impl Catalog {
         cache.insert(path, (stamp, table.clone()));
         Ok(table)
     }
+}
+
+fn epoch_ms(time: SystemTime) -> i64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Directory entries as `(stem, lower-case extension, path)`, skipping hidden files.

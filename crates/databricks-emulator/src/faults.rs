@@ -16,6 +16,8 @@ pub enum Operation {
     Token,
     /// The discovery documents (`/.well-known/databricks-config`, `/oidc/.well-known/...`).
     Discovery,
+    /// `GET /api/2.1/unity-catalog/schemas/{full_name}`.
+    GetSchema,
     /// `GET /api/2.1/unity-catalog/tables/{full_name}`.
     GetTable,
     /// `GET /api/2.1/unity-catalog/tables`.

@@ -1,6 +1,7 @@
 //! Writing test tables into a data directory: `DIR/<catalog>/<schema>/<table>.parquet` plus the
 //! optional sidecar, staged under a temporary name and renamed into place so a running emulator
-//! never sees half a file.
+//! never sees half a file; and schemas, `DIR/<catalog>/<schema>/` plus the optional
+//! `DIR/<catalog>/<schema>.json`.
 
 use std::fs::{self, File};
 use std::io;
@@ -12,7 +13,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-pub use crate::catalog::{Sidecar, SidecarColumn};
+pub use crate::catalog::{SchemaSidecar, Sidecar, SidecarColumn};
 
 /// Rows per Parquet row group in files written here; small enough that chunk reads skip most
 /// of a large file.
@@ -41,6 +42,51 @@ pub fn write_table(
         writer.write(batch)?;
     }
     writer.finish(sidecar)
+}
+
+/// Creates schema `catalog.schema` (an empty folder if new) and writes its sidecar if given,
+/// replacing or removing any previous one. Returns the schema folder.
+pub fn write_schema(
+    data_dir: &Path,
+    catalog: &str,
+    schema: &str,
+    sidecar: Option<&SchemaSidecar>,
+) -> io::Result<PathBuf> {
+    for part in [catalog, schema] {
+        check_name_part(part)?;
+    }
+    let dir = data_dir.join(catalog).join(schema);
+    fs::create_dir_all(&dir)?;
+    let sidecar_path = data_dir.join(catalog).join(format!("{schema}.json"));
+    match sidecar {
+        Some(sidecar) => {
+            let text = serde_json::to_vec_pretty(sidecar).map_err(io::Error::other)?;
+            let staging = data_dir
+                .join(catalog)
+                .join(format!(".{schema}.json.partial"));
+            fs::write(&staging, text)?;
+            fs::rename(&staging, &sidecar_path)?;
+        }
+        None => remove_if_present(&sidecar_path)?,
+    }
+    Ok(dir)
+}
+
+fn check_name_part(part: &str) -> io::Result<()> {
+    if part.is_empty() || part.contains(['/', '\\', '.']) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid name part {part:?}: must be non-empty without '/', '\\' or '.'"),
+        ));
+    }
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Writes a table batch by batch, for tables too large to hold in memory.
@@ -81,14 +127,7 @@ impl TableWriter {
         row_group_rows: usize,
     ) -> io::Result<TableWriter> {
         for part in [catalog, schema, table] {
-            if part.is_empty() || part.contains(['/', '\\', '.']) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!(
-                        "invalid name part {part:?}: must be non-empty without '/', '\\' or '.'"
-                    ),
-                ));
-            }
+            check_name_part(part)?;
         }
         let dir = data_dir.join(catalog).join(schema);
         fs::create_dir_all(&dir)?;
@@ -121,10 +160,7 @@ impl TableWriter {
                 let text = serde_json::to_vec_pretty(sidecar).map_err(io::Error::other)?;
                 fs::write(&sidecar_path, text)?;
             }
-            None => match fs::remove_file(&sidecar_path) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            },
+            None => remove_if_present(&sidecar_path)?,
         }
         fs::rename(&self.staging, &self.target)?;
         Ok(self.target)

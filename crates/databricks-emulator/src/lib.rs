@@ -7,7 +7,12 @@
 //!
 //! - `POST /oidc/v1/token` (client credentials, Basic or form fields), the discovery documents
 //!   `/.well-known/databricks-config` and `/oidc/.well-known/oauth-authorization-server`;
-//! - `GET /api/2.1/unity-catalog/tables/{full_name}` and the paginated list;
+//! - `GET /api/2.1/unity-catalog/schemas/{catalog.schema}` (a `SchemaInfo`: what `cr8tor validate`
+//!   asks before listing a schema);
+//! - `GET /api/2.1/unity-catalog/tables/{full_name}` and the list `GET
+//!   /api/2.1/unity-catalog/tables?catalog_name=…&schema_name=…`, paged as §2.2 says
+//!   (`max_results` omitted: everything in one answer; `0`: the server's page of 50; above: at
+//!   most 50; below: `400`), with `omit_columns`, `omit_properties` and `omit_username` honoured;
 //! - `POST /api/2.0/sql/statements`, `GET …/{id}`, `GET …/{id}/result/chunks/{n}`,
 //!   `POST …/{id}/cancel`, `DELETE …/{id}`, `POST`/`DELETE /api/2.0/sql/sessions[/{id}]`;
 //! - `GET /api/2.0/sql/warehouses/{id}` (a running serverless warehouse; which ids exist is
@@ -16,7 +21,9 @@
 //!
 //! Tables come from a data directory laid out as `DIR/<catalog>/<schema>/<table>.parquet`, with
 //! an optional `<table>.json` [`fixtures::Sidecar`] for comments, the primary key and
-//! `char(n)`/`varchar(n)` types. Tables are looked up on disk at request time (metadata cached
+//! `char(n)`/`varchar(n)` types. Every folder `DIR/<catalog>/` is a catalog and every folder below
+//! it a schema, empty or not; an optional `DIR/<catalog>/<schema>.json`
+//! [`fixtures::SchemaSidecar`] gives the schema a comment and properties. Tables are looked up on disk at request time (metadata cached
 //! until a file's mtime or length changes). Results are planned from Parquet metadata alone and
 //! each chunk is read (just its rows and columns) and streamed when downloaded, so tables far
 //! larger than memory work.
@@ -41,8 +48,19 @@
 //!   (identifiers plain or back-quoted). No `WHERE`, `LIMIT`, expressions, aliases or parameter
 //!   markers; `parameters`, `byte_limit`, `query_tags` and `session_id` are ignored. Everything
 //!   else fails with `PARSE_SYNTAX_ERROR`, which real Databricks would run.
-//! - **Permissions**: every token sees every table; there is no `PERMISSION_DENIED`, no
-//!   `include_browse`, no views, no foreign keys.
+//! - **Permissions**: every token sees every catalog, schema and table; there is no
+//!   `PERMISSION_DENIED`, no views, no foreign keys. `include_browse` is checked to be `true` or
+//!   `false` but changes nothing, since nothing is browse-only (`browse_only` is always `false`
+//!   on a schema and never sent on a table).
+//! - **Unity Catalog metadata**: only what the folders, files and sidecars say. Every catalog is a
+//!   `MANAGED_CATALOG` and every table a `MANAGED` `DELTA` table owned by
+//!   `emulator-owner@example.com`; ids are uuid-shaped hashes of the name;
+//!   `created_at` and `updated_at` are the modification time of the schema folder or the Parquet
+//!   file. No storage locations, effective properties, tags, lineage or catalog `GET`/list, and no
+//!   schema list (`GET /api/2.1/unity-catalog/schemas`). Boolean flags accept `true`/`false` in
+//!   any case; what Databricks does with other spellings is not verified. Table properties are
+//!   always `{}`. Full names are checked only for their number of dot-separated parts, not for
+//!   the characters §2.1 forbids.
 //! - **Signatures**: external links carry a random `sig` looked up in a table, not a real
 //!   signature; expiry is checked against the emulator's own clock. Error bodies of the download
 //!   route only imitate Azure's XML.
@@ -64,8 +82,10 @@
 //!   (`INTERVAL YEAR`, `INTERVAL HOUR TO MINUTE`, …) never appear, since a Parquet file cannot
 //!   say a column is one: every `Interval(YearMonth)` is `YEAR TO MONTH` and every `Duration` is
 //!   `DAY TO SECOND`. Other Arrow intervals (`DayTime`, `MonthDayNano`) are served as strings.
-//! - The table list emits `next_page_token` whenever a page is full, so the last page may be
-//!   empty — allowed by the API, but real servers may behave otherwise.
+//! - **Table list paging**: tables come sorted by name and a page token is an offset, so tables
+//!   added or removed between pages shift the rest. `next_page_token` is sent exactly when more
+//!   tables follow, so pages are never empty; real servers may send an empty page with a token
+//!   (§2.2), which clients must still handle and this emulator never exercises.
 //!
 //! # Faults and observation
 //!

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::EmulatorConfig;
 use crate::auth::{self, Authenticated, Tokens, host_url};
-use crate::catalog::{Catalog, LookupError};
+use crate::catalog::{Catalog, InfoParts, LookupError};
 use crate::faults::{Fault, FaultRequest, Faults, Operation};
 use crate::journal::{Journal, JournalEntry};
 use crate::result::{Format, ResultSet};
@@ -152,6 +152,10 @@ pub(crate) fn app(state: AppState) -> Router {
         .route(
             "/oidc/.well-known/openid-configuration",
             observed(s, Operation::Discovery, get(auth::authorization_server)),
+        )
+        .route(
+            "/api/2.1/unity-catalog/schemas/{full_name}",
+            observed(s, Operation::GetSchema, get(get_schema)),
         )
         .route(
             "/api/2.1/unity-catalog/tables",
@@ -372,27 +376,70 @@ async fn blocking<T: Send + 'static>(
 // ---------------------------------------------------------------------------------------------
 // Unity Catalog
 
+/// Splits a dot-joined full name into exactly `N` non-empty parts (`what` names the shape in the
+/// error, e.g. `<catalog>.<schema>`).
+fn name_parts<const N: usize>(
+    full_name: &str,
+    kind: &str,
+    what: &str,
+) -> Result<[String; N], ApiError> {
+    let parts: Vec<String> = full_name.split('.').map(str::to_owned).collect();
+    match <[String; N]>::try_from(parts) {
+        Ok(parts) if parts.iter().all(|p| !p.is_empty()) => Ok(parts),
+        _ => Err(ApiError::invalid(format!(
+            "Invalid {kind} full name '{full_name}': expected {what}."
+        ))),
+    }
+}
+
+/// A boolean query flag: absent is `false`; `true`/`false` in any case, anything else a 400.
+fn flag(query: &HashMap<String, String>, key: &str) -> Result<bool, ApiError> {
+    match query.get(key) {
+        None => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+        Some(v) => Err(ApiError::invalid(format!(
+            "Invalid value '{v}' for {key}: expected true or false."
+        ))),
+    }
+}
+
+/// `GET /api/2.1/unity-catalog/schemas/{catalog.schema}`: a `SchemaInfo`.
+async fn get_schema(
+    State(state): State<AppState>,
+    _auth: Authenticated,
+    Path(full_name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let [c, s] = name_parts(&full_name, "schema", "<catalog>.<schema>")?;
+    // No schema is browse-only, so the flag changes nothing; it is still checked.
+    flag(&query, "include_browse")?;
+    let st = state.clone();
+    let schema = blocking(move || st.catalog.schema(&c, &s))
+        .await?
+        .map_err(lookup_error)?;
+    Ok(Json(schema.info()).into_response())
+}
+
 async fn get_table(
     State(state): State<AppState>,
     _auth: Authenticated,
     Path(full_name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let parts: Vec<&str> = full_name.split('.').collect();
-    if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
-        return Err(ApiError::invalid(format!(
-            "Invalid table full name '{full_name}': expected <catalog>.<schema>.<table>."
-        )));
+    let [c, s, t] = name_parts(&full_name, "table", "<catalog>.<schema>.<table>")?;
+    for key in [
+        "include_browse",
+        "include_delta_metadata",
+        "include_manifest_capabilities",
+    ] {
+        flag(&query, key)?;
     }
-    let (c, s, t) = (
-        parts[0].to_owned(),
-        parts[1].to_owned(),
-        parts[2].to_owned(),
-    );
     let st = state.clone();
     let table = blocking(move || st.catalog.table(&c, &s, &t))
         .await?
         .map_err(lookup_error)?;
-    Ok(Json(table.info(true, true)).into_response())
+    Ok(Json(table.info(InfoParts::DETAIL)).into_response())
 }
 
 async fn list_tables(
@@ -409,6 +456,7 @@ async fn list_tables(
     };
     let catalog = required("catalog_name")?;
     let schema = required("schema_name")?;
+    // Omitted: the legacy unpaginated answer; 0: the server's page size; above: capped.
     let page_size = match query.get("max_results") {
         None => None,
         Some(v) => match v.parse::<i64>() {
@@ -419,9 +467,9 @@ async fn list_tables(
                     .min(LIST_PAGE_CAP),
             ),
             _ => {
-                return Err(ApiError::invalid(
-                    "max_results must be greater than or equal to 0",
-                ));
+                return Err(ApiError::invalid(format!(
+                    "Invalid max_results '{v}': must be an integer greater than or equal to 0."
+                )));
             }
         },
     };
@@ -434,24 +482,28 @@ async fn list_tables(
             .and_then(|s| s.strip_prefix("offset:")?.parse::<usize>().ok())
             .ok_or_else(|| ApiError::invalid("Invalid page_token"))?,
     };
-    let with_columns = query.get("omit_columns").is_none_or(|v| v != "true");
+    // No table is browse-only, so include_browse changes nothing; it is still checked.
+    flag(&query, "include_browse")?;
+    flag(&query, "include_manifest_capabilities")?;
+    let parts = InfoParts {
+        constraints: false,
+        columns: !flag(&query, "omit_columns")?,
+        properties: !flag(&query, "omit_properties")?,
+        usernames: !flag(&query, "omit_username")?,
+    };
     let st = state.clone();
-    let tables = blocking(move || st.catalog.tables(&catalog, &schema, offset, page_size))
+    let (tables, more) = blocking(move || st.catalog.tables(&catalog, &schema, offset, page_size))
         .await?
         .map_err(lookup_error)?;
     let mut body = serde_json::Map::new();
-    // A full page always carries a token, so the last page may be empty: clients must stop only
-    // when the token is absent.
-    if let Some(size) = page_size
-        && tables.len() == size
-    {
-        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(format!("offset:{}", offset + size));
-        body.insert("next_page_token".into(), json!(token));
-    }
     if !tables.is_empty() {
-        let infos: Vec<Value> = tables.iter().map(|t| t.info(false, with_columns)).collect();
+        let infos: Vec<Value> = tables.iter().map(|t| t.info(parts)).collect();
         body.insert("tables".into(), Value::Array(infos));
+    }
+    if more {
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("offset:{}", offset + tables.len()));
+        body.insert("next_page_token".into(), json!(token));
     }
     Ok(Json(Value::Object(body)).into_response())
 }

@@ -29,7 +29,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::{RecordBatch, RecordBatchReader};
 use duckdb::Connection;
-use publish_types::{ColumnSchema, TableSchema, UcType, quote};
+use publish_types::{ColumnSchema, TableRef, TableSchema, UcType, quote};
 
 use crate::convert::{Flavor, TablePlan};
 use crate::duckdb_ffi::Database;
@@ -91,11 +91,36 @@ pub(crate) fn open_shared(options: &SinkOptions) -> Result<Database, SinkError> 
 }
 
 impl DuckDbWriter {
-    pub(crate) fn open(root: &Path, options: &SinkOptions) -> Result<Self, SinkError> {
+    /// Opens the output: a new database file, or with `adding`, the existing one, from which
+    /// the listed tables (and schemas they leave empty) are dropped first, in one transaction.
+    pub(crate) fn open(
+        root: &Path,
+        options: &SinkOptions,
+        adding: Option<&[TableRef]>,
+    ) -> Result<Self, SinkError> {
         let db_path = root.join(DUCKDB_FILE);
-        for path in [db_path.clone(), db_path.with_extension("duckdb.wal")] {
-            if path.exists() {
-                return Err(SinkError::OutputExists { path });
+        let wal = db_path.with_extension("duckdb.wal");
+        match adding {
+            None => {
+                for path in [db_path.clone(), wal] {
+                    if path.exists() {
+                        return Err(SinkError::OutputExists { path });
+                    }
+                }
+            }
+            Some(_) => {
+                if !db_path.is_file() {
+                    return Err(SinkError::io(
+                        &db_path,
+                        std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            "the database to add to does not exist",
+                        ),
+                    ));
+                }
+                if wal.exists() {
+                    return Err(SinkError::OutputExists { path: wal });
+                }
             }
         }
         let catalog = format!(
@@ -120,7 +145,7 @@ impl DuckDbWriter {
             literal(&db_path.to_string_lossy())
         ))
         .map_err(SinkError::duckdb)?;
-        Ok(Self {
+        let writer = Self {
             conn,
             database,
             catalog,
@@ -128,7 +153,51 @@ impl DuckDbWriter {
             db_path,
             own_temp,
             tables: 0,
-        })
+        };
+        if let Some(replaced) = adding.filter(|r| !r.is_empty()) {
+            writer.drop_tables(replaced)?;
+        }
+        Ok(writer)
+    }
+
+    /// Drops `tables` where they exist, and then each of their schemas that no table is left
+    /// in, in one transaction.
+    fn drop_tables(&self, tables: &[TableRef]) -> Result<(), SinkError> {
+        let catalog = &self.catalog;
+        let mut sql = String::from("BEGIN TRANSACTION;\n");
+        for t in tables {
+            sql.push_str(&format!(
+                "DROP TABLE IF EXISTS {catalog}.{}.{};\n",
+                t.schema.quoted_double(),
+                t.table.quoted_double()
+            ));
+        }
+        self.conn.execute_batch(&sql).map_err(SinkError::duckdb)?;
+        let mut schemas: Vec<&str> = tables.iter().map(|t| t.schema.as_str()).collect();
+        schemas.sort_unstable();
+        schemas.dedup();
+        for schema in schemas {
+            let left: i64 = self
+                .conn
+                .query_row(
+                    "SELECT count(*) FROM duckdb_tables() \
+                     WHERE database_name = ? AND schema_name = ?",
+                    duckdb::params![catalog, schema],
+                    |row| row.get(0),
+                )
+                .map_err(SinkError::duckdb)?;
+            if left == 0 {
+                self.conn
+                    .execute_batch(&format!(
+                        "DROP SCHEMA IF EXISTS {catalog}.{};",
+                        quote(schema, '"')
+                    ))
+                    .map_err(SinkError::duckdb)?;
+            }
+        }
+        self.conn
+            .execute_batch("COMMIT;")
+            .map_err(SinkError::duckdb)
     }
 }
 
@@ -468,7 +537,7 @@ mod tests {
             duckdb_memory_limit: Some("300MB".into()),
             ..SinkOptions::default()
         };
-        let writer = DuckDbWriter::open(dir.path(), &options).unwrap();
+        let writer = DuckDbWriter::open(dir.path(), &options, None).unwrap();
         let setting = |name: &str| -> String {
             writer
                 .conn
@@ -488,7 +557,9 @@ mod tests {
             dir.path().join(".duckdb_tmp").to_string_lossy()
         );
         drop(writer);
-        let error = DuckDbWriter::open(dir.path(), &options).err().unwrap();
+        let error = DuckDbWriter::open(dir.path(), &options, None)
+            .err()
+            .unwrap();
         assert!(matches!(error, SinkError::OutputExists { .. }), "{error:?}");
     }
 
@@ -524,7 +595,7 @@ mod tests {
 
     fn open_writer(dir: &Path) -> DuckDbWriter {
         std::fs::create_dir_all(dir.join(OUTPUT_DIR)).unwrap();
-        DuckDbWriter::open(dir, &SinkOptions::default()).unwrap()
+        DuckDbWriter::open(dir, &SinkOptions::default(), None).unwrap()
     }
 
     fn count(writer: &DuckDbWriter, table: &str) -> i64 {

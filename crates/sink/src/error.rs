@@ -110,7 +110,28 @@ pub enum SinkError {
     },
 }
 
+/// True when an I/O error means the volume is full (`ENOSPC`) or a quota is exhausted.
+fn io_out_of_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(28 | 122)) || e.kind() == io::ErrorKind::StorageFull
+}
+
+/// The same for an error known only by its text (DuckDB, the encoders).
+fn text_out_of_space(text: &str) -> bool {
+    text.contains("No space left on device")
+        || text.contains("os error 28")
+        || text.contains("Disk quota exceeded")
+}
+
 impl SinkError {
+    /// True when writing failed because the volume (or a quota) is full.
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            Self::Io { source, .. } => io_out_of_space(source),
+            Self::DuckDb { message } | Self::Encode { message, .. } => text_out_of_space(message),
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         Self::Io {
             path: path.into(),

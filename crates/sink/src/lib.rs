@@ -101,7 +101,7 @@ use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 
 pub use error::SinkError;
-pub use publish_types::{OutputFormat, TableSchema};
+pub use publish_types::{OutputFormat, TableRef, TableSchema};
 
 /// The folder, relative to a sink's root, that every output file lands in.
 pub const OUTPUT_DIR: &str = "data/outputs";
@@ -270,6 +270,33 @@ pub fn open_sink(
     root: &Path,
     options: &SinkOptions,
 ) -> Result<Box<dyn Sink>, SinkError> {
+    open(format, root, options, None)
+}
+
+/// Opens a sink that adds tables to the output already under `root` — what the other datasets
+/// of a project staged (CR8TOR packages each dataset of a project separately, into one output).
+///
+/// For DuckDB, `data/outputs/database.duckdb` must exist; the tables in `replace` (what the same
+/// dataset staged before) are dropped from it first, with the schemas they leave empty, in one
+/// transaction, and the new tables are added beside the others. CSV and Parquet files of other
+/// tables are left as they are; `replace` must not name a file that exists (files are created
+/// exclusively). The output is no more atomic than with [`open_sink`]: the caller works on a
+/// private copy (see the storage crate's carried files).
+pub fn open_sink_adding(
+    format: OutputFormat,
+    root: &Path,
+    options: &SinkOptions,
+    replace: &[TableRef],
+) -> Result<Box<dyn Sink>, SinkError> {
+    open(format, root, options, Some(replace))
+}
+
+fn open(
+    format: OutputFormat,
+    root: &Path,
+    options: &SinkOptions,
+    adding: Option<&[TableRef]>,
+) -> Result<Box<dyn Sink>, SinkError> {
     let out = root.join(OUTPUT_DIR);
     std::fs::create_dir_all(&out).map_err(|e| SinkError::io(&out, e))?;
     let depth = options.queue_depth.max(1);
@@ -277,8 +304,9 @@ pub fn open_sink(
         OutputFormat::Duckdb => {
             let root = root.to_path_buf();
             let options = options.clone();
+            let adding = adding.map(<[TableRef]>::to_vec);
             worker::spawn("duckdb", depth, move || {
-                database::DuckDbWriter::open(&root, &options)
+                database::DuckDbWriter::open(&root, &options, adding.as_deref())
             })
         }
         OutputFormat::Csv => {

@@ -39,7 +39,17 @@ fn main() {
     );
 
     let lock = area.lock().unwrap();
-    let write = area.begin_staging(&lock).unwrap();
+    let claim = publish_storage::DatasetClaim {
+        id: "bench".into(),
+        name: None,
+        schema_name: publish_types::ObjectName::parse("bench").unwrap(),
+        tables: Vec::new(),
+        format: publish_types::OutputFormat::Duckdb,
+        shared_files: Vec::new(),
+    };
+    let write = area
+        .begin_dataset(&lock, claim, publish_storage::HashAlgorithm::Sha512)
+        .unwrap();
     let chunk: Vec<u8> = (0..1 << 20)
         .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
@@ -53,7 +63,7 @@ fn main() {
             out.write_all(&c).unwrap();
         }
     }
-    write.commit().unwrap();
+    write.commit(Vec::new()).unwrap();
     let staged = area.staging_dir().join("database.duckdb");
 
     let t = Instant::now();

@@ -170,8 +170,83 @@ impl Destination {
         Ok(())
     }
 
+    /// What the `staging` and `production` containers' filesystems guarantee (see
+    /// [`crate::VolumeFacts`]); an error for a container that cannot be inspected.
+    pub fn volume_facts(
+        &self,
+    ) -> (
+        std::io::Result<crate::VolumeFacts>,
+        std::io::Result<crate::VolumeFacts>,
+    ) {
+        (
+            crate::VolumeFacts::of(&self.staging_root()),
+            crate::VolumeFacts::of(&self.production_root()),
+        )
+    }
+
+    /// Repairs what crashed operations left in this destination's work folders
+    /// (`<container>/.publish-service/work/<project>/<start>/`): for every area found there
+    /// whose lock can be taken now (one that a live operation holds is skipped), the same repair
+    /// as its next operation would do — partial copies and superseded results removed, a
+    /// previous result set aside or a staged result moved by an interrupted publish put back.
+    /// Returns how many leftovers it repaired. Called at start-up.
+    pub fn sweep(&self) -> Result<usize, StorageError> {
+        let mut repaired = 0;
+        for root in [self.staging_root(), self.production_root()] {
+            let work = root.join(crate::area::SERVICE_DIR).join("work");
+            for (project, start) in list_areas(&work)? {
+                let area = self.project(&project, &start);
+                let lock = match area.lock() {
+                    Ok(lock) => lock,
+                    Err(StorageError::Busy { .. }) => continue,
+                    Err(e) => return Err(e),
+                };
+                repaired += area.repair(&lock)?;
+            }
+        }
+        if repaired > 0 {
+            tracing::info!(destination = %self.name, repaired, "start-up sweep repaired what interrupted operations left");
+        }
+        Ok(repaired)
+    }
+
     /// The area of one project run at this destination.
     pub fn project(&self, project: &ProjectName, start: &StartTime) -> ProjectArea {
         ProjectArea::new(self.clone(), project.clone(), start.clone())
     }
+}
+
+/// The `(project, start)` folders under a work folder whose names are valid; others are not
+/// ours and are left alone.
+fn list_areas(work: &Path) -> Result<Vec<(ProjectName, StartTime)>, StorageError> {
+    let mut out = Vec::new();
+    let projects = match fs::read_dir(work) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e).at("list", work),
+    };
+    for project in projects {
+        let project = project.at("list", work)?;
+        let Some(name) = project
+            .file_name()
+            .to_str()
+            .and_then(|n| ProjectName::parse(n).ok())
+        else {
+            continue;
+        };
+        if !project.file_type().at("inspect", project.path())?.is_dir() {
+            continue;
+        }
+        for start in fs::read_dir(project.path()).at("list", project.path())? {
+            let start = start.at("list", project.path())?;
+            if let Some(start) = start
+                .file_name()
+                .to_str()
+                .and_then(|s| StartTime::parse(s).ok())
+            {
+                out.push((name.clone(), start));
+            }
+        }
+    }
+    Ok(out)
 }

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 /// What went wrong with a destination's storage.
 ///
-/// The server maps [`StorageError::Busy`] and [`StorageError::NothingToPublish`] to 409,
+/// The server maps [`StorageError::Busy`], [`StorageError::NothingToPublish`], the dataset
+/// conflicts and refused staged content to 409,
 /// [`StorageError::UnknownDestination`] to 404, [`StorageError::ContainerMissing`] to a failed
 /// validation, and the rest to 500 (they mean a broken volume or a bug).
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +100,85 @@ pub enum StorageError {
         landed: u64,
     },
 
+    /// A dataset asks for a table another dataset of the same project already staged.
+    #[error(
+        "table {table} of dataset {dataset:?} is already staged by dataset {claimed_by:?} of the \
+         same project; a table can belong to one dataset only (rename one of them, or package \
+         {claimed_by:?} again without it)"
+    )]
+    TableClaimed {
+        /// `schema.table`.
+        table: String,
+        /// The dataset being packaged.
+        dataset: String,
+        /// The dataset that staged the table.
+        claimed_by: String,
+    },
+
+    /// A dataset is packaged in another format than the project's other staged datasets.
+    #[error(
+        "dataset {dataset:?} asks for {requested:?} output, but the project's other staged \
+         datasets ({}) are {staged:?}; one project run has one output format",
+        others.join(", ")
+    )]
+    FormatConflict {
+        /// The dataset being packaged.
+        dataset: String,
+        /// The format it asks for.
+        requested: publish_types::OutputFormat,
+        /// The format already staged.
+        staged: publish_types::OutputFormat,
+        /// The other datasets' ids.
+        others: Vec<String>,
+    },
+
+    /// A staged file is missing, or differs from what its package recorded.
+    #[error("staged file {file} {reason}; nothing was published — package the project again")]
+    StagedFileChanged {
+        /// The file's path relative to the staged result.
+        file: String,
+        /// What differs.
+        reason: String,
+    },
+
+    /// Staging holds a file that no package wrote.
+    #[error(
+        "staging holds {file}, which no package wrote; nothing was published — remove it or \
+         package the project again"
+    )]
+    UnexpectedStagedFile {
+        /// The file's path relative to the staged result.
+        file: String,
+    },
+
+    /// The staged result has no package record (staged by an older version, or tampered with).
+    #[error(
+        "the staged result of project {project} (start {start}) has no package record, so what \
+         it holds cannot be checked; nothing was published — package the project again"
+    )]
+    MissingRecord {
+        /// The project name.
+        project: String,
+        /// The project start time.
+        start: String,
+    },
+
+    /// The package record cannot be read.
+    #[error("the package record {} is unusable ({reason}); package the project again", path.display())]
+    RecordInvalid {
+        /// Where it is.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+
+    /// An invariant of this crate does not hold (a bug).
+    #[error("internal storage error: {message}")]
+    Internal {
+        /// What went wrong.
+        message: String,
+    },
+
     /// A lock for another project area was passed in.
     #[error("the lock passed in is for {held}, not for {wanted}; this is a bug in the caller")]
     WrongLock {
@@ -119,6 +199,19 @@ pub enum StorageError {
         #[source]
         source: io::Error,
     },
+}
+
+impl StorageError {
+    /// True when the operation failed because a volume (or a quota) is full.
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            Self::Io { source, .. } => {
+                matches!(source.raw_os_error(), Some(28 | 122))
+                    || source.kind() == io::ErrorKind::StorageFull
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Adds the action and path to an `io::Result`.

@@ -32,6 +32,10 @@ pub(crate) struct Tree {
 /// Lists `root` recursively without following symbolic links, refusing anything that is not a
 /// folder or a regular file with a UTF-8 name.
 pub(crate) fn walk(root: &Path) -> Result<Tree, StorageError> {
+    settle(|| walk_once(root), root)
+}
+
+fn walk_once(root: &Path) -> Result<Tree, StorageError> {
     let mut tree = Tree::default();
     walk_into(root, "", &mut tree)?;
     tree.dirs.sort();
@@ -74,6 +78,118 @@ fn walk_into(dir: &Path, prefix: &str, tree: &mut Tree) -> Result<(), StorageErr
         }
     }
     Ok(())
+}
+
+/// Opens the regular file `rel` (`/`-separated) under the folder `dir` for reading, never
+/// following a symbolic link: not at `dir` itself, not at any folder on the way, not at the
+/// file (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`; where the kernel lacks it,
+/// `openat` with `O_NOFOLLOW` one component at a time). A link or a special file is
+/// [`StorageError::UnsupportedEntry`] naming it.
+pub(crate) fn open_beneath(dir: &Path, rel: &str) -> Result<File, StorageError> {
+    settle(|| open_beneath_once(dir, rel), &dir.join(rel))
+}
+
+/// How long an `EIO` is retried ([`settle`]).
+const SETTLE_FOR: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Runs `op`, retrying while it fails with `EIO`, for up to [`SETTLE_FOR`].
+///
+/// FUSE mounts of blob storage answer `EIO` for a file in a folder that was just renamed until
+/// the file's upload has finished (rclone's VFS cache; seen on the test rig), though the file
+/// is complete. Elsewhere `EIO` is a genuine fault, which this only delays being reported.
+pub(crate) fn settle<T>(
+    mut op: impl FnMut() -> Result<T, StorageError>,
+    path: &Path,
+) -> Result<T, StorageError> {
+    let began = std::time::Instant::now();
+    let mut wait = std::time::Duration::from_millis(50);
+    loop {
+        match op() {
+            Err(StorageError::Io { source, .. })
+                if source.raw_os_error() == Some(Errno::IO.raw_os_error())
+                    && began.elapsed() < SETTLE_FOR =>
+            {
+                tracing::debug!(path = %path.display(), "EIO; waiting for the volume to settle");
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(std::time::Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn open_beneath_once(dir: &Path, rel: &str) -> Result<File, StorageError> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let path = dir.join(rel);
+    let refused = |kind| StorageError::UnsupportedEntry {
+        path: path.clone(),
+        kind,
+    };
+    let classify = |e: Errno| match e {
+        Errno::LOOP | Errno::XDEV | Errno::NOTDIR => refused("symbolic link"),
+        e => StorageError::Io {
+            action: "open the staged file",
+            path: path.clone(),
+            source: e.into(),
+        },
+    };
+    let folder = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let root = rustix::fs::open(dir, folder, Mode::empty()).map_err(|e| match e {
+        Errno::LOOP | Errno::NOTDIR => StorageError::UnsupportedEntry {
+            path: dir.to_path_buf(),
+            kind: "symbolic link",
+        },
+        e => StorageError::Io {
+            action: "open the folder",
+            path: dir.to_path_buf(),
+            source: e.into(),
+        },
+    })?;
+    let file_flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let fd = match rustix::fs::openat2(
+        &root,
+        rel,
+        file_flags,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::NOSYS | Errno::PERM) => {
+            // No openat2 (old kernel, or filtered by seccomp): one component at a time.
+            let mut parts: Vec<&str> = rel.split('/').collect();
+            let name = parts.pop().unwrap_or_default();
+            let mut current = root;
+            for part in parts {
+                if part.is_empty() || part == "." || part == ".." {
+                    return Err(refused("path outside the folder"));
+                }
+                current =
+                    rustix::fs::openat(&current, part, folder, Mode::empty()).map_err(classify)?;
+            }
+            rustix::fs::openat(&current, name, file_flags, Mode::empty()).map_err(classify)?
+        }
+        Err(e) => return Err(classify(e)),
+    };
+    let file = File::from(fd);
+    if !file.metadata().at("inspect", &path)?.is_file() {
+        return Err(refused("special file"));
+    }
+    Ok(file)
+}
+
+/// Refuses a symbolic link (or anything but a folder) at any of `paths` that exists: the
+/// folders below a container that this crate works in must be real folders, so nothing is
+/// ever read, written or deleted through a link.
+pub(crate) fn refuse_links(paths: &[&Path]) -> Result<(), StorageError> {
+    for path in paths {
+        is_real_dir(path)?;
+    }
+    Ok(())
+}
+
+/// How many entries a folder holds (0 when it cannot be listed).
+pub(crate) fn count_entries(dir: &Path) -> usize {
+    fs::read_dir(dir).map_or(0, Iterator::count)
 }
 
 /// True when `path` exists (without following a final symbolic link).
@@ -176,9 +292,10 @@ pub(crate) enum Swap {
     AsideThenIn,
 }
 
-/// Puts the folder `new` at `target` (both in `parent`): a plain rename when `target` does not
-/// exist, else an atomic exchange after which the previous result is deleted. `aside` is the name
-/// to use for the previous result if the exchange is unsupported.
+/// Puts the folder `new` at `target` (in `parent`; `new` on the same filesystem, usually in the
+/// area's work folder): a plain rename when `target` does not exist, else an atomic exchange
+/// after which the previous result is deleted. `aside` (beside `new`) is the name to use for the
+/// previous result if the exchange is unsupported.
 pub(crate) fn replace_dir(
     new: &Path,
     target: &Path,
@@ -229,61 +346,94 @@ fn exchange(_: &Path, _: &Path) -> Result<(), Errno> {
     Err(Errno::NOSYS)
 }
 
-/// The hidden names used next to a result `<start>` inside its project folder.
+/// The names of temporary folders in an area's work folder (see `ProjectArea::work_dir`).
 pub(crate) mod names {
-    /// A result being built: `.<start>.tmp-<uuid>`. Always garbage when no lock is held.
+    /// A result being built: `tmp-<uuid>`. Always garbage when no lock is held.
     pub(crate) const TMP: &str = "tmp-";
-    /// A previous result set aside by [`super::Swap::AsideThenIn`]: `.<start>.old-<uuid>`.
+    /// A previous result set aside by [`super::Swap::AsideThenIn`]: `old-<uuid>`.
     pub(crate) const OLD: &str = "old-";
-    /// A result being deleted: `.<start>.trash-<uuid>`.
+    /// A result being deleted: `trash-<uuid>`.
     pub(crate) const TRASH: &str = "trash-";
+    /// A staged result moved onto the production volume by a publish on one filesystem:
+    /// `incoming-<uuid>`; put back into staging if the publish was interrupted.
+    pub(crate) const INCOMING: &str = "incoming-";
 
-    /// `.<start>.<kind><uuid><suffix>`.
-    pub(crate) fn hidden(start: &str, kind: &str, suffix: &str) -> String {
-        format!(".{start}.{kind}{}{suffix}", uuid::Uuid::new_v4().simple())
+    /// `<kind><uuid>`.
+    pub(crate) fn fresh(kind: &str) -> String {
+        format!("{kind}{}", uuid::Uuid::new_v4().simple())
     }
 }
 
-/// Removes what an interrupted operation on `<parent>/<start>` left behind. Must only be called
-/// with the project lock held. If the result itself is missing but a previous result was set
-/// aside, that previous result is renamed back first.
-pub(crate) fn clean_leftovers(parent: &Path, start: &str) -> Result<(), StorageError> {
-    let entries = match fs::read_dir(parent) {
+/// Where an interrupted operation's leftovers are, and what to do with them.
+pub(crate) struct Leftovers<'a> {
+    /// The folder holding them.
+    pub(crate) dir: &'a Path,
+    /// The prefix their names start with before the kind (`""` in a work folder; `.<start>.`
+    /// beside a result, where versions before the work folders put them).
+    pub(crate) prefix: &'a str,
+    /// The result they belong to: a previous result set aside is renamed back there when it is
+    /// missing.
+    pub(crate) target: &'a Path,
+    /// Where an interrupted publish's `incoming-*` goes back to (the staging result), if it is
+    /// missing there.
+    pub(crate) incoming_home: Option<&'a Path>,
+}
+
+/// Removes what an interrupted operation left behind (or restores it). Must only be called with
+/// the project lock held. Returns how many entries it removed or restored.
+pub(crate) fn clean_leftovers(spec: &Leftovers<'_>) -> Result<usize, StorageError> {
+    let entries = match fs::read_dir(spec.dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).at("list", parent),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).at("list", spec.dir),
     };
-    let prefix = format!(".{start}.");
     let mut leftovers: Vec<(String, PathBuf)> = Vec::new();
     for entry in entries {
-        let entry = entry.at("list", parent)?;
+        let entry = entry.at("list", spec.dir)?;
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
             continue;
         };
-        let Some(kind) = name.strip_prefix(&prefix) else {
+        let Some(kind) = name.strip_prefix(spec.prefix) else {
             continue;
         };
-        if [names::TMP, names::OLD, names::TRASH]
+        if [names::TMP, names::OLD, names::TRASH, names::INCOMING]
             .iter()
             .any(|k| kind.starts_with(k))
         {
             leftovers.push((kind.to_owned(), entry.path()));
         }
     }
+    if leftovers.is_empty() {
+        return Ok(0);
+    }
     leftovers.sort();
-    let target = parent.join(start);
-    let mut restored = exists(&target)?;
+    let mut restored = exists(spec.target)?;
+    let mut home_taken = match spec.incoming_home {
+        Some(home) => exists(home)?,
+        None => true,
+    };
+    let count = leftovers.len();
     for (kind, path) in leftovers {
         if !restored && kind.starts_with(names::OLD) {
-            tracing::warn!(path = %path.display(), target = %target.display(), "restoring a previous result set aside by an interrupted operation");
-            fs::rename(&path, &target).at("restore the previous result from", &path)?;
+            tracing::warn!(path = %path.display(), target = %spec.target.display(), "restoring a previous result set aside by an interrupted operation");
+            fs::rename(&path, spec.target).at("restore the previous result from", &path)?;
             restored = true;
+            continue;
+        }
+        if let Some(home) = spec.incoming_home
+            && !home_taken
+            && kind.starts_with(names::INCOMING)
+        {
+            tracing::warn!(path = %path.display(), staging = %home.display(), "putting a staged result back into staging after an interrupted publish");
+            fs::rename(&path, home).at("put the staged result back from", &path)?;
+            home_taken = true;
             continue;
         }
         tracing::info!(path = %path.display(), "removing what an interrupted operation left behind");
         remove_any(&path).at("remove the leftover", &path)?;
     }
-    sync_dir(parent)
+    sync_dir(spec.dir)?;
+    Ok(count)
 }
 
 #[cfg(test)]
@@ -337,7 +487,15 @@ mod tests {
             "another start time",
         );
         fs::write(parent.join(format!(".{start}.lock")), "").unwrap();
-        clean_leftovers(parent, start).unwrap();
+        let prefix = format!(".{start}.");
+        let target = parent.join(start);
+        clean_leftovers(&Leftovers {
+            dir: parent,
+            prefix: &prefix,
+            target: &target,
+            incoming_home: None,
+        })
+        .unwrap();
         assert_eq!(marker(&parent.join(start)), "previous");
         let mut left: Vec<_> = fs::read_dir(parent)
             .unwrap()

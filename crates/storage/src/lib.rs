@@ -19,10 +19,16 @@
 //!   operations on the same `(destination, project, start time)` never interleave, in one
 //!   process or across processes sharing the staging volume. Different areas are independent.
 //!   The lock never waits: a held lock is [`StorageError::Busy`].
-//! - **Staging is atomic.** [`ProjectArea::begin_staging`] gives a hidden folder to write into;
-//!   [`StagingWrite::commit`] syncs it and swaps it into place with one rename. The staging path
-//!   holds the complete previous result or the complete new one at every instant; a dropped or
-//!   failed write leaves the previous result as it was.
+//! - **Staging is atomic, per dataset.** A project may have several datasets, each packaged
+//!   on its own. [`ProjectArea::begin_dataset`] gives a hidden folder to write one dataset into,
+//!   already holding what the project's other datasets staged; [`StagingWrite::commit`] records
+//!   every file with its size and digest in a package record ([`RECORD_FILE`]), syncs it all
+//!   and swaps it into place with one rename. The staging path holds the complete previous
+//!   result or the complete new one at every instant; a dropped or failed write leaves the
+//!   previous result, every dataset included, as it was.
+//! - **Staged data is bound to its package.** Publish copies exactly the files the record
+//!   lists, each checked against its recorded size and digest while it is copied; a missing,
+//!   changed or unlisted file refuses the publish, naming it.
 //! - **Publishing is atomic and verified.** [`ProjectArea::publish`] builds the production result
 //!   in a hidden folder on the production volume, reading every byte once to hash it, checks
 //!   the sizes, and swaps it into place with one rename; only then is staging removed. A failure
@@ -41,10 +47,17 @@ mod error;
 mod fsops;
 mod lock;
 mod publish;
+mod record;
+mod volume;
 
-pub use area::{ProjectArea, StagingWrite};
+#[cfg(feature = "test-util")]
+pub mod test_rig;
+
+pub use area::{DatasetClaim, ProjectArea, StagingWrite};
 pub use destinations::{Destination, Destinations};
 pub use error::StorageError;
 pub use lock::ProjectLock;
 pub use publish::{Manifest, PublishOptions, PublishedFile};
 pub use publish_hash::HashAlgorithm;
+pub use record::{DatasetRecord, PackageRecord, RECORD_FILE, StagedFile, StagedTable};
+pub use volume::{FsKind, VolumeFacts};

@@ -25,7 +25,9 @@ fn held() -> std::sync::MutexGuard<'static, BTreeSet<PathBuf>> {
 }
 
 /// An exclusive lock on one project area, released when the last of this guard and the
-/// [`crate::StagingWrite`]s begun under it is dropped (or when the process dies).
+/// [`crate::StagingWrite`]s begun under it is dropped (or when the process dies). A clone is
+/// the same lock, held until every clone is dropped.
+#[derive(Clone)]
 pub struct ProjectLock {
     pub(crate) inner: Arc<LockInner>,
 }

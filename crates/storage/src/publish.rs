@@ -11,10 +11,11 @@ use publish_hash::{FileDigest, HashAlgorithm, copy_hashing, hash_reader};
 use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
-use crate::area::ProjectArea;
+use crate::area::{Container, ProjectArea};
 use crate::error::{IoContext, StorageError};
 use crate::fsops::{self, Swap, Tree, names};
 use crate::lock::ProjectLock;
+use crate::record::{DatasetRecord, PackageRecord, RECORD_FILE, StagedFile};
 
 /// How to publish.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -45,6 +46,9 @@ struct Sidecar {
     /// no longer matches, and is then rehashed.
     directory_inode: u64,
     files: Vec<PublishedFile>,
+    /// Which dataset staged which tables and files (from the package record), for provenance.
+    #[serde(default)]
+    datasets: Vec<DatasetRecord>,
 }
 
 const SIDECAR_FORMAT: u32 = 1;
@@ -52,17 +56,22 @@ const SIDECAR_FORMAT: u32 = 1;
 impl ProjectArea {
     /// Publishes the staged result to production and returns its manifest.
     ///
-    /// If something is staged, every regular file under `<mount>/staging/<project>/<start>` (in
-    /// path order; symbolic links are refused) is put into a hidden temporary folder on the
-    /// production volume: hard-linked when both containers share a filesystem (no byte is copied;
-    /// unlike a rename, this leaves staging intact until production is complete) and then read
-    /// once to hash it, or, across filesystems or with [`PublishOptions::force_copy`], copied
-    /// while hashing so each byte is read exactly once. Each file is synced and its landed size
-    /// checked against the bytes hashed; then the folders are synced, the manifest is recorded
-    /// atomically in `<mount>/production/<project>/.<start>.manifest.json`, the folder is
-    /// swapped into `<mount>/production/<project>/<start>` in one rename (replacing a previous
-    /// result), and staging is removed. A failure before that rename leaves production as it
-    /// was and staging intact.
+    /// If something is staged, exactly the files its package record lists ([`RECORD_FILE`];
+    /// every dataset of the project) are put into a hidden temporary folder on the production
+    /// volume, in path order: hard-linked when both containers share a filesystem (no byte is
+    /// copied; unlike a rename, this leaves staging intact until production is complete) and
+    /// then read once to hash them, or, across filesystems or with [`PublishOptions::force_copy`],
+    /// copied while hashing so each byte is read exactly once. Each file's digest and size must
+    /// equal what its package recorded: a file missing, changed or of another kind, or a file no
+    /// package wrote, refuses the publish naming it ([`StorageError::StagedFileChanged`],
+    /// [`StorageError::UnexpectedStagedFile`], [`StorageError::UnsupportedEntry`]); a staged
+    /// result without a record is [`StorageError::MissingRecord`]. Each file is synced and its
+    /// landed size checked against the bytes hashed; then the folders are synced, the manifest
+    /// is recorded atomically in `<mount>/production/<project>/.<start>.manifest.json` (with
+    /// which dataset staged what), the folder is swapped into
+    /// `<mount>/production/<project>/<start>` in one rename (replacing a previous result), and
+    /// staging is removed. A failure before that rename leaves production as it was and staging
+    /// intact. The record itself is not published.
     ///
     /// If nothing is staged but a result was published, returns the recorded manifest without
     /// reading the files, provided it matches the published folder and its file sizes and was
@@ -78,9 +87,9 @@ impl ProjectArea {
         self.check_lock(lock)?;
         let destination = &self.destination;
         destination.check_containers()?;
-        let start = self.start.as_str();
-        fsops::clean_leftovers(&self.staging_parent(), start)?;
-        fsops::clean_leftovers(&self.production_parent(), start)?;
+        self.refuse_links()?;
+        self.prepare_work(Container::Staging)?;
+        self.prepare_work(Container::Production)?;
         if fsops::is_real_dir(&self.staging_dir())? {
             self.promote(options)
         } else if fsops::is_real_dir(&self.production_dir())? {
@@ -93,11 +102,17 @@ impl ProjectArea {
     fn promote(&self, options: &PublishOptions) -> Result<Manifest, StorageError> {
         let staging = self.staging_dir();
         let start = self.start.as_str();
+        let record = PackageRecord::read(&staging)?.ok_or_else(|| StorageError::MissingRecord {
+            project: self.project.to_string(),
+            start: start.to_owned(),
+        })?;
         let tree = fsops::walk(&staging)?;
-        let total: u64 = tree.files.iter().map(|f| f.len).sum();
+        check_against_record(&tree, &record)?;
+        let total: u64 = record.files.iter().map(|f| f.total_bytes).sum();
         tracing::info!(
             destination = %self.destination.name(), project = %self.project, start,
-            files = tree.files.len(), bytes = total, algorithm = %options.algorithm,
+            files = record.files.len(), datasets = record.datasets.len(), bytes = total,
+            algorithm = %options.algorithm,
             "publishing the staged result"
         );
         let began = Instant::now();
@@ -107,7 +122,17 @@ impl ProjectArea {
             fs::create_dir_all(&parent).at("create the project's production folder", &parent)?;
             fsops::sync_dir(&self.destination.production_root())?;
         }
-        let tmp = parent.join(names::hidden(start, names::TMP, ""));
+        if !options.force_copy && self.one_filesystem()? {
+            match self.promote_by_move(&record, options)? {
+                Some(manifest) => {
+                    self.log_promoted(&manifest, total, began);
+                    return Ok(manifest);
+                }
+                None => tracing::debug!("the containers share a device but not a mount; copying"),
+            }
+        }
+        let work = self.work_dir(Container::Production);
+        let tmp = work.join(names::fresh(names::TMP));
         let guard = RemoveOnDrop(Some(tmp.clone()));
         fs::create_dir(&tmp).at("create a temporary production folder", &tmp)?;
         for dir in &tree.dirs {
@@ -115,43 +140,38 @@ impl ProjectArea {
             fs::create_dir(&path).at("create a production folder", &path)?;
         }
 
-        let mut files = Vec::with_capacity(tree.files.len());
-        for entry in &tree.files {
-            let src = staging.join(&entry.rel);
-            let dst = tmp.join(&entry.rel);
+        let mut files = Vec::with_capacity(record.files.len());
+        for entry in &record.files {
+            let dst = tmp.join(&entry.file_path);
             let file_began = Instant::now();
-            let (landed, method) = if options.force_copy {
-                (
-                    copy_file(&src, &dst, entry.len, options.algorithm)?,
-                    "copied",
-                )
-            } else {
-                match fs::hard_link(&src, &dst) {
-                    Ok(()) => (hash_in_place(&dst, options.algorithm, true)?, "linked"),
-                    Err(e) if cannot_link(&e) => (
-                        copy_file(&src, &dst, entry.len, options.algorithm)?,
-                        "copied",
-                    ),
-                    Err(e) => return Err(e).at("link the staged file into production at", &dst),
-                }
-            };
-            let Landed { digest, size } = landed;
-            if digest.total_bytes != entry.len || size != digest.total_bytes {
+            if record.algorithm != options.algorithm {
+                // The record was made with another digest (the setting changed since package):
+                // check it first, at the cost of one more read.
+                let staged = hash_in_place(&staging, &entry.file_path, record.algorithm, false)?;
+                check_digest(entry, &staged.digest)?;
+            }
+            let reader = fsops::open_beneath(&staging, &entry.file_path)?;
+            let Landed { digest, size } =
+                copy_file(reader, &dst, entry.total_bytes, options.algorithm)?;
+            if record.algorithm == options.algorithm {
+                check_digest(entry, &digest)?;
+            }
+            if digest.total_bytes != entry.total_bytes || size != digest.total_bytes {
                 return Err(StorageError::SizeMismatch {
-                    file: entry.rel.clone(),
-                    expected: entry.len,
+                    file: entry.file_path.clone(),
+                    expected: entry.total_bytes,
                     hashed: digest.total_bytes,
                     landed: size,
                 });
             }
             let secs = file_began.elapsed().as_secs_f64();
             tracing::info!(
-                file = %entry.rel, bytes = size, method, seconds = secs,
+                file = %entry.file_path, bytes = size, method = "copied", seconds = secs,
                 mib_per_s = size as f64 / (1 << 20) as f64 / secs.max(1e-9),
                 "published file"
             );
             files.push(PublishedFile {
-                file_path: entry.rel.clone(),
+                file_path: entry.file_path.clone(),
                 hash_value: digest.hex,
                 total_bytes: size,
             });
@@ -164,8 +184,9 @@ impl ProjectArea {
             algorithm: options.algorithm,
             directory_inode: inode,
             files: files.clone(),
+            datasets: record.datasets,
         })?;
-        let aside = parent.join(names::hidden(start, names::OLD, ""));
+        let aside = work.join(names::fresh(names::OLD));
         fsops::replace_dir(
             &tmp,
             &self.production_dir(),
@@ -176,14 +197,97 @@ impl ProjectArea {
         guard.disarm();
 
         self.remove_staging();
-        // At debug: the caller (the workflow) logs the publish at info, also when a retry
-        // found it already done.
+        let manifest = Manifest { files };
+        self.log_promoted(&manifest, total, began);
+        Ok(manifest)
+    }
+
+    /// At debug: the caller (the workflow) logs the publish at info, also when a retry found it
+    /// already done.
+    fn log_promoted(&self, manifest: &Manifest, bytes: u64, began: Instant) {
         tracing::debug!(
-            destination = %self.destination.name(), project = %self.project, start,
-            files = files.len(), bytes = total, seconds = began.elapsed().as_secs_f64(),
+            destination = %self.destination.name(), project = %self.project, start = %self.start,
+            files = manifest.files.len(), bytes, seconds = began.elapsed().as_secs_f64(),
             "files promoted"
         );
-        Ok(Manifest { files })
+    }
+
+    /// True when both containers are on one device, so the staged result can be moved.
+    fn one_filesystem(&self) -> Result<bool, StorageError> {
+        let dev = |path: &Path| fs::metadata(path).at("inspect", path).map(|m| m.dev());
+        Ok(dev(&self.destination.staging_root())? == dev(&self.destination.production_root())?)
+    }
+
+    /// Publishes on one filesystem by moving the staged result rather than copying or linking
+    /// it: every file is first read once in place and checked against the record (the
+    /// manifest's digests), then the staged folder is renamed into the area's production work
+    /// folder (`incoming-*`), checked again to hold exactly the recorded files, stripped of its
+    /// record and swapped into place. Production never shares an inode with staging. Until the
+    /// swap, a failure renames it back into staging with its record; a crash is repaired the
+    /// same way by the next operation. `None` when the rename finds two mounts after all.
+    fn promote_by_move(
+        &self,
+        record: &PackageRecord,
+        options: &PublishOptions,
+    ) -> Result<Option<Manifest>, StorageError> {
+        let staging = self.staging_dir();
+        let mut files = Vec::with_capacity(record.files.len());
+        for entry in &record.files {
+            if record.algorithm != options.algorithm {
+                let staged = hash_in_place(&staging, &entry.file_path, record.algorithm, false)?;
+                check_digest(entry, &staged.digest)?;
+            }
+            let Landed { digest, size } =
+                hash_in_place(&staging, &entry.file_path, options.algorithm, false)?;
+            if record.algorithm == options.algorithm {
+                check_digest(entry, &digest)?;
+            }
+            files.push(PublishedFile {
+                file_path: entry.file_path.clone(),
+                hash_value: digest.hex,
+                total_bytes: size,
+            });
+        }
+        let work = self.work_dir(Container::Production);
+        let incoming = work.join(names::fresh(names::INCOMING));
+        match fs::rename(&staging, &incoming) {
+            Ok(()) => {}
+            Err(e) if Errno::from_io_error(&e) == Some(Errno::XDEV) => return Ok(None),
+            Err(e) => return Err(e).at("move the staged result into production at", &incoming),
+        }
+        let put_back = PutBack {
+            from: incoming.clone(),
+            to: staging.clone(),
+            record,
+            armed: true,
+        };
+        fsops::sync_dir(&self.staging_parent())?;
+        let tree = fsops::walk(&incoming)?;
+        check_against_record(&tree, record)?;
+        let record_path = incoming.join(RECORD_FILE);
+        fs::remove_file(&record_path).at("remove the package record from", &record_path)?;
+        fsops::sync_tree(&incoming, &tree, true)?;
+        let inode = fs::metadata(&incoming).at("inspect", &incoming)?.ino();
+        self.write_sidecar(&Sidecar {
+            format: SIDECAR_FORMAT,
+            algorithm: options.algorithm,
+            directory_inode: inode,
+            files: files.clone(),
+            datasets: record.datasets.clone(),
+        })?;
+        let aside = work.join(names::fresh(names::OLD));
+        fsops::replace_dir(
+            &incoming,
+            &self.production_dir(),
+            &self.production_parent(),
+            &aside,
+            Swap::Exchange,
+        )?;
+        put_back.disarm();
+        for file in &files {
+            tracing::info!(file = %file.file_path, bytes = file.total_bytes, method = "moved", "published file");
+        }
+        Ok(Some(Manifest { files }))
     }
 
     /// Removes the staged result now that it is published: renamed to a trash name first, so
@@ -192,7 +296,9 @@ impl ProjectArea {
     fn remove_staging(&self) {
         let staging = self.staging_dir();
         let parent = self.staging_parent();
-        let trash = parent.join(names::hidden(self.start.as_str(), names::TRASH, ""));
+        let trash = self
+            .work_dir(Container::Staging)
+            .join(names::fresh(names::TRASH));
         if let Err(error) = fs::rename(&staging, &trash) {
             tracing::error!(path = %staging.display(), %error, "published, but could not remove the staged result");
             return;
@@ -219,7 +325,7 @@ impl ProjectArea {
         let mut files = Vec::with_capacity(tree.files.len());
         for entry in &tree.files {
             let Landed { digest, size } =
-                hash_in_place(&dir.join(&entry.rel), options.algorithm, false)?;
+                hash_in_place(&dir, &entry.rel, options.algorithm, false)?;
             files.push(PublishedFile {
                 file_path: entry.rel.clone(),
                 hash_value: digest.hex,
@@ -231,6 +337,7 @@ impl ProjectArea {
             algorithm: options.algorithm,
             directory_inode: inode,
             files,
+            datasets: self.read_sidecar().map(|s| s.datasets).unwrap_or_default(),
         };
         if let Err(error) = self.write_sidecar(&sidecar) {
             tracing::warn!(%error, "could not record the manifest; a retry will hash the files again");
@@ -269,11 +376,9 @@ impl ProjectArea {
     fn write_sidecar(&self, sidecar: &Sidecar) -> Result<(), StorageError> {
         let parent = self.production_parent();
         let path = self.sidecar_path();
-        let tmp = parent.join(names::hidden(
-            self.start.as_str(),
-            names::TMP,
-            ".manifest.json",
-        ));
+        let tmp = self
+            .work_dir(Container::Production)
+            .join(format!("{}.manifest.json", names::fresh(names::TMP)));
         let guard = RemoveOnDrop(Some(tmp.clone()));
         let json = serde_json::to_vec_pretty(sidecar)
             .map_err(io::Error::other)
@@ -290,6 +395,50 @@ impl ProjectArea {
         guard.disarm();
         fsops::sync_dir(&parent)
     }
+}
+
+/// Refuses a staged tree that differs from its package record: a file the record lists that
+/// is missing or of another size, or a file it does not list.
+fn check_against_record(tree: &Tree, record: &PackageRecord) -> Result<(), StorageError> {
+    for found in &tree.files {
+        if found.rel != RECORD_FILE && record.file(&found.rel).is_none() {
+            return Err(StorageError::UnexpectedStagedFile {
+                file: found.rel.clone(),
+            });
+        }
+    }
+    for recorded in &record.files {
+        match tree.files.iter().find(|f| f.rel == recorded.file_path) {
+            None => {
+                return Err(StorageError::StagedFileChanged {
+                    file: recorded.file_path.clone(),
+                    reason: "is missing".into(),
+                });
+            }
+            Some(found) if found.len != recorded.total_bytes => {
+                return Err(StorageError::StagedFileChanged {
+                    file: recorded.file_path.clone(),
+                    reason: format!(
+                        "is {} bytes, but its package recorded {}",
+                        found.len, recorded.total_bytes
+                    ),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a file whose digest differs from the recorded one.
+fn check_digest(recorded: &StagedFile, digest: &FileDigest) -> Result<(), StorageError> {
+    if digest.hex != recorded.hash_value || digest.total_bytes != recorded.total_bytes {
+        return Err(StorageError::StagedFileChanged {
+            file: recorded.file_path.clone(),
+            reason: "differs from what its package recorded (its digest changed)".into(),
+        });
+    }
+    Ok(())
 }
 
 fn sidecar_matches(sidecar: &Sidecar, tree: &Tree, inode: u64, algorithm: HashAlgorithm) -> bool {
@@ -313,10 +462,10 @@ fn sidecar_matches(sidecar: &Sidecar, tree: &Tree, inode: u64, algorithm: HashAl
 }
 
 /// A file as it landed in production.
-struct Landed {
-    digest: FileDigest,
+pub(crate) struct Landed {
+    pub(crate) digest: FileDigest,
     /// Its size on disk after syncing.
-    size: u64,
+    pub(crate) size: u64,
 }
 
 /// Copies `src` to the new file `dst` while hashing, then syncs it.
@@ -324,13 +473,12 @@ struct Landed {
 /// For large files a helper thread flushes what has been written every [`SYNC_EVERY`] bytes, so
 /// the write-back to the production volume overlaps the copy instead of all waiting for the
 /// final sync (and dirty pages stay bounded).
-fn copy_file(
-    src: &Path,
+pub(crate) fn copy_file(
+    reader: File,
     dst: &Path,
     len: u64,
     algorithm: HashAlgorithm,
 ) -> Result<Landed, StorageError> {
-    let reader = File::open(src).at("open the staged file", src)?;
     let writer = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -399,13 +547,17 @@ impl Write for KickingWriter<'_> {
     }
 }
 
-/// Hashes a file where it is, optionally syncing it too.
+/// Hashes the file `rel` under `dir` where it is (opened without following links), optionally
+/// syncing it too.
 fn hash_in_place(
-    path: &Path,
+    dir: &Path,
+    rel: &str,
     algorithm: HashAlgorithm,
     sync: bool,
 ) -> Result<Landed, StorageError> {
-    let file = File::open(path).at("open", path)?;
+    let path = dir.join(rel);
+    let path = path.as_path();
+    let file = fsops::open_beneath(dir, rel)?;
     let digest = hash_reader(&file, algorithm).at("read", path)?;
     if sync {
         file.sync_all().at("sync", path)?;
@@ -414,12 +566,47 @@ fn hash_in_place(
     Ok(Landed { digest, size })
 }
 
-/// Errors of `link(2)` that mean "copy instead": another filesystem, or one without hard links.
-fn cannot_link(e: &io::Error) -> bool {
+/// Errors of `link(2)` that mean "copy instead": another filesystem, or one without hard links
+/// (FUSE mounts of blob storage answer `EIO`; a copy then fails too if the volume is broken).
+pub(crate) fn cannot_link(e: &io::Error) -> bool {
     matches!(
         Errno::from_io_error(e),
-        Some(Errno::XDEV | Errno::PERM | Errno::OPNOTSUPP | Errno::MLINK)
+        Some(
+            Errno::XDEV | Errno::PERM | Errno::OPNOTSUPP | Errno::MLINK | Errno::IO | Errno::NOSYS
+        )
     )
+}
+
+/// Renames a staged result moved into production back into staging, with its record, unless
+/// disarmed.
+struct PutBack<'a> {
+    from: std::path::PathBuf,
+    to: std::path::PathBuf,
+    record: &'a PackageRecord,
+    armed: bool,
+}
+
+impl PutBack<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for PutBack<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Err(error) = fs::rename(&self.from, &self.to) {
+            tracing::error!(from = %self.from.display(), %error, "could not put the staged result back into staging; the next operation on this project will");
+            return;
+        }
+        if !self.to.join(RECORD_FILE).exists()
+            && let Err(error) = self.record.write_new(&self.to)
+        {
+            tracing::error!(%error, "could not restore the package record of the staged result");
+        }
+    }
 }
 
 /// Removes a temporary file or folder unless disarmed.

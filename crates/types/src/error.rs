@@ -23,6 +23,20 @@ impl RequestError {
         }
     }
 
+    /// A value read from an already parsed JSON value: every error is about the data.
+    pub(crate) fn from_serde_value(e: serde_path_to_error::Error<serde_json::Error>) -> Self {
+        let path = e.path().to_string();
+        let field = if path == "." || path == "?" {
+            String::new()
+        } else {
+            path
+        };
+        Self {
+            field,
+            message: strip_position(&e.into_inner().to_string()),
+        }
+    }
+
     pub(crate) fn from_serde(e: serde_path_to_error::Error<serde_json::Error>) -> Self {
         let path = e.path().to_string();
         let inner = e.into_inner();

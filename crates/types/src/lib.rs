@@ -16,7 +16,8 @@ pub mod source;
 
 pub use error::RequestError;
 pub use names::{
-    DestinationName, Identifier, NameError, ObjectName, ProjectName, SecretName, StartTime, quote,
+    DestinationName, Identifier, NameError, ObjectName, ProjectName, SecretName, StartTime,
+    TableRef, quote,
 };
 pub use request::{
     Credentials, DatasetSpec, OutputFormat, PackageRequest, ProjectRef, PublishRequest, SourceSpec,

@@ -277,6 +277,37 @@ string_newtype!(
     ObjectName
 );
 
+/// A table by its schema and name (`schema.table`), as a dataset claims it in the output.
+///
+/// Two references name the same table when they are equal ignoring ASCII case
+/// ([`TableRef::same_as`]): Unity Catalog and DuckDB compare names that way.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TableRef {
+    /// The schema (a DuckDB schema, or the folder of CSV/Parquet files).
+    pub schema: ObjectName,
+    /// The table.
+    pub table: ObjectName,
+}
+
+impl TableRef {
+    /// True when both name the same table, ignoring ASCII case.
+    pub fn same_as(&self, other: &TableRef) -> bool {
+        self.schema
+            .as_str()
+            .eq_ignore_ascii_case(other.schema.as_str())
+            && self
+                .table
+                .as_str()
+                .eq_ignore_ascii_case(other.table.as_str())
+    }
+}
+
+impl fmt::Display for TableRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.schema, self.table)
+    }
+}
+
 impl ObjectName {
     /// Validates a catalog, schema or table name.
     pub fn parse(value: &str) -> Result<Self, NameError> {

@@ -9,11 +9,13 @@
 use serde::Deserialize;
 
 use crate::error::RequestError;
-use crate::names::{DestinationName, Identifier, ObjectName, ProjectName, SecretName, StartTime};
+use crate::names::{
+    DestinationName, Identifier, ObjectName, ProjectName, SecretName, StartTime, TableRef,
+};
 use crate::source::{HostUrl, SourceKind};
 
 /// File format of the packaged result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputFormat {
     /// One `data/outputs/database.duckdb` holding every table.
@@ -75,13 +77,37 @@ pub struct Credentials {
     pub client_secret: SecretName,
 }
 
-/// The approved tables and columns.
+/// The approved tables and columns of one dataset.
+///
+/// CR8TOR packages each dataset of a project separately (same project, start time and
+/// destination), then publishes once; [`DatasetSpec::id`] tells the datasets of a project apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatasetSpec {
+    /// The dataset's `name` as the caller gave it, trimmed; `None` when absent, `null` or blank.
+    pub name: Option<String>,
     /// Unity Catalog schema; also the schema (or folder) name in the output.
     pub schema_name: ObjectName,
     /// At least one table, no duplicates.
     pub tables: Vec<TableSpec>,
+}
+
+impl DatasetSpec {
+    /// What identifies the dataset among the datasets of a project: its `name`, else its
+    /// `schema_name`. Packaging a dataset again replaces exactly what the same id staged.
+    pub fn id(&self) -> &str {
+        self.name.as_deref().unwrap_or(self.schema_name.as_str())
+    }
+
+    /// The tables the dataset puts into the output, in request order.
+    pub fn table_refs(&self) -> Vec<TableRef> {
+        self.tables
+            .iter()
+            .map(|t| TableRef {
+                schema: self.schema_name.clone(),
+                table: t.name.clone(),
+            })
+            .collect()
+    }
 }
 
 /// One approved table.
@@ -134,7 +160,9 @@ struct RawBody {
     destination_type: Option<String>,
     destination_format: Option<String>,
     destination: Option<RawDestination>,
-    source: Option<RawSource>,
+    /// Read in two steps (its `type` first), so that a source of another type is refused for
+    /// its type rather than for the fields a Databricks source would need.
+    source: Option<serde_json::Value>,
     credentials: Option<RawCredentials>,
     metadata: Option<RawDataset>,
     dataset: Option<RawDataset>,
@@ -149,9 +177,13 @@ struct RawDestination {
 }
 
 #[derive(Deserialize)]
-struct RawSource {
+struct RawSourceType {
     #[serde(rename = "type")]
     kind: String,
+}
+
+#[derive(Deserialize)]
+struct RawSource {
     host_url: String,
     http_path: String,
     port: Option<u16>,
@@ -168,6 +200,7 @@ struct RawCredentials {
 
 #[derive(Deserialize)]
 struct RawDataset {
+    name: Option<String>,
     schema_name: ObjectName,
     tables: Vec<RawTable>,
 }
@@ -181,6 +214,23 @@ struct RawTable {
 #[derive(Deserialize)]
 struct RawColumn {
     name: Identifier,
+}
+
+/// Deserialises a part of the body already read as a JSON value; errors name `field` and the
+/// path inside it.
+fn from_value<T: serde::de::DeserializeOwned>(
+    field: &str,
+    value: serde_json::Value,
+) -> Result<T, RequestError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let mut error = RequestError::from_serde_value(e);
+        error.field = if error.field.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{field}.{}", error.field)
+        };
+        error
+    })
 }
 
 fn from_json<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, RequestError> {
@@ -337,13 +387,15 @@ fn normalise_sourced(raw: RawBody) -> Result<(ProjectRef, OutputFormat, SourceSp
         false,
     )?;
     let format = format.unwrap_or(OutputFormat::Duckdb);
-    let Some(src) = raw.source else {
+    let Some(src) = raw.source.filter(|s| !s.is_null()) else {
         return Err(RequestError::new(
             "source",
             "missing: describe the Databricks source (type, host_url, http_path, catalog)",
         ));
     };
-    let kind = SourceKind::parse(&src.kind).map_err(|e| RequestError::new("source.type", e))?;
+    let RawSourceType { kind } = from_value("source", src.clone())?;
+    let kind = SourceKind::parse(&kind).map_err(|e| RequestError::new("source.type", e))?;
+    let src: RawSource = from_value("source", src)?;
     let host_url = HostUrl::parse(&src.host_url, src.port)
         .map_err(|e| RequestError::new("source.host_url", e))?;
     if src.http_path.trim().is_empty() {
@@ -431,7 +483,20 @@ fn normalise_dataset(field: &str, raw: RawDataset) -> Result<DatasetSpec, Reques
             columns,
         });
     }
+    let name = raw
+        .name
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
+    if let Some(name) = &name
+        && (name.chars().count() > 255 || name.chars().any(char::is_control))
+    {
+        return Err(RequestError::new(
+            format!("{field}.name"),
+            "must be at most 255 characters, without control characters",
+        ));
+    }
     Ok(DatasetSpec {
+        name,
         schema_name: raw.schema_name,
         tables,
     })

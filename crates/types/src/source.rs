@@ -12,12 +12,18 @@ pub enum SourceKind {
 
 impl SourceKind {
     /// Parses a case-insensitive source type; other known CR8TOR source types get a clear
-    /// "not supported yet".
+    /// "not supported by this service yet".
     pub fn parse(value: &str) -> Result<Self, String> {
         match value.to_ascii_lowercase().as_str() {
             "databrickssql" => Ok(Self::DatabricksSql),
+            "postgresql" | "postgres" | "mysql" | "mariadb" | "mssql" | "sqlserver" => {
+                Err(format!(
+                    "source type {value:?} (a SQL database) is not supported by this service yet; \
+                 supported source types: DatabricksSQL"
+                ))
+            }
             _ => Err(format!(
-                "source type {value:?} is not supported yet; supported: DatabricksSQL"
+                "source type {value:?} is not supported; supported source types: DatabricksSQL"
             )),
         }
     }
@@ -384,9 +390,9 @@ mod tests {
             Ok(SourceKind::DatabricksSql)
         );
         assert!(
-            SourceKind::parse("postgresql")
-                .unwrap_err()
-                .contains("not supported yet")
+            SourceKind::parse("postgresql").unwrap_err().contains(
+                "not supported by this service yet; supported source types: DatabricksSQL"
+            )
         );
     }
 }

@@ -22,7 +22,12 @@ fn fixture_json(name: &str) -> Value {
 #[test]
 fn brief_and_cr8tor_package_bodies_normalise_identically() {
     let a = PackageRequest::from_json(&fixture("package-shape-a.json")).unwrap();
-    let b = PackageRequest::from_json(&fixture("package-shape-b.json")).unwrap();
+    let mut b = PackageRequest::from_json(&fixture("package-shape-b.json")).unwrap();
+    // Only shape B's dataset has a name, which identifies it among the project's datasets.
+    assert_eq!(b.dataset.name.as_deref(), Some("Example dataset"));
+    assert_eq!(b.dataset.id(), "Example dataset");
+    assert_eq!(a.dataset.id(), "example_schema_name");
+    b.dataset.name = None;
     assert_eq!(a, b);
 
     assert_eq!(a.project.project_name.as_str(), "Pr004");
@@ -303,7 +308,7 @@ fn source_rules() {
         B,
         set("/source/type", json!("postgresql")),
         "source.type",
-        "not supported yet",
+        "not supported by this service yet; supported source types: DatabricksSQL",
     );
     check(
         B,
@@ -453,4 +458,86 @@ fn malformed_bodies() {
         let err = PublishRequest::from_json(body).unwrap_err();
         assert!(err.to_string().contains(msg), "{err}");
     }
+}
+
+/// Every body the real CR8TOR client chain sends (`fixtures/requests/cr8tor/`, copied verbatim
+/// from what it puts on the wire) normalises as its route expects.
+#[test]
+fn every_body_cr8tor_sends_parses() {
+    let cr8tor = |name: &str| fixture(&format!("cr8tor/{name}"));
+    for name in ["package.json", "package-csv.json", "package-rerun.json"] {
+        let p = PackageRequest::from_json(&cr8tor(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            p.project.destination,
+            DestinationName::parse("LSC").unwrap()
+        );
+        assert_eq!(p.dataset.id(), "dataset_1", "{name}");
+        let want = if name == "package-csv.json" {
+            OutputFormat::Csv
+        } else {
+            OutputFormat::Duckdb
+        };
+        assert_eq!(p.format, want, "{name}");
+        // A package body is also accepted by validate.
+        ValidateRequest::from_json(&cr8tor(name)).unwrap();
+    }
+    let legacy = PackageRequest::from_json(&cr8tor("legacy-package-shape-a.json")).unwrap();
+    assert_eq!(legacy.format, OutputFormat::Duckdb);
+    assert_eq!(legacy.dataset.id(), "dataset_1");
+    let v = ValidateRequest::from_json(&cr8tor("validate.json")).unwrap();
+    assert_eq!(v.format, OutputFormat::Duckdb);
+    // `"columns": null` means every column.
+    let p = PackageRequest::from_json(&cr8tor("validate.json")).unwrap();
+    assert_eq!(p.dataset.tables[1].columns, None);
+    for name in ["publish.json", "legacy-publish-shape-a.json"] {
+        PublishRequest::from_json(&cr8tor(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    // A SQL-database source is refused for its type, naming the supported ones.
+    let err = PackageRequest::from_json(&cr8tor("package-postgresql-source.json")).unwrap_err();
+    assert_eq!(err.field, "source.type", "{err}");
+    assert_eq!(
+        err.message,
+        "source type \"postgresql\" (a SQL database) is not supported by this service yet; \
+         supported source types: DatabricksSQL"
+    );
+}
+
+#[test]
+fn dataset_name_rules() {
+    let id = |v: Value| {
+        let mut body = fixture_json("package-shape-b.json");
+        body["dataset"]["name"] = v;
+        PackageRequest::from_json(body.to_string().as_bytes()).map(|p| p.dataset.id().to_owned())
+    };
+    assert_eq!(id(json!(null)).unwrap(), "example_schema_name");
+    assert_eq!(id(json!("  ")).unwrap(), "example_schema_name");
+    assert_eq!(id(json!(" cohort 1 ")).unwrap(), "cohort 1");
+    let err = id(json!("a\nb")).unwrap_err();
+    assert_eq!(err.field, "dataset.name");
+    let err = id(json!("x".repeat(256))).unwrap_err();
+    assert!(err.message.contains("at most 255"), "{err}");
+    let err = id(json!(7)).unwrap_err();
+    assert_eq!(err.field, "dataset.name", "{err}");
+}
+
+#[test]
+fn source_fields_are_named_with_their_path() {
+    check(
+        B,
+        remove("/source/http_path"),
+        "source",
+        "missing field `http_path`",
+    );
+    check(
+        B,
+        set("/source/credentials/spn_secret", json!("../x")),
+        "source.credentials.spn_secret",
+        "",
+    );
+    check(
+        B,
+        set("/source", json!("databricks")),
+        "source",
+        "invalid type",
+    );
 }

@@ -21,6 +21,8 @@ pub enum ErrorKind {
     SourceFailed,
     /// The source did not answer in time (504).
     SourceTimeout,
+    /// A volume is full (507); nothing was changed.
+    InsufficientStorage,
     /// A bug or an environment fault on our side (500); details are logged, not returned.
     Internal,
 }
@@ -59,12 +61,34 @@ pub enum WorkflowError {
     /// Writing the output failed.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// A destination's volume ran out of space; what was written was removed.
+    #[error(
+        "the {volume} volume of destination {destination} is full ({path}); nothing was \
+         changed — free space on it (or enlarge it) and try again"
+    )]
+    VolumeFull {
+        /// The destination's name.
+        destination: String,
+        /// `staging` or `production`.
+        volume: &'static str,
+        /// The container's path.
+        path: String,
+    },
     /// Something that should not happen.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl WorkflowError {
+    /// True when a storage or sink error says a volume is full.
+    pub(crate) fn is_out_of_space(&self) -> bool {
+        match self {
+            Self::Storage(e) => e.is_out_of_space(),
+            Self::Sink(e) => e.is_out_of_space(),
+            _ => false,
+        }
+    }
+
     /// The kind, for status codes and retry decisions.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -75,6 +99,7 @@ impl WorkflowError {
             Self::Sink(SinkError::NullInNotNull { .. } | SinkError::SchemaMismatch { .. }) => {
                 ErrorKind::SourceFailed
             }
+            Self::VolumeFull { .. } => ErrorKind::InsufficientStorage,
             Self::Sink(_) | Self::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -85,7 +110,15 @@ fn storage_kind(e: &StorageError) -> ErrorKind {
         StorageError::UnknownDestination { .. } | StorageError::ContainerMissing { .. } => {
             ErrorKind::NotFound
         }
-        StorageError::Busy { .. } | StorageError::NothingToPublish { .. } => ErrorKind::Conflict,
+        StorageError::Busy { .. }
+        | StorageError::NothingToPublish { .. }
+        | StorageError::TableClaimed { .. }
+        | StorageError::FormatConflict { .. }
+        | StorageError::StagedFileChanged { .. }
+        | StorageError::UnexpectedStagedFile { .. }
+        | StorageError::MissingRecord { .. }
+        | StorageError::RecordInvalid { .. }
+        | StorageError::UnsupportedEntry { .. } => ErrorKind::Conflict,
         _ => ErrorKind::Internal,
     }
 }

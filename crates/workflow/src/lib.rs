@@ -5,8 +5,10 @@
 //! Order of a package, chosen so that nothing is written unless it can succeed as far as can
 //! be known up front: resolve the destination, check the source host against the allow-list,
 //! read the secrets, take the project lock, describe *every* requested table (unknown tables
-//! and columns fail here, before a byte is written), then stream each table into a sink
-//! writing into a fresh temp dir on the staging volume, and finally commit that dir atomically.
+//! and columns fail here, before a byte is written), claim the dataset's tables in staging
+//! (a table another dataset of the project staged fails here), then stream each table into a
+//! sink writing into a fresh temp dir on the staging volume that already holds the other
+//! datasets' files, and finally commit that dir, with its package record, atomically.
 
 pub mod error;
 pub mod progress;
@@ -18,12 +20,12 @@ use std::time::Instant;
 use async_trait::async_trait;
 use futures::StreamExt;
 use publish_hash::HashAlgorithm;
-use publish_sink::{Sink, SinkOptions, open_sink};
+use publish_sink::{Sink, SinkOptions, TableStats, open_sink, open_sink_adding};
 use publish_source::{Source, TableRequest};
-use publish_storage::{Destinations, PublishOptions};
+use publish_storage::{DatasetClaim, Destinations, PublishOptions, StagedTable};
 use publish_types::{
-    HostAllowList, PackageRequest, PublishRequest, PublishedFile, RetrievedFile, SourceSpec,
-    TableSchema, ValidateRequest,
+    HostAllowList, OutputFormat, PackageRequest, PublishRequest, PublishedFile, RetrievedFile,
+    SourceSpec, TableRef, TableSchema, ValidateRequest,
 };
 use secrecy::SecretString;
 use tracing::{Instrument, info, info_span};
@@ -109,8 +111,9 @@ impl Workflow {
         &self.destinations
     }
 
-    /// Extracts the requested tables into the project's staging folder, replacing any earlier
-    /// staging result atomically. Returns the staged files.
+    /// Extracts one dataset's tables into the project's staging folder, atomically: the new
+    /// staged result keeps what the project's other datasets staged and replaces what the same
+    /// dataset (its `name`, else its `schema_name`) staged before. Returns the dataset's files.
     pub async fn package(&self, req: PackageRequest) -> Result<Vec<RetrievedFile>, WorkflowError> {
         let span = info_span!(
             "package",
@@ -119,7 +122,36 @@ impl Workflow {
             start = %req.project.project_start_time,
             format = ?req.format,
         );
-        self.package_inner(req).instrument(span).await
+        let destination = req.project.destination.clone();
+        self.package_inner(req)
+            .instrument(span)
+            .await
+            .map_err(|e| self.out_of_space(e, &destination, "staging"))
+    }
+
+    /// Names the full volume when `e` says one is full.
+    fn out_of_space(
+        &self,
+        e: WorkflowError,
+        destination: &publish_types::DestinationName,
+        volume: &'static str,
+    ) -> WorkflowError {
+        if !e.is_out_of_space() {
+            return e;
+        }
+        let Ok(d) = self.destinations.get(destination) else {
+            return e;
+        };
+        let path = match volume {
+            "staging" => d.staging_root(),
+            _ => d.production_root(),
+        };
+        tracing::warn!(destination = %destination, volume, error = %e, "volume full");
+        WorkflowError::VolumeFull {
+            destination: destination.to_string(),
+            volume,
+            path: path.display().to_string(),
+        }
     }
 
     async fn package_inner(
@@ -154,18 +186,56 @@ impl Workflow {
             "all requested tables and columns resolved"
         );
 
-        // Only creates a directory: cheap enough to run inline.
-        let staging = area.begin_staging(&lock)?;
-        let mut sink = open_sink(req.format, staging.dir(), &self.options.sink)?;
+        // Keeps what the project's other datasets staged (for DuckDB, a private copy of the
+        // shared database to add to) and refuses a table another dataset already staged.
+        let claim = DatasetClaim {
+            id: req.dataset.id().to_owned(),
+            name: req.dataset.name.clone(),
+            schema_name: req.dataset.schema_name.clone(),
+            tables: req.dataset.table_refs(),
+            format: req.format,
+            shared_files: match req.format {
+                OutputFormat::Duckdb => vec![publish_sink::DUCKDB_FILE.to_owned()],
+                OutputFormat::Csv | OutputFormat::Parquet => Vec::new(),
+            },
+        };
+        let algorithm = self.options.hash_algorithm;
+        let staging = {
+            let area = area.clone();
+            let lock = lock.clone();
+            blocking(move || area.begin_dataset(&lock, claim, algorithm)).await??
+        };
+        let mut sink = if staging.carries_shared_files() {
+            open_sink_adding(
+                req.format,
+                staging.dir(),
+                &self.options.sink,
+                staging.replaced_tables(),
+            )?
+        } else {
+            open_sink(req.format, staging.dir(), &self.options.sink)?
+        };
+        let mut tables = Vec::with_capacity(schemas.len());
         for schema in &schemas {
-            self.copy_table(source.as_ref(), sink.as_mut(), schema)
+            let stats = self
+                .copy_table(source.as_ref(), sink.as_mut(), schema)
                 .await?;
+            tables.push(StagedTable {
+                table: TableRef {
+                    schema: schema.schema.clone(),
+                    table: schema.table.clone(),
+                },
+                rows: stats.rows,
+            });
         }
         sink.finish().await?;
-        let files = blocking(move || staging.commit()).await??;
+        let hashing = Instant::now();
+        let files = blocking(move || staging.commit(tables)).await??;
         drop(lock);
         info!(
+            dataset = req.dataset.id(),
             files = files.len(),
+            record_s = hashing.elapsed().as_secs_f64(),
             elapsed_s = started.elapsed().as_secs_f64(),
             "package committed to staging"
         );
@@ -180,7 +250,7 @@ impl Workflow {
         source: &dyn Source,
         sink: &mut dyn Sink,
         schema: &TableSchema,
-    ) -> Result<(), WorkflowError> {
+    ) -> Result<TableStats, WorkflowError> {
         let span = info_span!("table", schema = %schema.schema, table = %schema.table);
         async {
             let stream = source.read(schema).await?;
@@ -194,7 +264,7 @@ impl Workflow {
             }
             let stats = sink.finish_table().await?;
             progress.finish(stats.rows, stats.bytes);
-            Ok(())
+            Ok(stats)
         }
         .instrument(span)
         .await
@@ -209,6 +279,7 @@ impl Workflow {
             project = %req.project.project_name,
             start = %req.project.project_start_time,
         );
+        let name = req.project.destination.clone();
         async {
             let started = Instant::now();
             let destination = self.destinations.get(&req.project.destination)?.clone();
@@ -235,6 +306,7 @@ impl Workflow {
         }
         .instrument(span)
         .await
+        .map_err(|e| self.out_of_space(e, &name, "production"))
     }
 
     /// Checks that the destination's containers exist and that the source accepts the

@@ -6,7 +6,12 @@
 //! ```text
 //! cargo run -p publish-server --example demo                  # brief's request (shape A), DuckDB
 //! cargo run -p publish-server --example demo -- --shape b --format parquet
+//! cargo run -p publish-server --example demo -- --datasets 2   # one package per dataset
 //! ```
+//!
+//! With `--datasets 2` the request's two tables become two datasets of one project
+//! (`dataset_1` with `person`, `dataset_2` with `address`), packaged one after the other as
+//! CR8TOR does, then published once: the published database holds both.
 //!
 //! Everything talks real HTTP on 127.0.0.1 with OS-chosen ports; nothing leaves the machine.
 
@@ -25,6 +30,7 @@ fn repo_root() -> PathBuf {
 struct Args {
     shape: String,
     format: String,
+    datasets: usize,
     outputs: PathBuf,
 }
 
@@ -32,6 +38,7 @@ fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         shape: "a".into(),
         format: "duckdb".into(),
+        datasets: 1,
         outputs: PathBuf::from("outputs"),
     };
     #[allow(clippy::disallowed_methods)]
@@ -42,9 +49,17 @@ fn parse_args() -> Result<Args, String> {
             "--shape" => args.shape = value()?.to_ascii_lowercase(),
             "--format" => args.format = value()?.to_ascii_lowercase(),
             "--outputs" => args.outputs = PathBuf::from(value()?),
+            "--datasets" => {
+                args.datasets = match value()?.as_str() {
+                    "1" => 1,
+                    "2" => 2,
+                    other => return Err(format!("--datasets is 1 or 2, not {other:?}")),
+                }
+            }
             "-h" | "--help" => {
                 return Err(
-                    "usage: demo [--shape a|b] [--format duckdb|csv|parquet] [--outputs DIR]"
+                    "usage: demo [--shape a|b] [--format duckdb|csv|parquet] [--datasets 1|2] \
+                     [--outputs DIR]"
                         .into(),
                 );
             }
@@ -127,11 +142,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         package["destination"]["format"] = json!(args.format);
     }
 
+    let mut requests = Vec::new();
+    if args.datasets == 1 {
+        requests.push(("/data-publish/package", package));
+    } else {
+        // One dataset per table, as CR8TOR sends a project of several dataset files.
+        let key = if args.shape == "a" {
+            "metadata"
+        } else {
+            "dataset"
+        };
+        let tables = package[key]["tables"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for (i, table) in tables.into_iter().enumerate() {
+            let mut body = package.clone();
+            body[key]["name"] = json!(format!("dataset_{}", i + 1));
+            body[key]["tables"] = json!([table]);
+            requests.push(("/data-publish/package", body));
+        }
+    }
+    requests.push(("/data-publish/publish", publish));
+
     let client = reqwest::Client::new();
-    for (path, body) in [
-        ("/data-publish/package", &package),
-        ("/data-publish/publish", &publish),
-    ] {
+    for (path, body) in &requests {
         let response = client
             .post(format!("{server_url}{path}"))
             .header("x-api-key", &api_key)

@@ -68,6 +68,7 @@ impl From<WorkflowError> for AppError {
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::SourceFailed => StatusCode::BAD_GATEWAY,
             ErrorKind::SourceTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorKind::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             _ => return Self::internal(format!("{e:#}")),
         };
         Self::new(status, e.to_string())

@@ -27,6 +27,11 @@ async fn run() -> Result<(), String> {
     for d in settings.destinations.iter() {
         if let Err(e) = d.check_containers() {
             tracing::warn!(destination = %d.name(), error = %e, "destination containers missing: package and publish to it fail until its staging and production folders exist");
+            continue;
+        }
+        log_volumes(d);
+        if let Err(e) = d.sweep() {
+            tracing::warn!(destination = %d.name(), error = %e, "start-up sweep of interrupted operations failed; each project is repaired by its next operation instead");
         }
     }
     let listener = tokio::net::TcpListener::bind(settings.bind_addr)
@@ -43,6 +48,23 @@ async fn run() -> Result<(), String> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))
+}
+
+/// One line per destination: what its volumes guarantee, and whether several replicas may
+/// share them.
+fn log_volumes(d: &publish_storage::Destination) {
+    match d.volume_facts() {
+        (Ok(staging), Ok(production)) => {
+            if staging.cross_node_locks {
+                tracing::info!(destination = %d.name(), staging = %staging, production = %production, "volumes: project locks reach every node sharing the staging volume");
+            } else {
+                tracing::warn!(destination = %d.name(), staging = %staging, production = %production, "volumes: project locks hold on this node only; run one replica per destination");
+            }
+        }
+        (staging, production) => {
+            tracing::warn!(destination = %d.name(), staging = ?staging.err(), production = ?production.err(), "volumes: cannot inspect the containers' filesystems");
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -7,6 +7,7 @@ mod binary;
 mod catalog;
 mod faults;
 mod large;
+mod schemas;
 mod statements;
 mod types;
 mod warehouses;

@@ -89,3 +89,180 @@ mod shared {
         }
     }
 }
+
+/// A project's further datasets are added to the database its first dataset staged; a dataset
+/// packaged again has its previous tables (and a schema they leave empty) dropped first.
+mod adding {
+    use std::path::Path;
+
+    use publish_sink::{
+        DUCKDB_FILE, OutputFormat, Sink, SinkError, SinkOptions, TableRef, conformance, open_sink,
+        open_sink_adding,
+    };
+    use publish_types::ObjectName;
+
+    fn options() -> SinkOptions {
+        SinkOptions {
+            duckdb_threads: Some(1),
+            duckdb_memory_limit: Some("256MB".into()),
+            ..SinkOptions::default()
+        }
+    }
+
+    /// A fixture moved to schema `schema`.
+    fn in_schema(mut fixture: conformance::Fixture, schema: &str) -> conformance::Fixture {
+        fixture.table.schema = ObjectName::parse(schema).unwrap();
+        fixture
+    }
+
+    async fn write(mut sink: Box<dyn Sink>, fixtures: &[conformance::Fixture]) {
+        for f in fixtures {
+            sink.begin_table(&f.table, f.input_schema()).await.unwrap();
+            for b in &f.batches {
+                sink.write_batch(b.clone()).await.unwrap();
+            }
+            assert_eq!(sink.finish_table().await.unwrap(), f.stats());
+        }
+        sink.finish().await.unwrap();
+    }
+
+    fn tables(root: &Path) -> Vec<(String, i64)> {
+        let conn = duckdb::Connection::open(root.join(DUCKDB_FILE)).unwrap();
+        let names: Vec<String> = conn
+            .prepare("SELECT schema_name || '.' || table_name FROM duckdb_tables() ORDER BY 1")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let schemas: Vec<String> = conn
+            .prepare("SELECT schema_name FROM duckdb_schemas() WHERE database_name = current_database() AND schema_name <> 'main' AND NOT internal ORDER BY 1")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut out: Vec<(String, i64)> = names
+            .into_iter()
+            .map(|t| {
+                let (s, n) = t.split_once('.').unwrap();
+                let rows = conn
+                    .query_row(&format!("SELECT count(*) FROM \"{s}\".\"{n}\""), [], |r| {
+                        r.get(0)
+                    })
+                    .unwrap();
+                (t, rows)
+            })
+            .collect();
+        out.extend(schemas.into_iter().map(|s| (format!("schema {s}"), -1)));
+        out
+    }
+
+    fn table_ref(schema: &str, table: &str) -> TableRef {
+        TableRef {
+            schema: ObjectName::parse(schema).unwrap(),
+            table: ObjectName::parse(table).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn datasets_are_added_beside_each_other_and_replaced_tables_dropped() {
+        let first = tempfile::tempdir().unwrap();
+        let opts = options();
+        write(
+            open_sink(OutputFormat::Duckdb, first.path(), &opts).unwrap(),
+            &[
+                in_schema(conformance::big(), "one"),
+                in_schema(conformance::empty(), "one"),
+            ],
+        )
+        .await;
+
+        // Dataset two, on a copy (as the storage crate carries it).
+        let second = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(second.path().join("data/outputs")).unwrap();
+        std::fs::copy(
+            first.path().join(DUCKDB_FILE),
+            second.path().join(DUCKDB_FILE),
+        )
+        .unwrap();
+        write(
+            open_sink_adding(OutputFormat::Duckdb, second.path(), &opts, &[]).unwrap(),
+            &[in_schema(conformance::big(), "two")],
+        )
+        .await;
+        assert_eq!(
+            tables(second.path()),
+            [
+                ("one.big".to_owned(), 5000),
+                ("one.empty".to_owned(), 0),
+                ("two.big".to_owned(), 5000),
+                ("schema one".to_owned(), -1),
+                ("schema two".to_owned(), -1),
+            ]
+        );
+
+        // Dataset one again, with `empty` only: its `big` goes; dataset two's stays.
+        write(
+            open_sink_adding(
+                OutputFormat::Duckdb,
+                second.path(),
+                &opts,
+                &[table_ref("one", "big"), table_ref("one", "empty")],
+            )
+            .unwrap(),
+            &[in_schema(conformance::empty(), "one")],
+        )
+        .await;
+        assert_eq!(
+            tables(second.path()),
+            [
+                ("one.empty".to_owned(), 0),
+                ("two.big".to_owned(), 5000),
+                ("schema one".to_owned(), -1),
+                ("schema two".to_owned(), -1),
+            ]
+        );
+
+        // Dataset two again in another schema: the schema it leaves empty is dropped.
+        write(
+            open_sink_adding(
+                OutputFormat::Duckdb,
+                second.path(),
+                &opts,
+                &[table_ref("two", "big")],
+            )
+            .unwrap(),
+            &[in_schema(conformance::big(), "three")],
+        )
+        .await;
+        assert_eq!(
+            tables(second.path()),
+            [
+                ("one.empty".to_owned(), 0),
+                ("three.big".to_owned(), 5000),
+                ("schema one".to_owned(), -1),
+                ("schema three".to_owned(), -1),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn adding_needs_the_database_and_a_fresh_sink_refuses_one() {
+        let root = tempfile::tempdir().unwrap();
+        let opts = options();
+        let err = open_sink_adding(OutputFormat::Duckdb, root.path(), &opts, &[])
+            .err()
+            .unwrap();
+        assert!(matches!(err, SinkError::Io { .. }), "{err:?}");
+        write(
+            open_sink(OutputFormat::Duckdb, root.path(), &opts).unwrap(),
+            &[conformance::empty()],
+        )
+        .await;
+        let err = open_sink(OutputFormat::Duckdb, root.path(), &opts)
+            .err()
+            .unwrap();
+        assert!(matches!(err, SinkError::OutputExists { .. }), "{err:?}");
+    }
+}

@@ -51,10 +51,10 @@ fn a_staging_write_keeps_the_lock_held() {
     let dest = TestDestination::one_filesystem();
     let area = dest.area();
     let lock = area.lock().unwrap();
-    let write = area.begin_staging(&lock).unwrap();
+    let write = crate::begin(&area, &lock).unwrap();
     drop(lock);
     assert_busy(area.lock());
-    write.commit().unwrap();
+    write.commit(Vec::new()).unwrap();
     area.lock().unwrap();
 }
 
@@ -63,7 +63,7 @@ fn a_lock_for_another_area_is_refused() {
     let dest = TestDestination::one_filesystem();
     let other_lock = dest.area_for("Other", START).lock().unwrap();
     assert!(matches!(
-        dest.area().begin_staging(&other_lock),
+        crate::begin(&dest.area(), &other_lock),
         Err(StorageError::WrongLock { .. })
     ));
 }

@@ -1,7 +1,10 @@
 //! Integration tests of `publish-storage`, gathered in one binary (one module per scenario).
 
+mod blob;
 mod commit;
+mod datasets;
 mod destinations;
+mod hostile;
 mod lock;
 mod publish;
 
@@ -9,8 +12,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use publish_storage::{Destination, ProjectArea};
-use publish_types::{DestinationName, ProjectName, StartTime};
+use publish_storage::{
+    DatasetClaim, Destination, HashAlgorithm, ProjectArea, ProjectLock, StagingWrite, StorageError,
+};
+use publish_types::{DestinationName, ObjectName, OutputFormat, ProjectName, StartTime, TableRef};
 
 pub(crate) const PROJECT: &str = "Pr004";
 pub(crate) const START: &str = "20250205_010101";
@@ -100,16 +105,69 @@ pub(crate) fn deterministic_bytes(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-/// Stages `files` (relative path, content) for `area` and returns what commit reported.
-pub(crate) fn stage(area: &ProjectArea, files: &[(&str, Vec<u8>)]) -> Vec<String> {
-    let lock = area.lock().unwrap();
-    let write = area.begin_staging(&lock).unwrap();
+/// A claim of dataset `id` in schema `cohort` on `tables`, in `format` (DuckDB output shares
+/// `data/outputs/database.duckdb`).
+pub(crate) fn claim(id: &str, format: OutputFormat, tables: &[&str]) -> DatasetClaim {
+    let schema = ObjectName::parse("cohort").unwrap();
+    DatasetClaim {
+        id: id.to_owned(),
+        name: Some(id.to_owned()),
+        schema_name: schema.clone(),
+        tables: tables
+            .iter()
+            .map(|t| TableRef {
+                schema: schema.clone(),
+                table: ObjectName::parse(t).unwrap(),
+            })
+            .collect(),
+        format,
+        shared_files: match format {
+            OutputFormat::Duckdb => vec!["data/outputs/database.duckdb".to_owned()],
+            _ => Vec::new(),
+        },
+    }
+}
+
+/// Begins staging the project's only dataset (`dataset_1`, CSV).
+pub(crate) fn begin(area: &ProjectArea, lock: &ProjectLock) -> Result<StagingWrite, StorageError> {
+    area.begin_dataset(
+        lock,
+        claim("dataset_1", OutputFormat::Csv, &[]),
+        HashAlgorithm::Sha512,
+    )
+}
+
+/// Begins staging dataset `id` of `area` on `tables` in `format` ([`claim`]), SHA-512.
+pub(crate) fn begin_as(
+    area: &ProjectArea,
+    lock: &ProjectLock,
+    id: &str,
+    format: OutputFormat,
+    tables: &[&str],
+) -> StagingWrite {
+    area.begin_dataset(lock, claim(id, format, tables), HashAlgorithm::Sha512)
+        .unwrap()
+}
+
+/// Writes `files` (relative path, content) into a staging write's folder.
+pub(crate) fn write_files(write: &StagingWrite, files: &[(&str, Vec<u8>)]) {
     for (rel, content) in files {
         let path = write.dir().join(rel);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(path, content).unwrap();
     }
-    write.commit().unwrap()
+}
+
+/// Stages `files` (relative path, content) for `area` and returns what commit reported.
+pub(crate) fn stage(area: &ProjectArea, files: &[(&str, Vec<u8>)]) -> Vec<String> {
+    let lock = area.lock().unwrap();
+    let write = begin(area, &lock).unwrap();
+    for (rel, content) in files {
+        let path = write.dir().join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+    write.commit(Vec::new()).unwrap()
 }
 
 /// A typical result: a multi-megabyte database, a nested CSV and an empty file.
@@ -157,4 +215,19 @@ pub(crate) fn names_in(dir: &Path) -> Vec<String> {
 /// The parent folder of a result, i.e. `<container>/<project>`.
 pub(crate) fn project_folder(result_dir: &Path) -> PathBuf {
     result_dir.parent().unwrap().to_path_buf()
+}
+
+/// The area's work folder on `container` (`staging` or `production`), where temporary folders
+/// live: `<container>/.publish-service/work/<project>/<start>`.
+pub(crate) fn work_folder(area: &ProjectArea, container: &str) -> PathBuf {
+    let root = project_folder(&match container {
+        "staging" => area.staging_dir(),
+        _ => area.production_dir(),
+    })
+    .parent()
+    .unwrap()
+    .to_path_buf();
+    root.join(".publish-service/work")
+        .join(area.project().as_str())
+        .join(area.start().as_str())
 }

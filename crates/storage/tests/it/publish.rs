@@ -77,8 +77,15 @@ fn publish_across_filesystems_copies_hashes_and_removes_staging() {
     );
     assert_eq!(
         names_in(&project_folder(&area.staging_dir())),
-        [format!(".{START}.lock")]
+        Vec::<String>::new()
     );
+    for container in ["staging", "production"] {
+        assert_eq!(
+            names_in(&crate::work_folder(&area, container)),
+            Vec::<String>::new(),
+            "{container}"
+        );
+    }
     assert_eq!(
         serde_json::to_value(&manifest.files[0])
             .unwrap()
@@ -280,7 +287,7 @@ fn inodes(area: &ProjectArea) -> BTreeMap<String, u64> {
 }
 
 #[test]
-fn one_filesystem_links_without_copying_and_force_copy_copies() {
+fn one_filesystem_moves_without_copying_or_linking_and_force_copy_copies() {
     for force_copy in [false, true] {
         let dest = TestDestination::one_filesystem();
         let area = dest.area();
@@ -299,13 +306,16 @@ fn one_filesystem_links_without_copying_and_force_copy_copies() {
         assert_manifest_matches_production(&area, &manifest, &files);
         assert!(!area.staging_dir().exists());
         for (rel, ino) in staged {
-            let published = fs::metadata(area.production_dir().join(&rel))
-                .unwrap()
-                .ino();
+            let published = fs::metadata(area.production_dir().join(&rel)).unwrap();
             assert_eq!(
-                published == ino,
+                published.ino() == ino,
                 !force_copy,
                 "{rel}: force_copy={force_copy}"
+            );
+            assert_eq!(
+                published.nlink(),
+                1,
+                "{rel}: never an alias of a staged file"
             );
         }
     }
@@ -354,4 +364,39 @@ fn a_large_file_is_flushed_while_it_is_copied() {
     stage(&area, &files);
     let manifest = publish(&area, PublishOptions::default()).unwrap();
     assert_manifest_matches_production(&area, &manifest, &files);
+}
+
+/// A publish on one filesystem that fails after moving the staged result puts it back into
+/// staging, record included; a crash at that point is repaired by the next operation.
+#[test]
+fn an_interrupted_move_puts_the_staged_result_back() {
+    let dest = TestDestination::one_filesystem();
+    let area = dest.area();
+    let files = sample_files(9);
+    stage(&area, &files);
+    let record = area.staged_record().unwrap();
+    // Make recording the manifest fail once the result has been moved.
+    let sidecar = sidecar_path(&area);
+    fs::create_dir_all(sidecar.join("obstacle")).unwrap();
+    let err = publish(&area, PublishOptions::default()).unwrap_err();
+    assert!(matches!(err, StorageError::Io { .. }), "{err:?}");
+    assert_eq!(
+        area.staged_record().unwrap(),
+        record,
+        "staging is back, record included"
+    );
+    assert!(!area.production_dir().exists());
+    assert_eq!(
+        names_in(&crate::work_folder(&area, "production")),
+        Vec::<String>::new()
+    );
+
+    // What a crash right after the move leaves: the result in production's work folder.
+    let incoming = crate::work_folder(&area, "production").join("incoming-crashed");
+    fs::rename(area.staging_dir(), &incoming).unwrap();
+    fs::remove_dir_all(&sidecar).unwrap();
+    assert!(area.staged_record().unwrap().is_none());
+    let manifest = publish(&area, PublishOptions::default()).unwrap();
+    assert_manifest_matches_production(&area, &manifest, &files);
+    assert!(!incoming.exists());
 }

@@ -100,7 +100,7 @@ async fn rule_violations_are_422_naming_the_field() {
             edit("package-shape-b.json", |v| {
                 v["source"]["type"] = json!("oracle")
             }),
-            "not supported yet",
+            "is not supported; supported source types: DatabricksSQL",
         ),
         (
             "/data-publish/validate",

@@ -1,7 +1,9 @@
 //! Integration tests of the publish server: one binary, one module per scenario.
 
 mod auth;
+mod cr8tor;
 mod errors;
+mod full;
 mod package;
 mod publish;
 mod startup;

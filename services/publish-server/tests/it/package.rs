@@ -9,14 +9,19 @@ use serde_json::{Value, json};
 
 use crate::support::{API_KEY, Deployment, Server, fixture, post, sha512sum};
 
-fn fixtures_dir() -> PathBuf {
+pub(crate) fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/databricks")
 }
 
 /// A deployment whose secrets match the emulator's credentials and whose allow-list admits it.
-async fn setup() -> (Deployment, Emulator) {
+pub(crate) async fn setup() -> (Deployment, Emulator) {
+    setup_with(fixtures_dir()).await
+}
+
+/// [`setup`] with the emulator serving the catalogs under `data_dir`.
+pub(crate) async fn setup_with(data_dir: PathBuf) -> (Deployment, Emulator) {
     let mut d = Deployment::new();
-    let config = EmulatorConfig::new(fixtures_dir());
+    let config = EmulatorConfig::new(data_dir);
     std::fs::write(
         d.path().join("secrets/databricksspnclientid"),
         &config.client_id,
@@ -47,10 +52,10 @@ fn package_body(shape: &str, emulator: &Emulator, format: &str) -> Value {
 }
 
 /// (column, type, nullable).
-type Column = (String, String, bool);
+pub(crate) type Column = (String, String, bool);
 
 /// (table, columns, rows) of every table in a DuckDB file.
-fn describe_duckdb(path: &Path) -> Vec<(String, Vec<Column>, i64)> {
+pub(crate) fn describe_duckdb(path: &Path) -> Vec<(String, Vec<Column>, i64)> {
     let config = duckdb::Config::default()
         .access_mode(duckdb::AccessMode::ReadOnly)
         .unwrap();
@@ -85,7 +90,7 @@ fn describe_duckdb(path: &Path) -> Vec<(String, Vec<Column>, i64)> {
         .collect()
 }
 
-fn col(name: &str, ty: &str, nullable: bool) -> Column {
+pub(crate) fn col(name: &str, ty: &str, nullable: bool) -> Column {
     (name.to_owned(), ty.to_owned(), nullable)
 }
 

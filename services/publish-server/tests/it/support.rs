@@ -71,7 +71,9 @@ impl Deployment {
         build_state(&settings).unwrap()
     }
 
-    /// Stages `content` as `data/outputs/<name>` of a project, as if package had run.
+    /// Stages `content` as `data/outputs/<name>` of a project, as if package had run: through
+    /// the storage crate, as a dataset of its own (named `name`), so the package record lists it
+    /// beside what earlier calls staged. Returns the staged file's path.
     pub(crate) fn stage_file(
         &self,
         mount: &str,
@@ -80,16 +82,34 @@ impl Deployment {
         name: &str,
         content: &[u8],
     ) -> PathBuf {
-        let dir = self
-            .mount(mount)
-            .join("staging")
-            .join(project)
-            .join(start)
-            .join("data/outputs");
-        let path = dir.join(name);
+        use publish_storage::{DatasetClaim, Destination, HashAlgorithm};
+        use publish_types::{DestinationName, ObjectName, OutputFormat, ProjectName, StartTime};
+        let destination = Destination::new(
+            DestinationName::parse(&mount.to_ascii_uppercase()).unwrap(),
+            self.mount(mount),
+        );
+        let area = destination.project(
+            &ProjectName::parse(project).unwrap(),
+            &StartTime::parse(start).unwrap(),
+        );
+        let lock = area.lock().unwrap();
+        let claim = DatasetClaim {
+            id: name.to_owned(),
+            name: Some(name.to_owned()),
+            schema_name: ObjectName::parse("test").unwrap(),
+            tables: Vec::new(),
+            format: OutputFormat::Csv,
+            shared_files: Vec::new(),
+        };
+        let write = area
+            .begin_dataset(&lock, claim, HashAlgorithm::Sha512)
+            .unwrap();
+        let rel = format!("data/outputs/{name}");
+        let path = write.dir().join(&rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, content).unwrap();
-        path
+        write.commit(Vec::new()).unwrap();
+        area.staging_dir().join(rel)
     }
 
     /// Every file under the deployment's mounts, for "nothing changed" checks. The per-project
@@ -244,4 +264,43 @@ pub(crate) fn sha512sum(path: &Path) -> String {
         .next()
         .unwrap()
         .to_owned()
+}
+
+/// A tmpfs of a few hundred KiB mounted over a folder, to fill a volume on purpose; unmounted on
+/// drop. Mounting needs root: elsewhere the test is skipped with a message, except in CI
+/// (`CI` set), where a missing prerequisite fails the test.
+pub(crate) struct SmallTmpfs {
+    path: PathBuf,
+}
+
+impl SmallTmpfs {
+    pub(crate) fn mount(path: &Path, bytes: u64) -> Option<Self> {
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(path)
+            .output();
+        match out {
+            Ok(out) if out.status.success() => Some(Self {
+                path: path.to_path_buf(),
+            }),
+            other => {
+                let why = format!(
+                    "cannot mount a small tmpfs at {}: {other:?}",
+                    path.display()
+                );
+                #[allow(clippy::disallowed_methods)] // whether this runs in CI
+                if std::env::var_os("CI").is_some() {
+                    panic!("{why}; CI runs as root and must be able to");
+                }
+                eprintln!("SKIPPED: {why} (needs root)");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for SmallTmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
 }

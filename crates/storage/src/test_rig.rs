@@ -1,0 +1,125 @@
+//! The blob-volume test rig, as tests use it: `tools/blob-volumes` runs Azurite (Microsoft's
+//! Azure Storage emulator) with its `staging` and `production` containers mounted through FUSE
+//! by rclone, as CR8TOR mounts its volumes. `.ci/run` starts the rig and names its folder in
+//! `PUBLISH_TEST_BLOB_RIG`; without it a test using [`Rig::get`] is skipped with a message,
+//! except in CI (`CI` set), where it fails.
+//!
+//! Only for tests (feature `test-util`). What the rig does not model: it is rclone, not
+//! BlobFuse, so its error codes and timing are rclone's; uploads finish after `close` returns
+//! (rclone's write-back), so checks of the store poll ([`Rig::wait_for`]).
+
+#![allow(
+    clippy::missing_panics_doc,
+    reason = "test helpers panic on a broken rig"
+)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The running rig: its folder and what its `env` file says.
+pub struct Rig {
+    dir: PathBuf,
+    env: BTreeMap<String, String>,
+}
+
+impl Rig {
+    /// The rig named by `PUBLISH_TEST_BLOB_RIG`; `None` (with a message) outside CI.
+    pub fn get() -> Option<Rig> {
+        #[allow(clippy::disallowed_methods)] // test prerequisites come from the environment
+        let (dir, ci) = (
+            std::env::var_os("PUBLISH_TEST_BLOB_RIG"),
+            std::env::var_os("CI").is_some(),
+        );
+        let Some(dir) = dir else {
+            assert!(
+                !ci,
+                "PUBLISH_TEST_BLOB_RIG is not set: .ci/run must start tools/blob-volumes"
+            );
+            eprintln!(
+                "SKIPPED: no blob rig (run `tools/blob-volumes up DIR` and set PUBLISH_TEST_BLOB_RIG=DIR)"
+            );
+            return None;
+        };
+        let dir = PathBuf::from(dir);
+        let text = std::fs::read_to_string(dir.join("env"))
+            .unwrap_or_else(|e| panic!("the blob rig at {} has no env file: {e}", dir.display()));
+        let env = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
+            .collect();
+        Some(Rig { dir, env })
+    }
+
+    /// `<rig>/mnt`, holding the `staging` and `production` mounts: a destination's mount.
+    pub fn mount(&self) -> PathBuf {
+        Path::new(&self.env["BLOB_RIG_STAGING"])
+            .parent()
+            .unwrap()
+            .to_path_buf()
+    }
+
+    fn tool(&self, args: &[&str]) -> Vec<u8> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/blob-volumes");
+        let out = Command::new(script)
+            .args(args)
+            .output()
+            .expect("tools/blob-volumes runs");
+        assert!(out.status.success(), "blob-volumes {args:?}: {out:?}");
+        out.stdout
+    }
+
+    /// The objects the store holds in `container` under `prefix`, with their sizes.
+    pub fn objects(&self, container: &str, prefix: &str) -> BTreeMap<String, u64> {
+        let dir = self.dir.to_string_lossy();
+        String::from_utf8(self.tool(&["ls", &dir, container]))
+            .unwrap()
+            .lines()
+            .filter_map(|line| {
+                let mut parts = line.split_whitespace();
+                let size = parts.next()?.parse().ok()?;
+                let name = parts.nth(2)?.to_owned();
+                name.starts_with(prefix).then_some((name, size))
+            })
+            .collect()
+    }
+
+    /// Waits (up to a minute: uploads finish after close) until the store holds exactly
+    /// `expected` (object → size) under `prefix` in `container`.
+    pub fn wait_for(&self, container: &str, prefix: &str, expected: &BTreeMap<String, u64>) {
+        let began = Instant::now();
+        loop {
+            let found = self.objects(container, prefix);
+            if &found == expected {
+                return;
+            }
+            assert!(
+                began.elapsed() < Duration::from_secs(60),
+                "the store's {container}/{prefix} holds {found:?}, expected {expected:?}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// SHA-512 of an object's bytes as the store holds them.
+    pub fn sha512(&self, container: &str, object: &str) -> String {
+        let dir = self.dir.to_string_lossy();
+        let bytes = self.tool(&["cat", &dir, container, object]);
+        publish_hash::hash_reader(bytes.as_slice(), publish_hash::HashAlgorithm::Sha512)
+            .expect("hashing bytes in memory")
+            .hex
+    }
+}
+
+/// A project name no other test on the shared rig uses.
+pub fn unique_project(test: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "blob-{test}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
