@@ -1,6 +1,7 @@
 //! Integration tests of the publish server: one binary, one module per scenario.
 
 mod auth;
+mod blob;
 mod cr8tor;
 mod errors;
 mod full;
