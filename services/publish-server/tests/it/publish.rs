@@ -1,5 +1,7 @@
 //! Publish end to end over real HTTP against the real binary on 127.0.0.1:0.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::support::{API_KEY, Deployment, Server, fixture, post, sha512sum};
@@ -156,4 +158,90 @@ async fn shape_b_publish_of_several_files_across_filesystems() {
 fn dev_of(p: &std::path::Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(p).unwrap().dev()
+}
+
+/// Issue 9: `kill -9` in the middle of a publish's copy leaves no partial file in any project
+/// folder (the copy is in the service's work folder), and after a restart the start-up sweep
+/// removes it and the publish can be run again.
+#[tokio::test]
+async fn kill_9_mid_publish_leaves_no_partial_file_in_any_project_folder() {
+    let d = Deployment::new();
+    let shm =
+        tempfile::tempdir_in("/dev/shm").expect("/dev/shm is needed to copy across filesystems");
+    let staging = d.mount("nw").join("staging");
+    std::fs::remove_dir(&staging).unwrap();
+    std::os::unix::fs::symlink(shm.path(), &staging).unwrap();
+    let (project, start) = ("Pr004", "20250205_010101");
+    let bytes = content(96 << 20, 9);
+    let staged = d.stage_file("nw", project, start, "database.duckdb", &bytes);
+    let digest = sha512sum(&staged);
+    let production = d.mount("nw").join("production");
+    let work = production
+        .join(".publish-service/work")
+        .join(project)
+        .join(start);
+    let body =
+        json!({"project_name": project, "project_start_time": start, "destination_type": "NW"});
+
+    let server = Server::start(&d);
+    let url = server.url.clone();
+    let request = {
+        let body = body.clone();
+        tokio::spawn(async move { post(&url, "/data-publish/publish", Some(API_KEY), &body).await })
+    };
+    // Wait until the copy is under way, then kill the server without warning.
+    let began = std::time::Instant::now();
+    let partial = loop {
+        let found = std::fs::read_dir(&work).ok().and_then(|entries| {
+            entries
+                .flatten()
+                .find(|e| e.file_name().to_string_lossy().starts_with("tmp-"))
+                .map(|e| e.path().join("data/outputs/database.duckdb"))
+        });
+        if let Some(file) = found.filter(|f| f.metadata().is_ok_and(|m| m.len() > 0)) {
+            break file;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "the publish never started copying"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let mut server = server;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let _ = request.await;
+    let copied = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        copied < bytes.len() as u64 || production.join(project).join(start).exists(),
+        "killed mid-copy"
+    );
+    // No project folder holds anything partial: production has no result (or a complete one).
+    let result = production
+        .join(project)
+        .join(start)
+        .join("data/outputs/database.duckdb");
+    if result.exists() {
+        assert_eq!(sha512sum(&result), digest);
+    }
+    for entry in std::fs::read_dir(&production).unwrap().flatten() {
+        if entry.file_name() != ".publish-service" && entry.file_name() != project {
+            panic!("unexpected {:?} in production", entry.path());
+        }
+    }
+
+    // The restart sweeps the partial copy away; the publish then succeeds.
+    let server = Server::start(&d);
+    assert!(
+        !partial.exists(),
+        "the start-up sweep removed the partial copy"
+    );
+    let (status, json) = post(&server.url, "/data-publish/publish", Some(API_KEY), &body).await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(
+        json["payload"]["data_published"][0]["hash_value"],
+        json!(digest)
+    );
+    assert_eq!(sha512sum(&result), digest);
+    server.stop();
 }
