@@ -85,7 +85,25 @@ pub async fn package_round_trip(format: OutputFormat, open: OpenSink<'_>) {
             .unwrap_or_else(|e| panic!("finish_table {}: {e}", fixture.table.table));
         assert_eq!(stats, fixture.stats(), "stats of {}", fixture.table.table);
     }
-    let files = sink.finish().await.expect("finish");
+    let written = sink.finish().await.expect("finish");
+    // CSV and Parquet files come with the digest of what was written; DuckDB's is taken later.
+    for file in &written {
+        let bytes = std::fs::read(root.join(&file.path)).expect("read a written file");
+        match (format, &file.digest) {
+            (OutputFormat::Duckdb, None) => {}
+            (OutputFormat::Csv | OutputFormat::Parquet, Some(digest)) => {
+                let on_disk = publish_hash::hash_reader(bytes.as_slice(), digest.algorithm)
+                    .expect("hash in memory");
+                assert_eq!(
+                    digest, &on_disk,
+                    "digest of {} taken while writing",
+                    file.path
+                );
+            }
+            (format, digest) => panic!("{format:?} gave {}: digest {digest:?}", file.path),
+        }
+    }
+    let files: Vec<String> = written.into_iter().map(|f| f.path).collect();
 
     let expected_files: Vec<String> = match format {
         OutputFormat::Duckdb => vec![DUCKDB_FILE.to_owned()],
@@ -254,7 +272,7 @@ pub async fn enforces_call_order(format: OutputFormat, open: OpenSink<'_>) {
             assert_eq!(rows, 4);
         }
         OutputFormat::Csv | OutputFormat::Parquet => {
-            assert!(dir.path().join(&files[0]).is_file());
+            assert!(dir.path().join(&files[0].path).is_file());
         }
     }
 }

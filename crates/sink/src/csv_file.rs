@@ -3,7 +3,6 @@
 //! The dialect is described in the crate documentation. Every column reaches the writer as a
 //! scalar: [`TablePlan`] has already turned nested values into JSON text.
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -11,23 +10,25 @@ use arrow::csv::WriterBuilder;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
-use crate::SinkError;
 use crate::convert::{Flavor, TablePlan};
-use crate::files::{create_table_file, finish_files};
+use crate::files::{HashingFile, create_table_file, finish_files};
 use crate::worker::{FormatWriter, TableWriter};
+use crate::{SinkError, WrittenFile};
 
 /// Bytes buffered before a write reaches the file.
 const BUFFER: usize = 1 << 20;
 
 pub(crate) struct CsvWriter {
     root: PathBuf,
-    files: Vec<String>,
+    algorithm: publish_hash::HashAlgorithm,
+    files: Vec<WrittenFile>,
 }
 
 impl CsvWriter {
-    pub(crate) fn new(root: &Path) -> Self {
+    pub(crate) fn new(root: &Path, algorithm: publish_hash::HashAlgorithm) -> Self {
         Self {
             root: root.to_path_buf(),
+            algorithm,
             files: Vec::new(),
         }
     }
@@ -37,13 +38,17 @@ impl FormatWriter for CsvWriter {
     const FLAVOR: Flavor = Flavor::Csv;
 
     fn begin_table(&mut self, plan: &TablePlan) -> Result<Box<dyn TableWriter + '_>, SinkError> {
-        let created = create_table_file(&self.root, plan, "csv")?;
-        self.files.push(created.relative);
+        let created = create_table_file(&self.root, plan, "csv", self.algorithm)?;
+        self.files.push(WrittenFile {
+            path: created.relative,
+            digest: None,
+        });
         let mut table = CsvTable {
             writer: WriterBuilder::new()
                 .with_header(true)
                 .build(BufWriter::with_capacity(BUFFER, created.file)),
             path: created.path,
+            written: self.files.last_mut().expect("just pushed"),
         };
         // arrow-csv writes the header with the first batch; an empty one makes sure a table
         // without rows still gets its header.
@@ -51,17 +56,19 @@ impl FormatWriter for CsvWriter {
         Ok(Box::new(table))
     }
 
-    fn finish(self) -> Result<Vec<String>, SinkError> {
+    fn finish(self) -> Result<Vec<WrittenFile>, SinkError> {
         finish_files(&self.root, self.files)
     }
 }
 
-struct CsvTable {
-    writer: arrow::csv::Writer<BufWriter<File>>,
+struct CsvTable<'a> {
+    writer: arrow::csv::Writer<BufWriter<HashingFile>>,
     path: PathBuf,
+    /// Where the file's digest goes once it is complete.
+    written: &'a mut WrittenFile,
 }
 
-impl TableWriter for CsvTable {
+impl TableWriter for CsvTable<'_> {
     fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
         self.writer.write(batch).map_err(|e| match e {
             ArrowError::IoError(_, source) => SinkError::io(&self.path, source),
@@ -78,6 +85,7 @@ impl TableWriter for CsvTable {
         let file = buffered
             .into_inner()
             .map_err(|e| SinkError::io(&self.path, e.into_error()))?;
-        file.sync_all().map_err(|e| SinkError::io(&self.path, e))
+        self.written.digest = Some(file.finish(&self.path)?);
+        Ok(())
     }
 }

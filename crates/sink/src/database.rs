@@ -34,7 +34,7 @@ use publish_types::{ColumnSchema, TableRef, TableSchema, UcType, quote};
 use crate::convert::{Flavor, TablePlan};
 use crate::duckdb_ffi::Database;
 use crate::worker::{FormatWriter, TableWriter};
-use crate::{DUCKDB_FILE, SinkError, SinkOptions};
+use crate::{DUCKDB_FILE, SinkError, SinkOptions, WrittenFile};
 
 /// Batches that may wait between the writer thread and DuckDB's scan, beyond the one each
 /// DuckDB thread is converting: none, the writer thread hands each batch over directly (the
@@ -252,7 +252,7 @@ impl FormatWriter for DuckDbWriter {
         }))
     }
 
-    fn finish(mut self) -> Result<Vec<String>, SinkError> {
+    fn finish(mut self) -> Result<Vec<WrittenFile>, SinkError> {
         let catalog = &self.catalog;
         self.conn
             .execute_batch(&format!("CHECKPOINT {catalog}; DETACH {catalog};"))
@@ -274,7 +274,11 @@ impl FormatWriter for DuckDbWriter {
         if let Some(dir) = self.db_path.parent() {
             crate::files::sync_dir(dir)?;
         }
-        Ok(vec![DUCKDB_FILE.to_owned()])
+        // DuckDB writes its file out of order: its digest is taken from the closed file.
+        Ok(vec![WrittenFile {
+            path: DUCKDB_FILE.to_owned(),
+            digest: None,
+        }])
     }
 }
 

@@ -2,18 +2,47 @@
 //! and made durable.
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use publish_hash::{FileDigest, HashAlgorithm, Hasher};
+
 use crate::convert::TablePlan;
-use crate::{OUTPUT_DIR, SinkError};
+use crate::{OUTPUT_DIR, SinkError, WrittenFile};
+
+/// A file being written that hashes every byte on its way to the file, so a finished CSV or
+/// Parquet file's digest needs no second read.
+pub(crate) struct HashingFile {
+    file: File,
+    hasher: Hasher,
+}
+
+impl HashingFile {
+    /// Syncs the file and returns its digest.
+    pub(crate) fn finish(self, path: &Path) -> Result<FileDigest, SinkError> {
+        self.file.sync_all().map_err(|e| SinkError::io(path, e))?;
+        Ok(self.hasher.finish())
+    }
+}
+
+impl Write for HashingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
 
 /// A table's file, freshly created.
 pub(crate) struct TableFile {
     /// Relative to the root, `/`-separated.
     pub(crate) relative: String,
     pub(crate) path: PathBuf,
-    pub(crate) file: File,
+    pub(crate) file: HashingFile,
 }
 
 /// Creates `data/outputs/<schema>/<table>.<ext>`; fails with [`SinkError::TableExists`] if it
@@ -22,6 +51,7 @@ pub(crate) fn create_table_file(
     root: &Path,
     plan: &TablePlan,
     ext: &str,
+    algorithm: HashAlgorithm,
 ) -> Result<TableFile, SinkError> {
     let t = &plan.table;
     for name in [t.schema.as_identifier(), t.table.as_identifier()] {
@@ -49,7 +79,10 @@ pub(crate) fn create_table_file(
     Ok(TableFile {
         relative: format!("{OUTPUT_DIR}/{}/{}.{ext}", t.schema, t.table),
         path,
-        file,
+        file: HashingFile {
+            file,
+            hasher: Hasher::new(algorithm),
+        },
     })
 }
 
@@ -62,11 +95,14 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), SinkError> {
 
 /// Syncs every folder holding one of `files` (relative to `root`), and `data/outputs` itself;
 /// returns `files` sorted.
-pub(crate) fn finish_files(root: &Path, mut files: Vec<String>) -> Result<Vec<String>, SinkError> {
-    files.sort();
+pub(crate) fn finish_files(
+    root: &Path,
+    mut files: Vec<WrittenFile>,
+) -> Result<Vec<WrittenFile>, SinkError> {
+    files.sort_by(|a, b| a.path.cmp(&b.path));
     let mut dirs: Vec<PathBuf> = files
         .iter()
-        .filter_map(|f| root.join(f).parent().map(Path::to_path_buf))
+        .filter_map(|f| root.join(&f.path).parent().map(Path::to_path_buf))
         .collect();
     dirs.push(root.join(OUTPUT_DIR));
     dirs.sort();

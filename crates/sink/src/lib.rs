@@ -101,6 +101,7 @@ use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 
 pub use error::SinkError;
+pub use publish_hash::{FileDigest, HashAlgorithm};
 pub use publish_types::{OutputFormat, TableRef, TableSchema};
 
 /// The folder, relative to a sink's root, that every output file lands in.
@@ -164,9 +165,22 @@ pub trait Sink: Send {
     async fn finish_table(&mut self) -> Result<TableStats, SinkError>;
 
     /// Closes every file: DuckDB checkpointed and closed, files flushed and fsynced. Returns the
-    /// files written, relative to the root, `/`-separated and sorted (e.g.
-    /// `["data/outputs/database.duckdb"]`).
-    async fn finish(self: Box<Self>) -> Result<Vec<String>, SinkError>;
+    /// files written, relative to the root, `/`-separated and sorted by path (e.g.
+    /// `data/outputs/database.duckdb`), each with the digest
+    /// ([`SinkOptions::digest_algorithm`]) of the bytes written to it where the sink could take
+    /// it while writing (CSV and Parquet, written in order), `None` where it could not (DuckDB,
+    /// which writes its file out of order).
+    async fn finish(self: Box<Self>) -> Result<Vec<WrittenFile>, SinkError>;
+}
+
+/// One file a sink wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenFile {
+    /// Relative to the sink's root, `/`-separated.
+    pub path: String,
+    /// The digest of every byte written to it, taken while writing; `None` when the format
+    /// writes out of order (DuckDB).
+    pub digest: Option<FileDigest>,
 }
 
 /// What one table amounted to.
@@ -192,6 +206,8 @@ pub struct SinkOptions {
     pub duckdb_memory_limit: Option<String>,
     /// How many batches may wait for the writer thread (at least 1 is used).
     pub queue_depth: usize,
+    /// The digest CSV and Parquet files are hashed with while they are written.
+    pub digest_algorithm: HashAlgorithm,
     /// One DuckDB instance for every DuckDB sink opened with these options, so that
     /// concurrent packages share one `memory_limit` and one thread pool instead of each
     /// getting their own. `None`: each sink opens its own instance with the settings above.
@@ -239,6 +255,7 @@ impl Default for SinkOptions {
             duckdb_threads: None,
             duckdb_memory_limit: None,
             queue_depth: 1,
+            digest_algorithm: HashAlgorithm::Sha512,
             shared_duckdb: None,
         }
     }
@@ -310,11 +327,11 @@ fn open(
             })
         }
         OutputFormat::Csv => {
-            let writer = csv_file::CsvWriter::new(root);
+            let writer = csv_file::CsvWriter::new(root, options.digest_algorithm);
             worker::spawn("csv", depth, move || Ok(writer))
         }
         OutputFormat::Parquet => {
-            let writer = parquet_file::ParquetWriter::new(root);
+            let writer = parquet_file::ParquetWriter::new(root, options.digest_algorithm);
             worker::spawn("parquet", depth, move || Ok(writer))
         }
     }

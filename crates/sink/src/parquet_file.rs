@@ -5,7 +5,6 @@
 //! comes first, which bounds the memory the writer holds. The Arrow schema is embedded, so Arrow
 //! readers get the exact types back (for example Duration for INTERVAL DAY TO SECOND).
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow::record_batch::RecordBatch;
@@ -14,10 +13,10 @@ use parquet::basic::Compression;
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 
-use crate::SinkError;
 use crate::convert::{Flavor, TablePlan};
-use crate::files::{create_table_file, finish_files};
+use crate::files::{HashingFile, create_table_file, finish_files};
 use crate::worker::{FormatWriter, TableWriter};
+use crate::{SinkError, WrittenFile};
 
 /// Most rows in one row group.
 const ROW_GROUP_ROWS: usize = 1 << 20;
@@ -26,13 +25,15 @@ const ROW_GROUP_BYTES: usize = 128 << 20;
 
 pub(crate) struct ParquetWriter {
     root: PathBuf,
-    files: Vec<String>,
+    algorithm: publish_hash::HashAlgorithm,
+    files: Vec<WrittenFile>,
 }
 
 impl ParquetWriter {
-    pub(crate) fn new(root: &Path) -> Self {
+    pub(crate) fn new(root: &Path, algorithm: publish_hash::HashAlgorithm) -> Self {
         Self {
             root: root.to_path_buf(),
+            algorithm,
             files: Vec::new(),
         }
     }
@@ -42,8 +43,11 @@ impl FormatWriter for ParquetWriter {
     const FLAVOR: Flavor = Flavor::Parquet;
 
     fn begin_table(&mut self, plan: &TablePlan) -> Result<Box<dyn TableWriter + '_>, SinkError> {
-        let created = create_table_file(&self.root, plan, "parquet")?;
-        self.files.push(created.relative);
+        let created = create_table_file(&self.root, plan, "parquet", self.algorithm)?;
+        self.files.push(WrittenFile {
+            path: created.relative,
+            digest: None,
+        });
         let properties = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -52,20 +56,26 @@ impl FormatWriter for ParquetWriter {
         let path = created.path;
         let writer = ArrowWriter::try_new(created.file, plan.output.clone(), Some(properties))
             .map_err(|e| encode_error(&path, e))?;
-        Ok(Box::new(ParquetTable { writer, path }))
+        Ok(Box::new(ParquetTable {
+            writer,
+            path,
+            written: self.files.last_mut().expect("just pushed"),
+        }))
     }
 
-    fn finish(self) -> Result<Vec<String>, SinkError> {
+    fn finish(self) -> Result<Vec<WrittenFile>, SinkError> {
         finish_files(&self.root, self.files)
     }
 }
 
-struct ParquetTable {
-    writer: ArrowWriter<File>,
+struct ParquetTable<'a> {
+    writer: ArrowWriter<HashingFile>,
     path: PathBuf,
+    /// Where the file's digest goes once it is complete.
+    written: &'a mut WrittenFile,
 }
 
-impl TableWriter for ParquetTable {
+impl TableWriter for ParquetTable<'_> {
     fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
         self.writer
             .write(batch)
@@ -77,7 +87,8 @@ impl TableWriter for ParquetTable {
             .writer
             .into_inner()
             .map_err(|e| encode_error(&self.path, e))?;
-        file.sync_all().map_err(|e| SinkError::io(&self.path, e))
+        self.written.digest = Some(file.finish(&self.path)?);
+        Ok(())
     }
 }
 

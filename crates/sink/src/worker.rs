@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::convert::{Flavor, TablePlan};
-use crate::{Sink, SinkError, TableSchema, TableStats};
+use crate::{Sink, SinkError, TableSchema, TableStats, WrittenFile};
 
 /// One output format, driven from the writer thread.
 pub(crate) trait FormatWriter: Send + 'static {
@@ -27,7 +27,7 @@ pub(crate) trait FormatWriter: Send + 'static {
     fn begin_table(&mut self, plan: &TablePlan) -> Result<Box<dyn TableWriter + '_>, SinkError>;
 
     /// Closes everything; returns the files written, relative to the root, sorted.
-    fn finish(self) -> Result<Vec<String>, SinkError>;
+    fn finish(self) -> Result<Vec<WrittenFile>, SinkError>;
 }
 
 /// One table being written.
@@ -49,7 +49,7 @@ enum Command {
         reply: oneshot::Sender<Result<(), SinkError>>,
     },
     Finish {
-        reply: oneshot::Sender<Result<Vec<String>, SinkError>>,
+        reply: oneshot::Sender<Result<Vec<WrittenFile>, SinkError>>,
     },
 }
 
@@ -335,7 +335,7 @@ impl Sink for ThreadedSink {
         Ok(stats)
     }
 
-    async fn finish(mut self: Box<Self>) -> Result<Vec<String>, SinkError> {
+    async fn finish(mut self: Box<Self>) -> Result<Vec<WrittenFile>, SinkError> {
         match self.state {
             State::Idle => {}
             State::InTable { .. } => {

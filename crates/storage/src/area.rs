@@ -277,6 +277,7 @@ impl ProjectArea {
             others,
             carried: Vec::new(),
             replaced,
+            digested: Vec::new(),
         };
         if let Some(record) = &previous
             && !write.others.is_empty()
@@ -399,6 +400,8 @@ pub struct StagingWrite {
     carried: Vec<StagedFile>,
     /// Tables this dataset staged before that a carried shared file still holds.
     replaced: Vec<TableRef>,
+    /// Digests the writer took while writing ([`StagingWrite::written_with_digests`]).
+    digested: Vec<StagedFile>,
 }
 
 impl std::fmt::Debug for StagingWrite {
@@ -422,6 +425,13 @@ impl StagingWrite {
     /// writer must drop them before writing the dataset again.
     pub fn replaced_tables(&self) -> &[TableRef] {
         &self.replaced
+    }
+
+    /// Digests of files the writer hashed while writing them (CSV, Parquet), with the
+    /// algorithm this write records: [`StagingWrite::commit`] then checks only their sizes
+    /// instead of reading them again.
+    pub fn written_with_digests(&mut self, files: Vec<StagedFile>) {
+        self.digested.extend(files);
     }
 
     /// True when a shared file (the DuckDB database) was carried over and is to be added to.
@@ -469,7 +479,8 @@ impl StagingWrite {
     /// Makes the written result the staged result, atomically, with its package record.
     ///
     /// `tables` are the tables this dataset wrote, with their row counts. Every file the writer
-    /// wrote is hashed (one read each) and recorded with its size; the record is written beside
+    /// wrote is recorded with its size and digest: the one it took while writing
+    /// ([`StagingWrite::written_with_digests`], its size checked), else read once to hash it; the record is written beside
     /// `data/`; every file and folder is synced; then the folder is swapped with
     /// `<mount>/staging/<project>/<start>` in one rename (`RENAME_EXCHANGE`; where a filesystem
     /// lacks it, the previous result is renamed aside first, leaving the final path absent for
@@ -492,15 +503,28 @@ impl StagingWrite {
                     kind: "file with the package record's reserved name",
                 });
             }
-            let path = self.dir.join(&entry.rel);
-            let digest = File::open(&path)
-                .and_then(|f| hash_reader(f, self.algorithm))
-                .at("hash the staged file", &path)?;
-            files.push(StagedFile {
-                file_path: entry.rel.clone(),
-                total_bytes: digest.total_bytes,
-                hash_value: digest.hex,
-            });
+            if let Some(known) = self.digested.iter().find(|d| d.file_path == entry.rel) {
+                if known.total_bytes != entry.len {
+                    return Err(StorageError::StagedFileChanged {
+                        file: entry.rel.clone(),
+                        reason: format!(
+                            "is {} bytes, but {} were written",
+                            entry.len, known.total_bytes
+                        ),
+                    });
+                }
+                files.push(known.clone());
+            } else {
+                let path = self.dir.join(&entry.rel);
+                let digest = File::open(&path)
+                    .and_then(|f| hash_reader(f, self.algorithm))
+                    .at("hash the staged file", &path)?;
+                files.push(StagedFile {
+                    file_path: entry.rel.clone(),
+                    total_bytes: digest.total_bytes,
+                    hash_value: digest.hex,
+                });
+            }
             mine.push(entry.rel.clone());
         }
         for other in &self.others {

@@ -22,7 +22,7 @@ use futures::StreamExt;
 use publish_hash::HashAlgorithm;
 use publish_sink::{Sink, SinkOptions, TableStats, open_sink, open_sink_adding};
 use publish_source::{Source, TableRequest};
-use publish_storage::{DatasetClaim, Destinations, PublishOptions, StagedTable};
+use publish_storage::{DatasetClaim, Destinations, PublishOptions, StagedFile, StagedTable};
 use publish_types::{
     HostAllowList, OutputFormat, PackageRequest, PublishRequest, PublishedFile, RetrievedFile,
     SourceSpec, TableRef, TableSchema, ValidateRequest,
@@ -205,6 +205,7 @@ impl Workflow {
             let lock = lock.clone();
             blocking(move || area.begin_dataset(&lock, claim, algorithm)).await??
         };
+        let mut staging = staging;
         let mut sink = if staging.carries_shared_files() {
             open_sink_adding(
                 req.format,
@@ -228,7 +229,20 @@ impl Workflow {
                 rows: stats.rows,
             });
         }
-        sink.finish().await?;
+        let written = sink.finish().await?;
+        staging.written_with_digests(
+            written
+                .into_iter()
+                .filter_map(|f| {
+                    let digest = f.digest.filter(|d| d.algorithm == algorithm)?;
+                    Some(StagedFile {
+                        file_path: f.path,
+                        total_bytes: digest.total_bytes,
+                        hash_value: digest.hex,
+                    })
+                })
+                .collect(),
+        );
         let hashing = Instant::now();
         let files = blocking(move || staging.commit(tables)).await??;
         drop(lock);

@@ -71,3 +71,35 @@ impl SecretStore {
         Ok(SecretString::from(trimmed.to_owned()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// Kubernetes mounts secrets as a symlink farm: `<name>` → `..data/<name>`, `..data` →
+    /// `..<timestamp>/`, swapped on rotation. Links are followed here (and only here).
+    #[test]
+    fn the_kubernetes_symlink_layout_is_read_and_rotation_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for (version, value) in [("..2026_12_01_1", "first\n"), ("..2026_12_01_2", "second")] {
+            std::fs::create_dir(root.join(version)).unwrap();
+            std::fs::write(root.join(version).join("spnsecret"), value).unwrap();
+        }
+        symlink("..2026_12_01_1", root.join("..data")).unwrap();
+        symlink("..data/spnsecret", root.join("spnsecret")).unwrap();
+        let store = SecretStore::new(root);
+        let name = SecretName::parse("spnsecret").unwrap();
+        use secrecy::ExposeSecret;
+        assert_eq!(store.read(&name).unwrap().expose_secret(), "first");
+        // Rotation: a new `..data` link renamed over the old one.
+        symlink("..2026_12_01_2", root.join("..data_tmp")).unwrap();
+        std::fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
+        assert_eq!(store.read(&name).unwrap().expose_secret(), "second");
+        assert!(
+            SecretName::parse("..data").is_err(),
+            "the farm's own entries cannot be named"
+        );
+    }
+}

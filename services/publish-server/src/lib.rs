@@ -73,6 +73,7 @@ fn sink_options(settings: &Settings) -> Result<SinkOptions, String> {
         scratch_dir: Some(settings.working_dir.join("duckdb_tmp")),
         duckdb_threads: settings.duckdb_threads,
         duckdb_memory_limit: settings.duckdb_memory_limit.clone(),
+        digest_algorithm: settings.hash_algorithm,
         ..SinkOptions::default()
     };
     let shared = publish_sink::SharedDuckDb::open(&options).map_err(|e| {
