@@ -22,6 +22,14 @@ pub enum SecretError {
         /// The secret's name.
         name: String,
     },
+    /// The name is one of the service's own secrets (its API key), which no request may use.
+    #[error(
+        "secret `{name}` is reserved for the service itself and cannot be used as a credential"
+    )]
+    Reserved {
+        /// The secret's name.
+        name: String,
+    },
     /// The file could not be read.
     #[error("secret `{name}` could not be read: {kind}")]
     Unreadable {
@@ -36,12 +44,23 @@ pub enum SecretError {
 #[derive(Debug, Clone)]
 pub struct SecretStore {
     root: PathBuf,
+    reserved: Vec<SecretName>,
 }
 
 impl SecretStore {
     /// A store rooted at `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            reserved: Vec::new(),
+        }
+    }
+
+    /// The same store, refusing to hand out `names` ([`SecretError::Reserved`]): the service's
+    /// own secrets, such as its API key, which a request must never name as a credential.
+    pub fn reserving(mut self, names: impl IntoIterator<Item = SecretName>) -> Self {
+        self.reserved.extend(names);
+        self
     }
 
     /// The folder.
@@ -52,6 +71,15 @@ impl SecretStore {
     /// Reads `<root>/<name>`, trimmed. `SecretName` cannot contain a path separator, so this
     /// never reads outside the folder.
     pub fn read(&self, name: &SecretName) -> Result<SecretString, SecretError> {
+        if self
+            .reserved
+            .iter()
+            .any(|r| r.as_str().eq_ignore_ascii_case(name.as_str()))
+        {
+            return Err(SecretError::Reserved {
+                name: name.to_string(),
+            });
+        }
         let path = self.root.join(name.as_str());
         let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => SecretError::Missing {

@@ -56,6 +56,15 @@ pub struct Settings {
     pub hash_algorithm: HashAlgorithm,
     /// `PUBLISH_FORCE_COPY` [false]: always copy (never rename) on publish.
     pub force_copy: bool,
+    /// `PUBLISH_MAX_CONCURRENT_OPERATIONS` [4]: packages, publishes and validates running at
+    /// once; beyond it the answer is 503 with `Retry-After` (each package holds ~200 MB).
+    pub max_concurrent_operations: usize,
+    /// `PUBLISH_HEADER_READ_TIMEOUT_SECS` [10]: a client must send a request's headers within
+    /// this time, also on an idle keep-alive connection, or the connection is closed.
+    pub header_read_timeout: Duration,
+    /// `PUBLISH_SHUTDOWN_GRACE_SECS` [25]: on SIGTERM, how long running operations may take to
+    /// finish before they are stopped (answering 503); shorter than Kubernetes' default 30 s.
+    pub shutdown_grace: Duration,
 }
 
 /// A configuration value that could not be used.
@@ -183,6 +192,20 @@ impl Settings {
                 "must be between 1 and 64",
             ));
         }
+        let max_concurrent_operations = parse_num("PUBLISH_MAX_CONCURRENT_OPERATIONS", 4)?;
+        if max_concurrent_operations == 0 || max_concurrent_operations > 256 {
+            return Err(bad(
+                "PUBLISH_MAX_CONCURRENT_OPERATIONS",
+                "must be between 1 and 256",
+            ));
+        }
+        let header_read_timeout = parse_num("PUBLISH_HEADER_READ_TIMEOUT_SECS", 10)?;
+        if header_read_timeout == 0 {
+            return Err(bad(
+                "PUBLISH_HEADER_READ_TIMEOUT_SECS",
+                "must be at least 1 second",
+            ));
+        }
         let duckdb_threads = match get("PUBLISH_DUCKDB_THREADS") {
             None => None,
             Some(_) => Some(parse_num("PUBLISH_DUCKDB_THREADS", 0)? as usize).filter(|n| *n > 0),
@@ -215,6 +238,9 @@ impl Settings {
             ),
             hash_algorithm,
             force_copy,
+            max_concurrent_operations: max_concurrent_operations as usize,
+            header_read_timeout: Duration::from_secs(header_read_timeout),
+            shutdown_grace: Duration::from_secs(parse_num("PUBLISH_SHUTDOWN_GRACE_SECS", 25)?),
         })
     }
 }

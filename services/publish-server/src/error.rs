@@ -15,6 +15,7 @@ pub struct AppError {
     status: StatusCode,
     detail: String,
     internal: Option<String>,
+    retry_after_secs: Option<u64>,
 }
 
 /// The real text of a 5xx, for the logs only.
@@ -28,6 +29,16 @@ impl AppError {
             status,
             detail: detail.into(),
             internal: None,
+            retry_after_secs: None,
+        }
+    }
+
+    /// 503 with `Retry-After`: the service cannot take the request now (busy, shutting down,
+    /// its key unreadable); nothing was changed.
+    pub fn unavailable(detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self {
+            retry_after_secs: Some(retry_after_secs),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, detail)
         }
     }
 
@@ -45,6 +56,7 @@ impl AppError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             detail: "internal error; the service log has the details".to_owned(),
             internal: Some(internal.into()),
+            retry_after_secs: None,
         }
     }
 
@@ -78,6 +90,11 @@ impl From<WorkflowError> for AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(Envelope::error(self.detail))).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
         if let Some(internal) = self.internal {
             response.extensions_mut().insert(InternalError(internal));
         }

@@ -20,7 +20,7 @@ use publish_workflow::{SecretStore, Workflow, WorkflowOptions};
 pub use routes::app;
 pub use state::AppState;
 
-use crate::auth::ExpectedKey;
+use crate::auth::KeyFile;
 use crate::config::Settings;
 use crate::sources::DatabricksSources;
 
@@ -30,13 +30,11 @@ pub const API_KEY_SECRET: &str = "publishserviceapikey";
 /// Builds the application state from settings: reads the API key (failing if it is missing or
 /// empty) and wires the Databricks source into the workflow.
 pub fn build_state(settings: &Settings) -> Result<AppState, String> {
-    let secrets = SecretStore::new(&settings.secrets_dir);
     let key_name = SecretName::parse(API_KEY_SECRET).map_err(|e| e.to_string())?;
-    let key = secrets.read(&key_name).map_err(|e| {
-        format!(
-            "{e} (looked for {}; set SECRETS_MNT_PATH to the folder holding `{API_KEY_SECRET}`)",
-            settings.secrets_dir.join(API_KEY_SECRET).display()
-        )
+    // Requests name secret files as credentials; the API key's is never one of them.
+    let secrets = SecretStore::new(&settings.secrets_dir).reserving([key_name]);
+    let key = KeyFile::open(settings.secrets_dir.join(API_KEY_SECRET)).map_err(|e| {
+        format!("{e} (set SECRETS_MNT_PATH to the folder holding `{API_KEY_SECRET}`)")
     })?;
     let sources = DatabricksSources {
         allowed_hosts: settings.allowed_hosts.clone(),
@@ -57,9 +55,15 @@ pub fn build_state(settings: &Settings) -> Result<AppState, String> {
         Arc::new(sources),
         options,
     );
+    let (stop_sender, stop) = tokio::sync::watch::channel(false);
     Ok(AppState {
         workflow: Arc::new(workflow),
-        api_key: ExpectedKey::new(&key),
+        api_key: Arc::new(key),
+        operations: Arc::new(tokio::sync::Semaphore::new(
+            settings.max_concurrent_operations,
+        )),
+        stop,
+        stop_sender: Arc::new(stop_sender),
         operation_timeout: settings.operation_timeout,
         max_body_bytes: settings.max_body_bytes,
     })

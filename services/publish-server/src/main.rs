@@ -7,7 +7,21 @@ use publish_server::config::Settings;
 use publish_server::{app, build_state, telemetry};
 
 fn main() -> ExitCode {
-    match run() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("publish-server: cannot start: tokio: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run());
+    // Work stopped at shutdown may still hold a blocking thread (a copy being abandoned);
+    // what it leaves is in a work folder that the next start sweeps, so do not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => {
             eprintln!("publish-server: cannot start: {reason}");
@@ -16,7 +30,6 @@ fn main() -> ExitCode {
     }
 }
 
-#[tokio::main]
 async fn run() -> Result<(), String> {
     let settings = Settings::from_environment().map_err(|e| e.to_string())?;
     let state = build_state(&settings)?;
@@ -44,10 +57,69 @@ async fn run() -> Result<(), String> {
         let _ = writeln!(out, "listening on http://{addr}");
         let _ = out.flush();
     }
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))
+    serve(listener, state, &settings).await;
+    Ok(())
+}
+
+/// Accepts connections until SIGTERM/SIGINT, each served by hyper with a header-read timeout
+/// (which also closes idle keep-alive connections); then stops accepting, lets running
+/// operations finish for the grace period, stops the rest (they answer 503), and returns.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    state: publish_server::AppState,
+    settings: &Settings,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let stop = std::sync::Arc::clone(&state.stop_sender);
+    let router = app(state);
+    let graceful = GracefulShutdown::new();
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut signal => break,
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(settings.header_read_timeout)
+            .keep_alive(true);
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!(
+        grace_s = settings.shutdown_grace.as_secs(),
+        "no longer accepting; letting running operations finish"
+    );
+    let all_done = graceful.shutdown();
+    tokio::pin!(all_done);
+    tokio::select! {
+        () = &mut all_done => tracing::info!("every connection finished"),
+        () = tokio::time::sleep(settings.shutdown_grace) => {
+            tracing::warn!("grace period over: stopping the operations still running");
+            let _ = stop.send(true);
+            if tokio::time::timeout(std::time::Duration::from_secs(5), all_done).await.is_err() {
+                tracing::warn!("some connections did not close; exiting anyway");
+            }
+        }
+    }
 }
 
 /// One line per destination: what its volumes guarantee, and whether several replicas may

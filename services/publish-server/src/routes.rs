@@ -28,6 +28,7 @@ pub fn app(state: AppState) -> Router {
         .route("/data-publish/publish", post(publish))
         .route("/data-publish/validate", post(validate))
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -41,7 +42,7 @@ async fn package(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<PackageRequest>,
 ) -> Result<Json<Envelope<PackagePayload>>, AppError> {
-    let files = with_timeout(&state, state.workflow.package(req)).await?;
+    let files = run(&state, state.workflow.package(req)).await?;
     Ok(Json(Envelope::success(PackagePayload {
         data_retrieved: files,
     })))
@@ -52,7 +53,7 @@ async fn publish(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<PublishRequest>,
 ) -> Result<Json<Envelope<PublishPayload>>, AppError> {
-    let files = with_timeout(&state, state.workflow.publish(req)).await?;
+    let files = run(&state, state.workflow.publish(req)).await?;
     Ok(Json(Envelope::success(PublishPayload {
         data_published: files,
     })))
@@ -63,7 +64,7 @@ async fn validate(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<ValidateRequest>,
 ) -> Result<Json<Envelope<ValidatePayload>>, AppError> {
-    with_timeout(&state, state.workflow.validate(req)).await?;
+    run(&state, state.workflow.validate(req)).await?;
     Ok(Json(Envelope::success(ValidatePayload::success())))
 }
 
@@ -72,6 +73,34 @@ async fn health() -> impl IntoResponse {
         "service": "publish-service",
         "version": env!("CARGO_PKG_VERSION"),
     })))
+}
+
+/// Readiness: 503 while the API key cannot be read or a destination's `staging` or
+/// `production` volume is missing (not mounted), naming what is wrong; otherwise 200.
+async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
+    let mut problems = Vec::new();
+    if let Err(e) = state.api_key.current() {
+        problems.push(e);
+    }
+    let workflow = std::sync::Arc::clone(&state.workflow);
+    let missing = tokio::task::spawn_blocking(move || {
+        workflow
+            .destinations()
+            .iter()
+            .filter_map(|d| d.check_containers().err().map(|e| e.to_string()))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| AppError::internal(format!("readiness check failed: {e}")))?;
+    problems.extend(missing);
+    if problems.is_empty() {
+        Ok(Json(Envelope::success(json!({"ready": true}))))
+    } else {
+        Err(AppError::unavailable(
+            format!("not ready: {}", problems.join("; ")),
+            10,
+        ))
+    }
 }
 
 async fn not_found(method: Method, uri: Uri) -> AppError {
@@ -91,18 +120,48 @@ async fn method_not_allowed(method: Method, uri: Uri) -> AppError {
     )
 }
 
-async fn with_timeout<T>(
+/// Runs one operation: admitted only while fewer than `PUBLISH_MAX_CONCURRENT_OPERATIONS` run
+/// (else 503 with `Retry-After`), bounded by `PUBLISH_OPERATION_TIMEOUT_SECS` (504), and stopped
+/// with a 503 when a shutdown's grace period runs out. A stopped or timed-out operation is
+/// dropped: what it was writing is in a temporary folder, which its drop (or, after a crash,
+/// the next operation or the start-up sweep) removes.
+async fn run<T>(
     state: &AppState,
     op: impl Future<Output = Result<T, WorkflowError>>,
 ) -> Result<T, AppError> {
-    match tokio::time::timeout(state.operation_timeout, op).await {
-        Ok(result) => Ok(result?),
-        Err(_) => Err(AppError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            format!(
-                "the operation did not finish within {} s (PUBLISH_OPERATION_TIMEOUT_SECS); nothing was committed",
-                state.operation_timeout.as_secs()
-            ),
-        )),
+    let Ok(_permit) = state.operations.try_acquire() else {
+        return Err(AppError::unavailable(
+            "the service is running as many operations as it is configured for \
+             (PUBLISH_MAX_CONCURRENT_OPERATIONS); retry later",
+            30,
+        ));
+    };
+    let mut stop = state.stop.clone();
+    if *stop.borrow() {
+        return Err(shutting_down());
     }
+    tokio::select! {
+        result = tokio::time::timeout(state.operation_timeout, op) => match result {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(timed_out(state)),
+        },
+        _ = stop.wait_for(|stopped| *stopped) => Err(shutting_down()),
+    }
+}
+
+fn shutting_down() -> AppError {
+    AppError::unavailable(
+        "the service is shutting down and stopped this operation; nothing half-written is kept — retry",
+        5,
+    )
+}
+
+fn timed_out(state: &AppState) -> AppError {
+    AppError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        format!(
+            "the operation did not finish within {} s (PUBLISH_OPERATION_TIMEOUT_SECS); nothing was committed",
+            state.operation_timeout.as_secs()
+        ),
+    )
 }

@@ -4,16 +4,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use publish_workflow::Workflow;
+use tokio::sync::{Semaphore, watch};
 
-use crate::auth::ExpectedKey;
+use crate::auth::KeyFile;
 
 /// Shared state of the router.
 #[derive(Clone)]
 pub struct AppState {
     /// The operations.
     pub workflow: Arc<Workflow>,
-    /// The API key callers must present.
-    pub api_key: ExpectedKey,
+    /// The API key callers must present, re-read when its file changes.
+    pub api_key: Arc<KeyFile>,
+    /// Admission of operations (`PUBLISH_MAX_CONCURRENT_OPERATIONS` permits).
+    pub operations: Arc<Semaphore>,
+    /// Set to `true` when a shutdown's grace period is over: running operations stop.
+    pub stop: watch::Receiver<bool>,
+    /// Keeps `stop`'s sender alive when nobody else holds it (tests).
+    pub stop_sender: Arc<watch::Sender<bool>>,
     /// Overall limit of one operation.
     pub operation_timeout: Duration,
     /// Largest accepted request body.

@@ -3,6 +3,7 @@
 mod auth;
 mod blob;
 mod cr8tor;
+mod edge;
 mod errors;
 mod full;
 mod package;
