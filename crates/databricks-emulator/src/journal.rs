@@ -1,4 +1,5 @@
-//! The journal: every API request the emulator answered, in order, for tests to assert on.
+//! The journal: every API request the emulator answered, and the body of every statement
+//! submitted, in order, for tests to assert on.
 
 use std::sync::Mutex;
 
@@ -24,6 +25,7 @@ pub struct JournalEntry {
 #[derive(Debug, Default)]
 pub(crate) struct Journal {
     entries: Mutex<Vec<JournalEntry>>,
+    submitted: Mutex<Vec<serde_json::Value>>,
 }
 
 impl Journal {
@@ -36,6 +38,20 @@ impl Journal {
 
     pub(crate) fn snapshot(&self) -> Vec<JournalEntry> {
         self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn record_submitted(&self, body: serde_json::Value) {
+        self.submitted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(body);
+    }
+
+    pub(crate) fn submitted(&self) -> Vec<serde_json::Value> {
+        self.submitted
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()

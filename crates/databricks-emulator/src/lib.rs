@@ -73,6 +73,11 @@
 //! - **Lifetimes**: statements and results never expire (no 1-hour result window, no 15-minute
 //!   polling requirement); the file is re-read at download time, so replacing a table between
 //!   execute and download gives undefined results.
+//! - **LZ4** (`result_compression: "LZ4_FRAME"`): an `ARROW_STREAM` chunk is written as Databricks
+//!   writes it, one LZ4 frame per Arrow IPC message (schema, each batch, end marker), so a reader
+//!   must decode every concatenated frame. The frames' block size, checksums and content-size
+//!   flags are lz4_flex's defaults, not copied from Databricks; `byte_count` stays the
+//!   uncompressed estimate on links too, where Databricks puts the compressed length.
 //! - **Newer behaviours** (§3.10: direct results, `attachment`, bounded SEA) are not emulated;
 //!   `INLINE_OR_EXTERNAL_LINKS` is treated as `EXTERNAL_LINKS`.
 //! - **JSON text of nested values** (`complex_as_json_text`, `JSON_ARRAY`, `CSV`) keeps null
@@ -90,7 +95,8 @@
 //! # Faults and observation
 //!
 //! [`Emulator::faults`] queues [`Fault`]s FIFO per [`Operation`]; [`Emulator::journal`] lists the
-//! requests answered and [`Emulator::statement_state`] reads a statement's state. The binary
+//! requests answered, [`Emulator::submitted_statements`] the execute bodies, and
+//! [`Emulator::statement_state`] reads a statement's state. The binary
 //! exposes the same on unauthenticated, test-only routes: `POST /emulator/faults` with
 //! `{"operation": "download", "fault": {"kind": "slow", "millis": 500}}` (kinds
 //! `too_many_requests`, `unavailable`, `error`, `expired_link`, `truncated_chunk`,
@@ -240,6 +246,13 @@ impl Emulator {
     /// Every request answered so far, oldest first (admin routes excluded).
     pub fn journal(&self) -> Vec<JournalEntry> {
         self.shared.journal.snapshot()
+    }
+
+    /// The JSON body of every `POST /api/2.0/sql/statements` received, oldest first, refused
+    /// ones included: what the client asked for (`statement`, `disposition`,
+    /// `result_compression`, …), field for field.
+    pub fn submitted_statements(&self) -> Vec<serde_json::Value> {
+        self.shared.journal.submitted()
     }
 
     /// A statement's current state (`PENDING`, `RUNNING`, `SUCCEEDED`, `FAILED`, `CANCELED`,

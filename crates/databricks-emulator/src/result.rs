@@ -261,7 +261,9 @@ impl ResultSet {
         RecordBatch::try_new(self.schema.clone(), columns).map_err(io::Error::other)
     }
 
-    /// Writes the body of chunk `chunk` to `sink`, LZ4-framed if `compress`.
+    /// Writes the body of chunk `chunk` to `sink`, LZ4-framed if `compress`: an Arrow stream as
+    /// Databricks frames it, one LZ4 frame per IPC message (schema, each batch, end marker);
+    /// JSON and CSV as one frame.
     pub(crate) fn write_chunk<W: Write>(
         &self,
         chunk: usize,
@@ -269,6 +271,9 @@ impl ResultSet {
         compress: bool,
         sink: W,
     ) -> io::Result<W> {
+        if compress && format == Format::ArrowStream {
+            return self.write_arrow_frames(chunk, sink);
+        }
         let mut out = if compress {
             Output::Lz4(lz4_flex::frame::FrameEncoder::new(sink))
         } else {
@@ -327,6 +332,23 @@ impl ResultSet {
             }
         }
         out.finish()
+    }
+
+    /// An Arrow stream body with each IPC message in an LZ4 frame of its own, as Databricks
+    /// writes it (88 of 89 recorded compressed chunks had several frames); a reader that stops
+    /// after the first frame sees only the schema.
+    fn write_arrow_frames<W: Write>(&self, chunk: usize, mut sink: W) -> io::Result<W> {
+        let mut writer =
+            StreamWriter::try_new(Vec::new(), &self.schema).map_err(io::Error::other)?;
+        lz4_frame(&mut sink, writer.get_mut())?;
+        self.read_chunk(chunk, |batch| {
+            writer.write(&batch).map_err(io::Error::other)?;
+            lz4_frame(&mut sink, writer.get_mut())
+        })?;
+        writer.finish().map_err(io::Error::other)?;
+        lz4_frame(&mut sink, writer.get_mut())?;
+        sink.flush()?;
+        Ok(sink)
     }
 
     /// Renders chunks as `data_array` rows for an INLINE result; `None` once more than `limit`
@@ -404,6 +426,15 @@ fn estimate_bytes(groups: &[(u64, u64, f64)], offset: u64, count: u64) -> u64 {
         .sum();
     // Schema and batch headers: a few hundred bytes per message.
     estimate as u64 + 512
+}
+
+/// Writes `message` (and empties it) as one complete LZ4 frame.
+fn lz4_frame<W: Write>(sink: &mut W, message: &mut Vec<u8>) -> io::Result<()> {
+    let mut encoder = lz4_flex::frame::FrameEncoder::new(sink);
+    encoder.write_all(message)?;
+    encoder.finish().map_err(io::Error::other)?;
+    message.clear();
+    Ok(())
 }
 
 enum Output<W: Write> {

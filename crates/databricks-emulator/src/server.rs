@@ -678,6 +678,9 @@ async fn execute(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let submitted = Instant::now();
+    if let Ok(raw) = serde_json::from_slice::<Value>(&body) {
+        state.journal.record_submitted(raw);
+    }
     let request: ExecuteRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -48,6 +48,8 @@ pub struct Settings {
     pub source_request_timeout: Duration,
     /// `PUBLISH_PARALLEL_DOWNLOADS` [3]: result chunks fetched at once per table.
     pub parallel_downloads: usize,
+    /// `PUBLISH_DATABRICKS_LZ4` [true]: ask the warehouse for LZ4-compressed results.
+    pub databricks_lz4: bool,
     /// `PUBLISH_DUCKDB_THREADS` [DuckDB's default].
     pub duckdb_threads: Option<usize>,
     /// `PUBLISH_DUCKDB_MEMORY_LIMIT` [`256MB`]: for all packages together, e.g. `1GB`.
@@ -172,19 +174,16 @@ impl Settings {
                 format!("{algorithm:?}: use sha512 or sha3-512"),
             )
         })?;
-        let force_copy = match get("PUBLISH_FORCE_COPY")
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("false" | "0" | "no") => false,
-            Some("true" | "1" | "yes") => true,
-            Some(other) => {
-                return Err(bad(
-                    "PUBLISH_FORCE_COPY",
-                    format!("{other:?}: use true or false"),
-                ));
+        let parse_bool = |k: &str, default: bool| -> Result<bool, ConfigError> {
+            match get(k).map(str::to_ascii_lowercase).as_deref() {
+                None => Ok(default),
+                Some("false" | "0" | "no") => Ok(false),
+                Some("true" | "1" | "yes") => Ok(true),
+                Some(other) => Err(bad(k, format!("{other:?}: use true or false"))),
             }
         };
+        let force_copy = parse_bool("PUBLISH_FORCE_COPY", false)?;
+        let databricks_lz4 = parse_bool("PUBLISH_DATABRICKS_LZ4", true)?;
         let parallel_downloads = parse_num("PUBLISH_PARALLEL_DOWNLOADS", 3)?;
         if parallel_downloads == 0 || parallel_downloads > 64 {
             return Err(bad(
@@ -230,6 +229,7 @@ impl Settings {
                 120,
             )?),
             parallel_downloads: parallel_downloads as usize,
+            databricks_lz4,
             duckdb_threads,
             duckdb_memory_limit: Some(
                 get("PUBLISH_DUCKDB_MEMORY_LIMIT")
@@ -266,6 +266,8 @@ mod tests {
         assert_eq!(s.max_body_bytes, 1024 * 1024);
         assert_eq!(s.hash_algorithm, HashAlgorithm::Sha512);
         assert_eq!(s.log_format, LogFormat::Text);
+        assert!(s.databricks_lz4, "LZ4 results by default");
+        assert!(!s.force_copy);
         let names: Vec<String> = s
             .destinations
             .iter()
@@ -284,9 +286,24 @@ mod tests {
             ("PUBLISH_MAX_BODY_BYTES", "-1"),
             ("PUBLISH_ALLOWED_SOURCE_HOSTS", "ftp://x"),
             ("PUBLISH_CONFIG_FILE", "/nonexistent/file.toml"),
+            ("PUBLISH_DATABRICKS_LZ4", "maybe"),
+            ("PUBLISH_FORCE_COPY", "2"),
         ] {
             let err = load(&[(k, v)]).unwrap_err();
             assert_eq!(err.key, k, "{err}");
+        }
+    }
+
+    #[test]
+    fn switches() {
+        for (v, want) in [
+            ("false", false),
+            ("0", false),
+            ("NO", false),
+            ("True", true),
+        ] {
+            let s = load(&[("PUBLISH_DATABRICKS_LZ4", v)]).unwrap();
+            assert_eq!(s.databricks_lz4, want, "{v}");
         }
     }
 

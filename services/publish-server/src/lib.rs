@@ -41,6 +41,7 @@ pub fn build_state(settings: &Settings) -> Result<AppState, String> {
         request_timeout: settings.source_request_timeout,
         overall_timeout: settings.operation_timeout,
         parallel_downloads: settings.parallel_downloads,
+        lz4_compression: settings.databricks_lz4,
     };
     let options = WorkflowOptions {
         hash_algorithm: settings.hash_algorithm,

@@ -19,6 +19,8 @@ pub struct DatabricksSources {
     pub overall_timeout: Duration,
     /// Chunks fetched at once.
     pub parallel_downloads: usize,
+    /// Ask for LZ4-compressed results.
+    pub lz4_compression: bool,
 }
 
 #[async_trait]
@@ -35,6 +37,7 @@ impl SourceFactory for DatabricksSources {
             request_timeout: self.request_timeout,
             overall_timeout: self.overall_timeout,
             max_parallel_downloads: self.parallel_downloads,
+            lz4_compression: self.lz4_compression,
             ..DatabricksOptions::default()
         };
         let config = DatabricksConfig {

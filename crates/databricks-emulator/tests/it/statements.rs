@@ -435,21 +435,48 @@ async fn empty_result_has_no_chunks() {
     assert!(response.get("result").is_none());
 }
 
+/// Splits an LZ4 body into its frames' contents, in order.
+fn lz4_frames(mut body: &[u8]) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    // lz4_flex 0.11's `read_to_end` stops at the end of a frame, and a decoder reused for the
+    // next frame trips its debug assertions: one decoder per frame.
+    while !body.is_empty() {
+        let mut plain = Vec::new();
+        lz4_flex::frame::FrameDecoder::new(&mut body)
+            .read_to_end(&mut plain)
+            .unwrap();
+        frames.push(plain);
+    }
+    frames
+}
+
 #[tokio::test]
-async fn lz4_frame_compression_on_request() {
+async fn lz4_one_frame_per_arrow_message_on_request() {
     let env = Env::start().await;
     let (_, response) = env
         .execute(SELECT_ALL, json!({"result_compression": "LZ4_FRAME"}))
         .await;
     assert_eq!(response["manifest"]["result_compression"], "LZ4_FRAME");
+    assert_eq!(
+        env.emu.submitted_statements().last().unwrap()["result_compression"],
+        "LZ4_FRAME"
+    );
     let bodies = env.fetch_all(&response).await;
+    assert_eq!(bodies.len(), 3);
     let mut rows = 0;
     for body in bodies {
         assert_eq!(&body[..4], &[0x04, 0x22, 0x4D, 0x18]);
-        let mut plain = Vec::new();
-        lz4_flex::frame::FrameDecoder::new(&body[..])
-            .read_to_end(&mut plain)
-            .unwrap();
+        let frames = lz4_frames(&body);
+        // As Databricks writes it: the schema, each batch (one per chunk of ≤ 1000 rows here)
+        // and the end-of-stream marker, each in a frame of its own.
+        assert_eq!(frames.len(), 3, "one frame per IPC message");
+        assert_eq!(frames[2], [0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0]);
+        assert_eq!(
+            decode(&frames[0]).map_or(0, |b| b.len()),
+            0,
+            "the first frame alone holds only the schema"
+        );
+        let plain = frames.concat();
         rows += decode(&plain)
             .unwrap()
             .iter()

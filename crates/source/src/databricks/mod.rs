@@ -7,7 +7,8 @@
 //!   retries once.
 //! - **Describe**: `GET /api/2.1/unity-catalog/tables/{catalog.schema.table}`.
 //! - **Read**: one `SELECT` of the described columns through the Statement Execution API with
-//!   `EXTERNAL_LINKS` + `ARROW_STREAM`, polled with backoff until it ends (under
+//!   `EXTERNAL_LINKS` + `ARROW_STREAM` (LZ4-compressed unless
+//!   [`DatabricksOptions::lz4_compression`] is off), polled with backoff until it ends (under
 //!   [`DatabricksOptions::overall_timeout`]); chunks are downloaded in parallel (bounded), from
 //!   presigned links that never receive the bearer token, and yielded in chunk order.
 //! - **Retries**: 429 and 503 (any call) wait for `Retry-After`, capped, with backoff; other 5xx
@@ -99,8 +100,11 @@ pub struct DatabricksOptions {
     pub max_chunk_attempts: u32,
     /// Fresh links fetched for one chunk (expired or refused links). Default 3.
     pub max_link_refreshes: u32,
-    /// Ask the warehouse for LZ4-frame-compressed results (less transfer, some CPU). Default
-    /// off, as in the Databricks SDK.
+    /// Ask the warehouse for LZ4-frame-compressed results (`result_compression: "LZ4_FRAME"`):
+    /// several times fewer bytes on the wire for some CPU. Default on, as in Databricks' JDBC
+    /// driver and Python connector (the SDK never asks). Every concatenated frame of a chunk is
+    /// decoded, and a chunk that decompresses far past the manifest's uncompressed size for it
+    /// is refused as garbled.
     pub lz4_compression: bool,
 }
 
@@ -122,7 +126,7 @@ impl Default for DatabricksOptions {
             max_retry_after: Duration::from_secs(60),
             max_chunk_attempts: 3,
             max_link_refreshes: 3,
-            lz4_compression: false,
+            lz4_compression: true,
         }
     }
 }

@@ -165,6 +165,21 @@ pub(crate) struct Manifest {
     pub(crate) truncated: Option<bool>,
     #[serde(default)]
     pub(crate) result_compression: Option<String>,
+    /// Uncompressed size of the whole result, as `chunks[].byte_count`.
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub(crate) total_byte_count: Option<u64>,
+    #[serde(default)]
+    pub(crate) chunks: Option<Vec<ManifestChunk>>,
+}
+
+/// One `manifest.chunks[]` element. Its `byte_count` is the chunk's uncompressed (Arrow) size
+/// even when the result is LZ4-compressed.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct ManifestChunk {
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub(crate) chunk_index: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub(crate) byte_count: Option<u64>,
 }
 
 /// `manifest.schema`.
@@ -183,6 +198,10 @@ pub(crate) struct ResultData {
 
 /// One presigned link to a result chunk. Deliberately not `Debug`: the URL and the headers are
 /// credentials and must never reach a log.
+///
+/// Its `byte_count` is deliberately not read: with LZ4 it is the compressed length of the body,
+/// while the manifest's `byte_count` for the same chunk is the uncompressed one, so neither can
+/// be checked against the other or against the decoded size.
 #[derive(Clone, Deserialize)]
 pub(crate) struct ExternalLink {
     #[serde(default, deserialize_with = "lenient_u64")]

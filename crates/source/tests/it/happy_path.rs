@@ -49,18 +49,33 @@ async fn multi_chunk_read_of_every_type_is_exact() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lz4_compressed_results_are_decoded() {
+async fn lz4_by_default_every_frame_decoded_and_off_on_request() {
+    // Issue 11: Databricks writes one LZ4 frame per Arrow IPC message, and so does the
+    // emulator; a reader that stops after the first frame sees only each chunk's schema.
     let env = Env::start().await;
-    let source = env.source_with(|c| c.options.lz4_compression = true);
     let fixture = env.suite.people();
-    let schema = source
-        .describe(&request("people", None))
-        .await
-        .expect("describe");
-    let got = collect(source.read(&schema).await.expect("read")).await;
     let want = arrow::compute::concat_batches(&fixture.batches[0].schema(), &fixture.batches)
         .expect("concat");
-    assert_batches_eq(&got, &want, "people, LZ4");
+    for (lz4, sent) in [(None, Some("LZ4_FRAME")), (Some(false), None)] {
+        let source = env.source_with(|c| {
+            if let Some(on) = lz4 {
+                c.options.lz4_compression = on;
+            }
+        });
+        let before = env.count(Operation::Download);
+        let (_, stream) = source.open(&request("people", None)).await.expect("open");
+        let got = collect(stream).await;
+        assert_batches_eq(&got, &want, &format!("people, lz4 {lz4:?}"));
+        assert_eq!(got.num_rows(), PEOPLE_ROWS);
+        assert_eq!(env.count(Operation::Download) - before, 4, "every chunk");
+        let submitted = env.emulator.submitted_statements();
+        let body = submitted.last().expect("a statement was submitted");
+        assert_eq!(
+            body.get("result_compression").and_then(|v| v.as_str()),
+            sent,
+            "lz4 {lz4:?}: {body}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
