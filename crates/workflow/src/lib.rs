@@ -79,8 +79,44 @@ impl Default for WorkflowOptions {
     }
 }
 
+/// Running totals since the workflow was built, for metrics. Only counts; no names.
+#[derive(Debug, Default)]
+pub struct Totals {
+    rows_packaged: std::sync::atomic::AtomicU64,
+    bytes_packaged: std::sync::atomic::AtomicU64,
+    bytes_published: std::sync::atomic::AtomicU64,
+}
+
+/// A reading of [`Totals`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TotalsSnapshot {
+    /// Rows written into staging by packages (committed or not).
+    pub rows_packaged: u64,
+    /// Bytes of Arrow data packaged ([`publish_sink::batch_bytes`]).
+    pub bytes_packaged: u64,
+    /// Bytes of the files publish answers listed (a retried publish counts them again).
+    pub bytes_published: u64,
+}
+
+impl Totals {
+    fn add(counter: &std::sync::atomic::AtomicU64, n: u64) {
+        counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The current totals.
+    pub fn snapshot(&self) -> TotalsSnapshot {
+        let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        TotalsSnapshot {
+            rows_packaged: get(&self.rows_packaged),
+            bytes_packaged: get(&self.bytes_packaged),
+            bytes_published: get(&self.bytes_published),
+        }
+    }
+}
+
 /// The service's operations.
 pub struct Workflow {
+    totals: Totals,
     destinations: Destinations,
     secrets: SecretStore,
     allowed_hosts: HostAllowList,
@@ -98,12 +134,18 @@ impl Workflow {
         options: WorkflowOptions,
     ) -> Self {
         Self {
+            totals: Totals::default(),
             destinations,
             secrets,
             allowed_hosts,
             sources,
             options,
         }
+    }
+
+    /// Running totals of rows and bytes moved, for metrics.
+    pub fn totals(&self) -> TotalsSnapshot {
+        self.totals.snapshot()
     }
 
     /// The configured destinations.
@@ -278,6 +320,8 @@ impl Workflow {
             }
             let stats = sink.finish_table().await?;
             progress.finish(stats.rows, stats.bytes);
+            Totals::add(&self.totals.rows_packaged, stats.rows);
+            Totals::add(&self.totals.bytes_packaged, stats.bytes);
             Ok(stats)
         }
         .instrument(span)
@@ -310,6 +354,7 @@ impl Workflow {
             })
             .await??;
             let bytes: u64 = manifest.files.iter().map(|f| f.total_bytes).sum();
+            Totals::add(&self.totals.bytes_published, bytes);
             info!(
                 files = manifest.files.len(),
                 bytes,

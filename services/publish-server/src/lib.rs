@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod routes;
 pub mod sources;
 pub mod state;
@@ -57,14 +58,22 @@ pub fn build_state(settings: &Settings) -> Result<AppState, String> {
         options,
     );
     let (stop_sender, stop) = tokio::sync::watch::channel(false);
+    let workflow = Arc::new(workflow);
+    let operations = Arc::new(tokio::sync::Semaphore::new(
+        settings.max_concurrent_operations,
+    ));
+    let metrics = metrics::Metrics::new(
+        Arc::clone(&workflow),
+        Arc::clone(&operations),
+        settings.max_concurrent_operations,
+    );
     Ok(AppState {
-        workflow: Arc::new(workflow),
+        workflow,
         api_key: Arc::new(key),
-        operations: Arc::new(tokio::sync::Semaphore::new(
-            settings.max_concurrent_operations,
-        )),
+        operations,
         stop,
         stop_sender: Arc::new(stop_sender),
+        metrics: Arc::new(metrics),
         operation_timeout: settings.operation_timeout,
         max_body_bytes: settings.max_body_bytes,
     })

@@ -29,11 +29,16 @@ pub fn app(state: AppState) -> Router {
         .route("/data-publish/validate", post(validate))
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(crate::metrics::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::Extension(BodyLimit(limit)))
         .layer(middleware::map_response(log_internal_errors))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::count_requests,
+        ))
         .with_state(state)
 }
 
@@ -42,7 +47,7 @@ async fn package(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<PackageRequest>,
 ) -> Result<Json<Envelope<PackagePayload>>, AppError> {
-    let files = run(&state, state.workflow.package(req)).await?;
+    let files = run(&state, "package", state.workflow.package(req)).await?;
     Ok(Json(Envelope::success(PackagePayload {
         data_retrieved: files,
     })))
@@ -53,7 +58,7 @@ async fn publish(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<PublishRequest>,
 ) -> Result<Json<Envelope<PublishPayload>>, AppError> {
-    let files = run(&state, state.workflow.publish(req)).await?;
+    let files = run(&state, "publish", state.workflow.publish(req)).await?;
     Ok(Json(Envelope::success(PublishPayload {
         data_published: files,
     })))
@@ -64,7 +69,7 @@ async fn validate(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<ValidateRequest>,
 ) -> Result<Json<Envelope<ValidatePayload>>, AppError> {
-    run(&state, state.workflow.validate(req)).await?;
+    run(&state, "validate", state.workflow.validate(req)).await?;
     Ok(Json(Envelope::success(ValidatePayload::success())))
 }
 
@@ -127,6 +132,21 @@ async fn method_not_allowed(method: Method, uri: Uri) -> AppError {
 /// the next operation or the start-up sweep) removes.
 async fn run<T>(
     state: &AppState,
+    operation: &'static str,
+    op: impl Future<Output = Result<T, WorkflowError>>,
+) -> Result<T, AppError> {
+    let began = std::time::Instant::now();
+    let result = admitted(state, op).await;
+    let outcome = match &result {
+        Ok(_) => "success".to_owned(),
+        Err(e) => e.status().as_u16().to_string(),
+    };
+    state.metrics.finished(operation, &outcome, began.elapsed());
+    result
+}
+
+async fn admitted<T>(
+    state: &AppState,
     op: impl Future<Output = Result<T, WorkflowError>>,
 ) -> Result<T, AppError> {
     let Ok(_permit) = state.operations.try_acquire() else {
@@ -136,6 +156,7 @@ async fn run<T>(
             30,
         ));
     };
+    let _running = state.metrics.running();
     let mut stop = state.stop.clone();
     if *stop.borrow() {
         return Err(shutting_down());

@@ -21,6 +21,8 @@ pub struct AppState {
     pub stop: watch::Receiver<bool>,
     /// Keeps `stop`'s sender alive when nobody else holds it (tests).
     pub stop_sender: Arc<watch::Sender<bool>>,
+    /// What `/metrics` reports.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Overall limit of one operation.
     pub operation_timeout: Duration,
     /// Largest accepted request body.

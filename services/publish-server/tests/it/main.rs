@@ -6,6 +6,7 @@ mod cr8tor;
 mod edge;
 mod errors;
 mod full;
+mod metrics;
 mod package;
 mod publish;
 mod startup;
