@@ -96,18 +96,21 @@ const SETTLE_FOR: std::time::Duration = std::time::Duration::from_secs(120);
 ///
 /// FUSE mounts of blob storage answer `EIO` for a file in a folder that was just renamed until
 /// the file's upload has finished (rclone's VFS cache; seen on the test rig), though the file
-/// is complete. Elsewhere `EIO` is a genuine fault, which this only delays being reported.
+/// is complete. Only there is `EIO` retried: on other filesystems it is a genuine fault,
+/// reported at once.
 pub(crate) fn settle<T>(
     mut op: impl FnMut() -> Result<T, StorageError>,
     path: &Path,
 ) -> Result<T, StorageError> {
     let began = std::time::Instant::now();
     let mut wait = std::time::Duration::from_millis(50);
+    let mut on_fuse = None;
     loop {
         match op() {
             Err(StorageError::Io { source, .. })
                 if source.raw_os_error() == Some(Errno::IO.raw_os_error())
-                    && began.elapsed() < SETTLE_FOR =>
+                    && began.elapsed() < SETTLE_FOR
+                    && *on_fuse.get_or_insert_with(|| is_fuse(path)) =>
             {
                 tracing::debug!(path = %path.display(), "EIO; waiting for the volume to settle");
                 std::thread::sleep(wait);
@@ -116,6 +119,13 @@ pub(crate) fn settle<T>(
             other => return other,
         }
     }
+}
+
+/// True when `path` (or the nearest existing folder above it) is on a FUSE filesystem.
+fn is_fuse(path: &Path) -> bool {
+    path.ancestors()
+        .find_map(|p| crate::VolumeFacts::of(p).ok())
+        .is_some_and(|facts| facts.kind == crate::FsKind::Fuse)
 }
 
 fn open_beneath_once(dir: &Path, rel: &str) -> Result<File, StorageError> {
