@@ -13,6 +13,7 @@ pub mod request;
 pub mod response;
 pub mod schema;
 pub mod source;
+pub mod wire;
 
 pub use error::RequestError;
 pub use names::{

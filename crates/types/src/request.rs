@@ -150,71 +150,7 @@ pub struct ValidateRequest {
     pub source: SourceSpec,
 }
 
-// ---- raw, tolerant wire types ------------------------------------------------------------
-
-/// Every field of every request shape; each request type takes what it needs.
-#[derive(Deserialize)]
-struct RawBody {
-    project_name: ProjectName,
-    project_start_time: StartTime,
-    destination_type: Option<String>,
-    destination_format: Option<String>,
-    destination: Option<RawDestination>,
-    /// Read in two steps (its `type` first), so that a source of another type is refused for
-    /// its type rather than for the fields a Databricks source would need.
-    source: Option<serde_json::Value>,
-    credentials: Option<RawCredentials>,
-    metadata: Option<RawDataset>,
-    dataset: Option<RawDataset>,
-}
-
-#[derive(Deserialize)]
-struct RawDestination {
-    name: String,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    format: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RawSourceType {
-    #[serde(rename = "type")]
-    kind: String,
-}
-
-#[derive(Deserialize)]
-struct RawSource {
-    host_url: String,
-    http_path: String,
-    port: Option<u16>,
-    catalog: ObjectName,
-    credentials: Option<RawCredentials>,
-}
-
-#[derive(Deserialize, PartialEq)]
-struct RawCredentials {
-    provider: Option<String>,
-    spn_clientid: SecretName,
-    spn_secret: SecretName,
-}
-
-#[derive(Deserialize)]
-struct RawDataset {
-    name: Option<String>,
-    schema_name: ObjectName,
-    tables: Vec<RawTable>,
-}
-
-#[derive(Deserialize)]
-struct RawTable {
-    name: ObjectName,
-    columns: Option<Vec<RawColumn>>,
-}
-
-#[derive(Deserialize)]
-struct RawColumn {
-    name: Identifier,
-}
+use crate::wire::{RawBody, RawDataset, RawDestination, RawSource, RawSourceType};
 
 /// Deserialises a part of the body already read as a JSON value; errors name `field` and the
 /// path inside it.

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// `status` of every response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// The operation did what was asked.
@@ -14,6 +15,7 @@ pub enum Status {
 
 /// The envelope of every response body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Envelope<T> {
     /// Success or error.
     pub status: Status,
@@ -45,6 +47,7 @@ impl Envelope<ErrorPayload> {
 
 /// Payload of an error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorPayload {
     /// What was wrong; never contains a secret.
     pub detail: String,
@@ -52,6 +55,7 @@ pub struct ErrorPayload {
 
 /// One file written to staging by package.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RetrievedFile {
     /// Relative to `<project_name>/<project_start_time>/`, e.g. `data/outputs/database.duckdb`.
     pub file_path: String,
@@ -59,6 +63,7 @@ pub struct RetrievedFile {
 
 /// Payload of a successful package.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PackagePayload {
     /// The staged files.
     pub data_retrieved: Vec<RetrievedFile>,
@@ -66,6 +71,7 @@ pub struct PackagePayload {
 
 /// One file published to production.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublishedFile {
     /// Relative to `<project_name>/<project_start_time>/`.
     pub file_path: String,
@@ -78,6 +84,7 @@ pub struct PublishedFile {
 
 /// Payload of a successful publish.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublishPayload {
     /// Every published file, sorted by path.
     pub data_published: Vec<PublishedFile>,
@@ -85,6 +92,7 @@ pub struct PublishPayload {
 
 /// Payload of a successful validate: `{"validation_status": "success"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ValidatePayload {
     /// Always `"success"` (failures are error envelopes).
     pub validation_status: String,

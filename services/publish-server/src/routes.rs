@@ -8,9 +8,10 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
+use publish_types::wire::RawBody;
 use publish_types::{
-    Envelope, PackagePayload, PackageRequest, PublishPayload, PublishRequest, ValidatePayload,
-    ValidateRequest,
+    Envelope, ErrorPayload, PackagePayload, PackageRequest, PublishPayload, PublishRequest,
+    ValidatePayload, ValidateRequest,
 };
 use publish_workflow::WorkflowError;
 use serde_json::json;
@@ -19,6 +20,35 @@ use crate::auth::ApiKey;
 use crate::error::{AppError, log_internal_errors};
 use crate::extract::{BodyLimit, JsonBody};
 use crate::state::AppState;
+
+/// The service's OpenAPI document, generated from the wire and response types.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "CR8TOR Publish Service", description = "Copies approved tables and columns from Databricks Unity Catalog into staging, then publishes them with a SHA-512 per file. Both request shapes are accepted: the brief's flat shape (destination_type, destination_format, credentials, metadata) and CR8TOR's nested shape (destination, source.credentials, dataset); unknown fields are ignored."),
+    paths(package, publish, validate, health, ready),
+    modifiers(&ApiKeyScheme)
+)]
+pub struct ApiDoc;
+
+/// Declares the `x-api-key` header scheme.
+struct ApiKeyScheme;
+
+impl utoipa::Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "api_key",
+                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
+            );
+    }
+}
+
+async fn openapi_json() -> impl IntoResponse {
+    Json(<ApiDoc as utoipa::OpenApi>::openapi())
+}
 
 /// The service's router.
 pub fn app(state: AppState) -> Router {
@@ -30,6 +60,7 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(crate::metrics::metrics))
+        .route("/openapi.json", get(openapi_json))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -42,6 +73,22 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Extracts one dataset's tables from the source into staging.
+#[utoipa::path(post, path = "/data-publish/package", request_body = RawBody,
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "the dataset is staged", body = Envelope<PackagePayload>),
+        (status = 403, description = "`x-api-key` missing, wrong or sent more than once", body = Envelope<ErrorPayload>),
+        (status = 404, description = "unknown destination, table, column, schema or catalog; missing container", body = Envelope<ErrorPayload>),
+        (status = 409, description = "another operation on the project is running; a dataset conflict; staged files that differ from their package record; nothing to publish", body = Envelope<ErrorPayload>),
+        (status = 413, description = "body larger than PUBLISH_MAX_BODY_BYTES", body = Envelope<ErrorPayload>),
+        (status = 422, description = "malformed JSON, wrong types, or a broken rule; the detail names the field", body = Envelope<ErrorPayload>),
+        (status = 502, description = "the source refused or failed", body = Envelope<ErrorPayload>),
+        (status = 503, description = "too many operations, shutting down, or the API key unreadable; see Retry-After", body = Envelope<ErrorPayload>),
+        (status = 504, description = "the source or the operation timed out", body = Envelope<ErrorPayload>),
+        (status = 507, description = "the staging or production volume is full", body = Envelope<ErrorPayload>),
+        (status = 500, description = "a bug; the detail is bland, the log has the rest", body = Envelope<ErrorPayload>),
+    ))]
 async fn package(
     _: ApiKey,
     State(state): State<AppState>,
@@ -53,6 +100,22 @@ async fn package(
     })))
 }
 
+/// Publishes everything staged for the project to production, with a SHA-512 per file.
+#[utoipa::path(post, path = "/data-publish/publish", request_body = RawBody,
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "published (or already published: the same manifest)", body = Envelope<PublishPayload>),
+        (status = 403, description = "`x-api-key` missing, wrong or sent more than once", body = Envelope<ErrorPayload>),
+        (status = 404, description = "unknown destination, table, column, schema or catalog; missing container", body = Envelope<ErrorPayload>),
+        (status = 409, description = "another operation on the project is running; a dataset conflict; staged files that differ from their package record; nothing to publish", body = Envelope<ErrorPayload>),
+        (status = 413, description = "body larger than PUBLISH_MAX_BODY_BYTES", body = Envelope<ErrorPayload>),
+        (status = 422, description = "malformed JSON, wrong types, or a broken rule; the detail names the field", body = Envelope<ErrorPayload>),
+        (status = 502, description = "the source refused or failed", body = Envelope<ErrorPayload>),
+        (status = 503, description = "too many operations, shutting down, or the API key unreadable; see Retry-After", body = Envelope<ErrorPayload>),
+        (status = 504, description = "the source or the operation timed out", body = Envelope<ErrorPayload>),
+        (status = 507, description = "the staging or production volume is full", body = Envelope<ErrorPayload>),
+        (status = 500, description = "a bug; the detail is bland, the log has the rest", body = Envelope<ErrorPayload>),
+    ))]
 async fn publish(
     _: ApiKey,
     State(state): State<AppState>,
@@ -64,6 +127,22 @@ async fn publish(
     })))
 }
 
+/// Checks that the source accepts the credentials and the destination's containers exist.
+#[utoipa::path(post, path = "/data-publish/validate", request_body = RawBody,
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "valid", body = Envelope<ValidatePayload>),
+        (status = 403, description = "`x-api-key` missing, wrong or sent more than once", body = Envelope<ErrorPayload>),
+        (status = 404, description = "unknown destination, table, column, schema or catalog; missing container", body = Envelope<ErrorPayload>),
+        (status = 409, description = "another operation on the project is running; a dataset conflict; staged files that differ from their package record; nothing to publish", body = Envelope<ErrorPayload>),
+        (status = 413, description = "body larger than PUBLISH_MAX_BODY_BYTES", body = Envelope<ErrorPayload>),
+        (status = 422, description = "malformed JSON, wrong types, or a broken rule; the detail names the field", body = Envelope<ErrorPayload>),
+        (status = 502, description = "the source refused or failed", body = Envelope<ErrorPayload>),
+        (status = 503, description = "too many operations, shutting down, or the API key unreadable; see Retry-After", body = Envelope<ErrorPayload>),
+        (status = 504, description = "the source or the operation timed out", body = Envelope<ErrorPayload>),
+        (status = 507, description = "the staging or production volume is full", body = Envelope<ErrorPayload>),
+        (status = 500, description = "a bug; the detail is bland, the log has the rest", body = Envelope<ErrorPayload>),
+    ))]
 async fn validate(
     _: ApiKey,
     State(state): State<AppState>,
@@ -73,6 +152,8 @@ async fn validate(
     Ok(Json(Envelope::success(ValidatePayload::success())))
 }
 
+/// Liveness.
+#[utoipa::path(get, path = "/health", responses((status = 200, description = "alive")))]
 async fn health() -> impl IntoResponse {
     Json(Envelope::success(json!({
         "service": "publish-service",
@@ -82,6 +163,10 @@ async fn health() -> impl IntoResponse {
 
 /// Readiness: 503 while the API key cannot be read or a destination's `staging` or
 /// `production` volume is missing (not mounted), naming what is wrong; otherwise 200.
+#[utoipa::path(get, path = "/ready", responses(
+    (status = 200, description = "ready"),
+    (status = 503, description = "not ready: the detail says why", body = Envelope<ErrorPayload>),
+))]
 async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
     let mut problems = Vec::new();
     if let Err(e) = state.api_key.current() {

@@ -7,6 +7,7 @@ mod edge;
 mod errors;
 mod full;
 mod metrics;
+mod openapi;
 mod package;
 mod publish;
 mod startup;

@@ -28,7 +28,9 @@ async fn metrics_count_requests_operations_rows_and_bytes_without_names() {
         .as_u64()
         .unwrap();
 
-    let response = reqwest::get(format!("{}/metrics", server.url)).await.unwrap();
+    let response = reqwest::get(format!("{}/metrics", server.url))
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 200);
     assert!(
         response.headers()["content-type"]
