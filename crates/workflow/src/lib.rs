@@ -24,8 +24,8 @@ use publish_sink::{Sink, SinkOptions, TableStats, open_sink, open_sink_adding};
 use publish_source::{Source, TableRequest};
 use publish_storage::{DatasetClaim, Destinations, PublishOptions, StagedFile, StagedTable};
 use publish_types::{
-    HostAllowList, OutputFormat, PackageRequest, PublishRequest, PublishedFile, RetrievedFile,
-    SourceSpec, TableRef, TableSchema, ValidateRequest,
+    HostAllowList, OutputFormat, PackageRequest, ProjectRef, PublishRequest, PublishedFile,
+    RetrievedFile, SourceSpec, TableRef, TableSchema, ValidateRequest,
 };
 use secrecy::SecretString;
 use tracing::{Instrument, info, info_span};
@@ -46,12 +46,14 @@ pub struct SourceCredentials {
 /// tests and other services pass their own (e.g. the in-memory source).
 #[async_trait]
 pub trait SourceFactory: Send + Sync {
-    /// Opens a source for `spec` with credentials already read from the secret files. The host
-    /// has already been checked against the allow-list.
+    /// Opens a source for `spec` with credentials already read from the secret files, for
+    /// an operation on `project` (a source may tag its queries with it). The host has already
+    /// been checked against the allow-list.
     async fn open(
         &self,
         spec: &SourceSpec,
         credentials: SourceCredentials,
+        project: &ProjectRef,
     ) -> Result<Arc<dyn Source>, WorkflowError>;
 }
 
@@ -202,7 +204,7 @@ impl Workflow {
     ) -> Result<Vec<RetrievedFile>, WorkflowError> {
         let started = Instant::now();
         let destination = self.destinations.get(&req.project.destination)?.clone();
-        let source = self.open_source(&req.source).await?;
+        let source = self.open_source(&req.source, &req.project).await?;
         let area = destination.project(&req.project.project_name, &req.project.project_start_time);
         // Containers are never created here: a missing one usually means a volume that is not
         // mounted, and writing into the bare mount point would put data on the wrong disk.
@@ -379,7 +381,7 @@ impl Workflow {
         async {
             let destination = self.destinations.get(&req.project.destination)?.clone();
             blocking(move || destination.check_containers()).await??;
-            let source = self.open_source(&req.source).await?;
+            let source = self.open_source(&req.source, &req.project).await?;
             source.check().await?;
             info!("source and destination validated");
             Ok(())
@@ -389,7 +391,11 @@ impl Workflow {
     }
 
     /// Allow-list first, then secrets: credentials are never read for a refused host.
-    async fn open_source(&self, spec: &SourceSpec) -> Result<Arc<dyn Source>, WorkflowError> {
+    async fn open_source(
+        &self,
+        spec: &SourceSpec,
+        project: &ProjectRef,
+    ) -> Result<Arc<dyn Source>, WorkflowError> {
         if !self.allowed_hosts.allows(&spec.host_url) {
             return Err(WorkflowError::HostNotAllowed {
                 host: spec.host_url.origin(),
@@ -411,7 +417,7 @@ impl Workflow {
                 &spec.credentials.client_secret,
             )?,
         };
-        self.sources.open(spec, credentials).await
+        self.sources.open(spec, credentials, project).await
     }
 }
 

@@ -24,6 +24,7 @@ impl SourceFactory for Memory {
         &self,
         _: &SourceSpec,
         _: SourceCredentials,
+        _: &publish_types::ProjectRef,
     ) -> Result<Arc<dyn Source>, WorkflowError> {
         Ok(self.0.clone())
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use publish_source::Source;
 use publish_source::databricks::{DatabricksConfig, DatabricksOptions, DatabricksSource};
-use publish_types::{HostAllowList, SourceKind, SourceSpec};
+use publish_types::{HostAllowList, ProjectRef, SourceKind, SourceSpec};
 use publish_workflow::{SourceCredentials, SourceFactory, WorkflowError};
 
 /// Opens a [`DatabricksSource`] for each request.
@@ -29,6 +29,7 @@ impl SourceFactory for DatabricksSources {
         &self,
         spec: &SourceSpec,
         credentials: SourceCredentials,
+        project: &ProjectRef,
     ) -> Result<Arc<dyn Source>, WorkflowError> {
         match spec.kind {
             SourceKind::DatabricksSql => {}
@@ -38,6 +39,16 @@ impl SourceFactory for DatabricksSources {
             overall_timeout: self.overall_timeout,
             max_parallel_downloads: self.parallel_downloads,
             lz4_compression: self.lz4_compression,
+            // The workspace's query history then says which project read what.
+            query_tags: vec![
+                ("service".to_owned(), "cr8tor-publish-service".to_owned()),
+                ("project".to_owned(), project.project_name.to_string()),
+                (
+                    "project_start_time".to_owned(),
+                    project.project_start_time.to_string(),
+                ),
+                ("destination".to_owned(), project.destination.to_string()),
+            ],
             ..DatabricksOptions::default()
         };
         let config = DatabricksConfig {

@@ -106,6 +106,10 @@ pub struct DatabricksOptions {
     /// decoded, and a chunk that decompresses far past the manifest's uncompressed size for it
     /// is refused as garbled.
     pub lz4_compression: bool,
+    /// `query_tags` sent with every statement (`[{"key", "value"}]`, at most 20 kept by
+    /// Databricks), so the workspace's query history shows who read what. Default none; the
+    /// service sends its name, the project, its start time and the destination.
+    pub query_tags: Vec<(String, String)>,
 }
 
 impl Default for DatabricksOptions {
@@ -127,6 +131,7 @@ impl Default for DatabricksOptions {
             max_chunk_attempts: 3,
             max_link_refreshes: 3,
             lz4_compression: true,
+            query_tags: Vec::new(),
         }
     }
 }

@@ -125,6 +125,15 @@ pub(crate) async fn run(
     if client.options.lz4_compression {
         body["result_compression"] = json!("LZ4_FRAME");
     }
+    if !client.options.query_tags.is_empty() {
+        body["query_tags"] = client
+            .options
+            .query_tags
+            .iter()
+            .take(20)
+            .map(|(key, value)| json!({"key": key, "value": value}))
+            .collect();
+    }
     let operation = format!("submitting the query for table `{table}`");
     let response = client
         .send(&operation, Call::Once, |http| http.post(&url).json(&body))
