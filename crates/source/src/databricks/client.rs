@@ -339,14 +339,26 @@ impl Client {
             let parsed: wire::OAuthError = serde_json::from_slice(&body).unwrap_or_default();
             let code = parsed.error.or(parsed.error_code);
             let description = parsed.error_description.or(parsed.error_summary);
+            let invalid_client = code
+                .as_deref()
+                .is_some_and(|c| c.eq_ignore_ascii_case("invalid_client"));
             let message = match (code, description) {
                 (Some(c), Some(d)) => format!("{c}: {d}"),
                 (Some(c), None) => c,
                 (None, Some(d)) => d,
                 (None, None) => format!("HTTP {status} from the token endpoint"),
             };
+            let hint = if invalid_client {
+                // The usual mistake: the Microsoft Entra ID client secret of an Azure service
+                // principal, which Databricks' own token endpoint does not accept.
+                "the secret must be a Databricks OAuth secret of the service principal (created \
+                 in the Databricks account or workspace for it), not its Microsoft Entra ID \
+                 client secret; check the client id and that secret"
+            } else {
+                "check the service principal's client id and secret"
+            };
             return Err(SourceError::Authentication {
-                message: format!("{message} (check the service principal's client id and secret)"),
+                message: format!("{message} ({hint})"),
             });
         }
     }

@@ -16,6 +16,14 @@ async fn bad_credentials_are_an_authentication_error_without_the_secret() {
     assert!(matches!(err, SourceError::Authentication { .. }), "{err:?}");
     let text = format!("{err} {err:?}");
     assert!(text.contains("invalid_client"), "{text}");
+    // The usual cause, named: an Entra ID client secret where a Databricks OAuth secret belongs.
+    assert!(
+        err.to_string().contains(
+            "the secret must be a Databricks OAuth secret of the service principal (created in \
+             the Databricks account or workspace for it), not its Microsoft Entra ID client secret"
+        ),
+        "{err}"
+    );
     assert!(
         !text.contains("wrong-secret-value"),
         "the secret leaked: {text}"
