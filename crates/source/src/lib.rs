@@ -26,6 +26,7 @@ mod columns;
 mod convert;
 pub mod databricks;
 mod error;
+mod retries;
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
@@ -35,6 +36,7 @@ pub mod memory;
 pub use convert::{arrow_schema, arrow_type};
 pub use databricks::{DatabricksConfig, DatabricksOptions, DatabricksSource};
 pub use error::SourceError;
+pub use retries::{RetryCause, RetryCounts};
 
 /// What to read: a table and the approved columns.
 #[derive(Debug, Clone, PartialEq, Eq)]

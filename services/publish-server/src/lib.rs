@@ -37,12 +37,14 @@ pub fn build_state(settings: &Settings) -> Result<AppState, String> {
     let key = KeyFile::open(settings.secrets_dir.join(API_KEY_SECRET)).map_err(|e| {
         format!("{e} (set SECRETS_MNT_PATH to the folder holding `{API_KEY_SECRET}`)")
     })?;
+    let retries = publish_source::RetryCounts::default();
     let sources = DatabricksSources {
         allowed_hosts: settings.allowed_hosts.clone(),
         request_timeout: settings.source_request_timeout,
         overall_timeout: settings.operation_timeout,
         parallel_downloads: settings.parallel_downloads,
         lz4_compression: settings.databricks_lz4,
+        retries: retries.clone(),
     };
     let options = WorkflowOptions {
         hash_algorithm: settings.hash_algorithm,
@@ -66,6 +68,7 @@ pub fn build_state(settings: &Settings) -> Result<AppState, String> {
         Arc::clone(&workflow),
         Arc::clone(&operations),
         settings.max_concurrent_operations,
+        retries,
     );
     Ok(AppState {
         workflow,

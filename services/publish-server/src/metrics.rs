@@ -1,5 +1,6 @@
 //! `GET /metrics` in the Prometheus (OpenMetrics) text format: requests by route and status,
-//! operation durations, operations in flight, and the rows and bytes moved.
+//! operation durations, operations in flight, the rows and bytes moved, and the source's
+//! retries by cause.
 //!
 //! Labels never carry a project name, a path or a secret: routes are the router's templates and
 //! operations are `package`, `publish` or `validate`.
@@ -18,6 +19,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use publish_source::RetryCounts;
 use publish_workflow::Workflow;
 use tokio::sync::Semaphore;
 
@@ -55,6 +57,12 @@ struct Totals {
     workflow: Arc<Workflow>,
     operations: Arc<Semaphore>,
     max_operations: usize,
+    retries: RetryCounts,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CauseLabels {
+    cause: String,
 }
 
 impl std::fmt::Debug for Totals {
@@ -87,6 +95,18 @@ impl Collector for Totals {
             let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
             counter.encode(metric)?;
         }
+        let mut family = encoder.encode_descriptor(
+            "publish_source_retries",
+            "Calls to the source tried again, by cause",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (cause, count) in self.retries.snapshot() {
+            let labels = CauseLabels {
+                cause: cause.as_str().to_owned(),
+            };
+            ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+        }
         let running = self
             .max_operations
             .saturating_sub(self.operations.available_permits()) as i64;
@@ -103,7 +123,12 @@ impl Collector for Totals {
 
 impl Metrics {
     /// Registers every metric; `workflow` and `operations` are read at each scrape.
-    pub fn new(workflow: Arc<Workflow>, operations: Arc<Semaphore>, max_operations: usize) -> Self {
+    pub fn new(
+        workflow: Arc<Workflow>,
+        operations: Arc<Semaphore>,
+        max_operations: usize,
+        retries: RetryCounts,
+    ) -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -130,6 +155,7 @@ impl Metrics {
             workflow,
             operations,
             max_operations,
+            retries,
         }));
         Self {
             registry,

@@ -21,6 +21,8 @@ pub struct DatabricksSources {
     pub parallel_downloads: usize,
     /// Ask for LZ4-compressed results.
     pub lz4_compression: bool,
+    /// Where every source's retries are counted (shared; read by `/metrics`).
+    pub retries: publish_source::RetryCounts,
 }
 
 #[async_trait]
@@ -49,6 +51,7 @@ impl SourceFactory for DatabricksSources {
                 ),
                 ("destination".to_owned(), project.destination.to_string()),
             ],
+            retries: self.retries.clone(),
             ..DatabricksOptions::default()
         };
         let config = DatabricksConfig {

@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 use super::client::{Client, Retry, builder_error, describe_reqwest, retry_after, transport_error};
 use super::statement::{CancelOnDrop, Finished, get_chunk};
 use super::wire::ExternalLink;
+use crate::RetryCause;
 use crate::convert::conform_columns;
 use crate::{BatchStream, SourceError};
 
@@ -411,6 +412,7 @@ async fn download(ctx: Arc<Ctx>, index: u64, mut link: ExternalLink) -> Result<C
                                 )));
                             }
                             tracing::warn!(statement_id = %ctx.statement_id, chunk_index = index, bytes, %message, "garbled chunk; downloading it again");
+                            options.retries.record(RetryCause::GarbledChunk);
                             continue;
                         }
                     }
@@ -440,6 +442,7 @@ async fn download(ctx: Arc<Ctx>, index: u64, mut link: ExternalLink) -> Result<C
                 }
                 refreshes += 1;
                 tracing::info!(statement_id = %ctx.statement_id, chunk_index = index, %status, "link refused; fetching a fresh one");
+                options.retries.record(RetryCause::ExpiredLink);
                 link = fresh_link(&ctx, index).await?;
             }
             Failure::Status(status, after)
@@ -450,6 +453,7 @@ async fn download(ctx: Arc<Ctx>, index: u64, mut link: ExternalLink) -> Result<C
                 match retry.next(throttled.then_some(after)) {
                     Some(wait) => {
                         tracing::warn!(statement_id = %ctx.statement_id, chunk_index = index, %status, ?wait, "download failed; retrying");
+                        options.retries.record(RetryCause::of_status(status));
                         tokio::time::sleep(wait).await;
                     }
                     None => {
@@ -471,6 +475,7 @@ async fn download(ctx: Arc<Ctx>, index: u64, mut link: ExternalLink) -> Result<C
             Failure::Transport(e) => match retry.next(None) {
                 Some(wait) => {
                     tracing::warn!(statement_id = %ctx.statement_id, chunk_index = index, error = %describe_reqwest(&e), ?wait, "download failed; retrying");
+                    options.retries.record(RetryCause::Connection);
                     tokio::time::sleep(wait).await;
                 }
                 None => return Err(transport_error(&operation, &e, options)),

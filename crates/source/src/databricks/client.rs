@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::DatabricksOptions;
 use super::wire;
+use crate::RetryCause;
 use crate::SourceError;
 
 /// An access token and when to replace it.
@@ -287,6 +288,7 @@ impl Client {
                 Err(e) => {
                     if let Some(wait) = retry.next(None) {
                         tracing::warn!(error = %describe_reqwest(&e), ?wait, "token request failed; retrying");
+                        self.options.retries.record(RetryCause::Connection);
                         tokio::time::sleep(wait).await;
                         continue;
                     }
@@ -321,6 +323,7 @@ impl Client {
                     || status == StatusCode::SERVICE_UNAVAILABLE;
                 if let Some(wait) = retry.next(throttled.then_some(after)) {
                     tracing::warn!(%status, ?wait, "token endpoint busy; retrying");
+                    self.options.retries.record(RetryCause::of_status(status));
                     tokio::time::sleep(wait).await;
                     continue;
                 }
@@ -389,6 +392,7 @@ impl Client {
                         && let Some(wait) = retry.next(None)
                     {
                         tracing::warn!(operation, error = %describe_reqwest(&e), ?wait, "request failed; retrying");
+                        self.options.retries.record(RetryCause::Connection);
                         tokio::time::sleep(wait).await;
                         continue;
                     }
@@ -418,6 +422,7 @@ impl Client {
                 let failure = ApiFailure::read(response).await;
                 if let Some(wait) = retry.next(after) {
                     tracing::warn!(operation, %status, ?wait, "source busy or failing; retrying");
+                    self.options.retries.record(RetryCause::of_status(status));
                     tokio::time::sleep(wait).await;
                     continue;
                 }

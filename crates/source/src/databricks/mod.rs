@@ -110,6 +110,8 @@ pub struct DatabricksOptions {
     /// Databricks), so the workspace's query history shows who read what. Default none; the
     /// service sends its name, the project, its start time and the destination.
     pub query_tags: Vec<(String, String)>,
+    /// Where retries are counted by cause (for metrics); clones share the counts.
+    pub retries: crate::RetryCounts,
 }
 
 impl Default for DatabricksOptions {
@@ -132,6 +134,7 @@ impl Default for DatabricksOptions {
             max_link_refreshes: 3,
             lz4_compression: true,
             query_tags: Vec::new(),
+            retries: crate::RetryCounts::default(),
         }
     }
 }

@@ -9,6 +9,13 @@ use crate::support::{API_KEY, Server, fixture, post};
 #[tokio::test]
 async fn metrics_count_requests_operations_rows_and_bytes_without_names() {
     let (d, emulator) = setup().await;
+    // One throttled call, retried.
+    emulator.faults().push(
+        databricks_emulator::Operation::ExecuteStatement,
+        databricks_emulator::Fault::TooManyRequests {
+            retry_after_secs: 0,
+        },
+    );
     let server = Server::start(&d);
     let mut body = fixture("package-shape-b.json");
     body["source"]["host_url"] = json!(emulator.url());
@@ -50,6 +57,8 @@ async fn metrics_count_requests_operations_rows_and_bytes_without_names() {
         format!("publish_bytes_published_total {bytes}"),
         "publish_operations_in_flight 0".to_owned(),
         "publish_operations_admitted 0".to_owned(),
+        "publish_source_retries_total{cause=\"throttled\"} 1".to_owned(),
+        "publish_source_retries_total{cause=\"garbled_chunk\"} 0".to_owned(),
     ] {
         assert!(text.lines().any(|l| l == line), "no line {line:?} in:\n{text}");
     }
