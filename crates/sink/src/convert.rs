@@ -169,7 +169,7 @@ impl TablePlan {
             let invalid = |e: ArrowError| SinkError::InvalidValue {
                 table: self.table.table.to_string(),
                 column: field.name().clone(),
-                detail: e.to_string(),
+                detail: without_values(&e),
             };
             let array = match step {
                 Step::Keep => Arc::clone(array),
@@ -203,6 +203,22 @@ impl TablePlan {
                 message: format!("converted batch does not fit its schema: {e}"),
             },
         )
+    }
+}
+
+/// What went wrong converting a column, without Arrow's message where it quotes the offending
+/// value (casts, parsing, JSON): a cell value never reaches an error or a log.
+fn without_values(e: &ArrowError) -> String {
+    match e {
+        ArrowError::CastError(_)
+        | ArrowError::ParseError(_)
+        | ArrowError::JsonError(_)
+        | ArrowError::InvalidArgumentError(_)
+        | ArrowError::ComputeError(_)
+        | ArrowError::ArithmeticOverflow(_) => {
+            "a value cannot be converted to the declared type (values are never shown)".to_owned()
+        }
+        other => other.to_string(),
     }
 }
 

@@ -232,8 +232,14 @@ fn cast(array: &ArrayRef, target: &DataType) -> Result<ArrayRef, String> {
         safe: false,
         format_options: FormatOptions::default(),
     };
-    cast_with_options(array, target, &options)
-        .map_err(|e| format!("cannot convert {} to {target}: {e}", array.data_type()))
+    // Arrow's message quotes the offending value: a cell value never reaches an error or a log.
+    cast_with_options(array, target, &options).map_err(|_| {
+        format!(
+            "cannot convert {} to {target}: a value does not fit (not shown: values never \
+             appear in errors)",
+            array.data_type()
+        )
+    })
 }
 
 /// Parses nested values sent as JSON text (one JSON value per row, null for SQL NULL), in one
@@ -249,9 +255,10 @@ fn parse_json_text(array: &ArrayRef, target: &DataType) -> Result<ArrayRef, Stri
         .map_err(|e| e.to_string())?;
     for (row, value) in text.iter().enumerate() {
         for bytes in [value.map_or(&b"null"[..], str::as_bytes), b"\n"] {
-            let consumed = decoder
-                .decode(bytes)
-                .map_err(|e| format!("value is not JSON ({e})"))?;
+            // arrow-json's message can quote the value: only the row is named.
+            let consumed = decoder.decode(bytes).map_err(|_| {
+                format!("row {row} is not JSON of the declared type (the value is not shown)")
+            })?;
             if consumed != bytes.len() {
                 return Err("JSON values could not all be decoded".into());
             }
@@ -260,7 +267,9 @@ fn parse_json_text(array: &ArrayRef, target: &DataType) -> Result<ArrayRef, Stri
             return Err(format!("row {row} does not hold exactly one JSON value"));
         }
     }
-    let batch = decoder.flush().map_err(|e| e.to_string())?;
+    let batch = decoder
+        .flush()
+        .map_err(|_| "JSON values do not match the declared type (not shown)".to_owned())?;
     let column = match batch {
         Some(batch) if batch.num_rows() == text.len() => batch.column(0).clone(),
         None if text.is_empty() => new_null_array(target, 0),
@@ -272,6 +281,20 @@ fn parse_json_text(array: &ArrayRef, target: &DataType) -> Result<ArrayRef, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 11: Arrow quotes the offending value in its cast errors; ours never do.
+    #[test]
+    fn conversion_errors_never_carry_a_cell_value() {
+        let values: ArrayRef = Arc::new(arrow::array::StringArray::from(vec!["secret-cell-7"]));
+        let err = cast(&values, &DataType::Int32).unwrap_err();
+        assert!(!err.contains("secret-cell-7"), "{err}");
+        assert!(err.contains("Utf8 to Int32"), "{err}");
+        let bad: ArrayRef = Arc::new(arrow::array::StringArray::from(vec![
+            "{\"a\": \"secret-cell-8\"",
+        ]));
+        let err = parse_json_text(&bad, &DataType::Int64).unwrap_err();
+        assert!(!err.contains("secret-cell-8"), "{err}");
+    }
     use arrow::array::{
         Decimal128Array, Int32Array, ListArray, StringArray, TimestampMicrosecondArray,
         TimestampMillisecondArray,
