@@ -76,7 +76,7 @@ impl Layout {
                 side
             }
         };
-        let api_key = format!("bench-key-{}", std::process::id());
+        let api_key = format!("publish-bench-key-{:010}", std::process::id());
         fs::write(secrets.join("publishserviceapikey"), &api_key)?;
         fs::write(secrets.join("databricksspnclientid"), CLIENT_ID)?;
         fs::write(secrets.join("databricksspnsecret"), CLIENT_SECRET)?;

@@ -91,7 +91,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = EmulatorConfig::new(repo_root().join("fixtures/databricks"));
     write_secret(&secrets, "databricksspnclientid", &config.client_id)?;
     write_secret(&secrets, "databricksspnsecret", &config.client_secret)?;
-    let api_key = format!("demo-{}", std::process::id());
+    let api_key = format!("demo-api-key-{:010}", std::process::id());
     write_secret(&secrets, "publishserviceapikey", &api_key)?;
     let emulator = Emulator::start(config).await?;
     eprintln!("emulator listening on {}", emulator.url());
