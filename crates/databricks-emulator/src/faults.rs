@@ -73,6 +73,10 @@ pub enum Fault {
     /// `Download`: the body stops in the middle of an Arrow message (a short but otherwise
     /// well-formed HTTP response, so only the decoder can notice).
     TruncatedChunk,
+    /// `Download`: `403 AuthorizationFailure`, as Azure storage answers when a firewall or a
+    /// private endpoint in front of the workspace's storage account refuses the caller's
+    /// network (a fresh link does not help). One per download it refuses.
+    StorageFirewall,
     /// `ExecuteStatement`: the statement ends `FAILED` with this error.
     FailStatement {
         /// `status.error.error_code`, e.g. `INTERNAL_ERROR`.
@@ -154,6 +158,7 @@ pub(crate) enum FaultSpec {
     },
     ExpiredLink,
     TruncatedChunk,
+    StorageFirewall,
     FailStatement {
         error_code: String,
         #[serde(default)]
@@ -189,6 +194,7 @@ impl From<FaultSpec> for Fault {
             },
             FaultSpec::ExpiredLink => Fault::ExpiredLink,
             FaultSpec::TruncatedChunk => Fault::TruncatedChunk,
+            FaultSpec::StorageFirewall => Fault::StorageFirewall,
             FaultSpec::FailStatement {
                 error_code,
                 message,

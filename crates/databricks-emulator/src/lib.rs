@@ -100,7 +100,7 @@
 //! exposes the same on unauthenticated, test-only routes: `POST /emulator/faults` with
 //! `{"operation": "download", "fault": {"kind": "slow", "millis": 500}}` (kinds
 //! `too_many_requests`, `unavailable`, `error`, `expired_link`, `truncated_chunk`,
-//! `fail_statement`, `slow`, `stay_running`), `DELETE /emulator/faults`, `GET /emulator/journal`,
+//! `fail_statement`, `slow`, `stay_running`, `storage_firewall`), `DELETE /emulator/faults`, `GET /emulator/journal`,
 //! `GET /emulator/statements/{id}`. Never expose the emulator beyond loopback.
 
 use std::net::SocketAddr;

@@ -970,6 +970,13 @@ async fn download(
             "Authentication information is not given in the correct format: a presigned URL must not be sent with an Authorization header.",
         );
     }
+    if matches!(injected, Some(Extension(Injected(Fault::StorageFirewall)))) {
+        return storage_error(
+            StatusCode::FORBIDDEN,
+            "AuthorizationFailure",
+            "This request is not authorized to perform this operation.",
+        );
+    }
     let denied = || {
         storage_error(
             StatusCode::FORBIDDEN,

@@ -419,11 +419,55 @@ async fn download(ctx: Arc<Ctx>, index: u64, mut link: ExternalLink) -> Result<C
                 }
                 Err(e) => Failure::Transport(e),
             },
-            Ok(response) => Failure::Status(response.status(), retry_after(response.headers())),
+            Ok(response) => {
+                let status = response.status();
+                let after = retry_after(response.headers());
+                // Azure storage names the refusal in its XML body (`<Code>…</Code>`).
+                let body: Vec<u8> = if status == StatusCode::FORBIDDEN {
+                    response
+                        .bytes()
+                        .await
+                        .map(|b| b.to_vec())
+                        .unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                let firewall = String::from_utf8_lossy(&body[..body.len().min(4096)])
+                    .contains("<Code>AuthorizationFailure</Code>");
+                if firewall {
+                    Failure::Firewall
+                } else {
+                    Failure::Status(status, after)
+                }
+            }
             Err(e) if e.is_builder() => return Err(builder_error(&operation, &e)),
             Err(e) => Failure::Transport(e),
         };
         match failure {
+            // A firewall or private endpoint in front of the storage account refuses this
+            // network path: a fresh link cannot help beyond the first.
+            Failure::Firewall if refreshes >= 1 => {
+                let host = reqwest::Url::parse(&link.external_link)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+                    .unwrap_or_else(|| "the result storage".to_owned());
+                return Err(SourceError::Unavailable {
+                    operation,
+                    message: format!(
+                        "the result storage host {host} refused the download (HTTP 403 \
+                         AuthorizationFailure) even with a fresh link: a firewall or private \
+                         endpoint in front of the workspace's storage account does not admit \
+                         this service's network path; allow it there, or route the service \
+                         through the private endpoint"
+                    ),
+                });
+            }
+            Failure::Firewall => {
+                refreshes += 1;
+                tracing::info!(statement_id = %ctx.statement_id, chunk_index = index, "result storage refused the download (AuthorizationFailure); trying one fresh link");
+                options.retries.record(RetryCause::ExpiredLink);
+                link = fresh_link(&ctx, index).await?;
+            }
             Failure::Status(status, _)
                 if matches!(
                     status,
@@ -486,6 +530,8 @@ async fn download(ctx: Arc<Ctx>, index: u64, mut link: ExternalLink) -> Result<C
 
 enum Failure {
     Status(StatusCode, Duration),
+    /// 403 `AuthorizationFailure` from the result storage: its network rules refuse us.
+    Firewall,
     Transport(reqwest::Error),
 }
 

@@ -246,3 +246,60 @@ async fn a_slow_chunk_keeps_the_order() {
     read_people(&env, &source, &schema).await;
     assert_eq!(env.count(Operation::Download), 4);
 }
+
+/// Issue 11: a firewall or private endpoint in front of the result storage refuses the download
+/// (403 AuthorizationFailure): not an expired link. One fresh link is tried, then the error names
+/// the chunk host and the network path, without the link's query string.
+#[tokio::test]
+async fn a_storage_firewall_is_named_after_one_fresh_link() {
+    let env = Env::start().await;
+    let source = env.source_with(|c| c.options.max_parallel_downloads = 1);
+    let schema = source
+        .describe(&request("people", Some(&["Id"])))
+        .await
+        .expect("describe");
+    for _ in 0..10 {
+        env.emulator
+            .faults()
+            .push(Operation::Download, Fault::StorageFirewall);
+    }
+    let stream = source.read(&schema).await.expect("read starts");
+    let results: Vec<_> = futures::StreamExt::collect::<Vec<_>>(stream.batches).await;
+    let err = results
+        .iter()
+        .find_map(|r| r.as_ref().err())
+        .unwrap_or_else(|| panic!("the read did not fail"));
+    let text = err.to_string();
+    assert!(
+        text.contains("the result storage host 127.0.0.1 refused the download (HTTP 403 AuthorizationFailure) even with a fresh link"),
+        "{text}"
+    );
+    assert!(text.contains("private endpoint"), "{text}");
+    assert!(
+        !text.contains("sig="),
+        "a presigned query string leaked: {text}"
+    );
+    // One download, one fresh link, one more download: not three refreshes.
+    assert_eq!(env.count(Operation::Download), 2);
+}
+
+/// Issue 11: a workspace IP access list refusal passes Databricks' own message through.
+#[tokio::test]
+async fn an_ip_access_list_refusal_passes_the_message_through() {
+    let env = Env::start().await;
+    let source = env.source();
+    env.emulator.faults().push(
+        Operation::GetTable,
+        Fault::Error {
+            status: 403,
+            error_code: "403".into(),
+            message: "Source IP address: 203.0.113.7 is blocked by Databricks IP ACL for workspace: 1234567890".into(),
+        },
+    );
+    let err = source.describe(&request("people", None)).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is blocked by Databricks IP ACL for workspace: 1234567890"),
+        "{err}"
+    );
+}
