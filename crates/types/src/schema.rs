@@ -430,6 +430,14 @@ mod tests {
             ("interval day to second", "interval day to second"),
             ("geography(4326)", "geography(4326)"),
             ("variant", "variant"),
+            // As Databricks' live type_text spells nested types (issue 11 item 6).
+            ("MAP<STRING, STRING>", "map<string,string>"),
+            (
+                "STRUCT<a: INT, b: ARRAY<STRING>>",
+                "struct<a:int,b:array<string>>",
+            ),
+            ("TIMESTAMP_NTZ", "timestamp_ntz"),
+            ("VARIANT", "variant"),
         ];
         for (input, canonical) in cases {
             let t = UcType::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
