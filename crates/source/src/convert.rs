@@ -359,6 +359,17 @@ mod tests {
             ts.as_primitive(),
             &TimestampMicrosecondArray::from(vec![1_000_000]).with_timezone("+00:00")
         );
+        // A session in another zone (issue 11 item 6): Arrow's zoned timestamps are UTC instants,
+        // so the same instant is kept, whatever the zone's name.
+        let la: ArrayRef = Arc::new(
+            TimestampMicrosecondArray::from(vec![1_700_000_000_000_000])
+                .with_timezone("America/Los_Angeles"),
+        );
+        let ts = one(la, t("timestamp")).unwrap();
+        assert_eq!(
+            ts.as_primitive(),
+            &TimestampMicrosecondArray::from(vec![1_700_000_000_000_000]).with_timezone("+00:00")
+        );
     }
 
     #[test]
