@@ -278,6 +278,7 @@ impl ProjectArea {
             carried: Vec::new(),
             replaced,
             digested: Vec::new(),
+            shared_carried: false,
         };
         if let Some(record) = &previous
             && !write.others.is_empty()
@@ -402,6 +403,8 @@ pub struct StagingWrite {
     replaced: Vec<TableRef>,
     /// Digests the writer took while writing ([`StagingWrite::written_with_digests`]).
     digested: Vec<StagedFile>,
+    /// A shared file was carried over as a private copy for the writer to add to.
+    shared_carried: bool,
 }
 
 impl std::fmt::Debug for StagingWrite {
@@ -436,10 +439,7 @@ impl StagingWrite {
 
     /// True when a shared file (the DuckDB database) was carried over and is to be added to.
     pub fn carries_shared_files(&self) -> bool {
-        self.claim
-            .shared_files
-            .iter()
-            .any(|f| fsops::exists(&self.dir.join(f)).unwrap_or(false))
+        self.shared_carried
     }
 
     /// Copies the files other datasets own from the current staged result `current`.
@@ -463,7 +463,9 @@ impl StagingWrite {
             let method = carry_file(current, rel, &dst, file, record.algorithm, !shared)?;
             bytes += file.total_bytes;
             tracing::debug!(file = %file.file_path, bytes = file.total_bytes, method, "carried over from the staged result");
-            if !shared {
+            if shared {
+                self.shared_carried = true;
+            } else {
                 self.carried.push(file.clone());
             }
         }

@@ -313,11 +313,12 @@ impl ProjectArea {
         let dir = self.production_dir();
         let tree = fsops::walk(&dir)?;
         let inode = fs::metadata(&dir).at("inspect", &dir)?.ino();
-        if let Some(sidecar) = self.read_sidecar() {
-            if sidecar_matches(&sidecar, &tree, inode, options.algorithm) {
+        let recorded = self.read_sidecar();
+        if let Some(sidecar) = &recorded {
+            if sidecar_matches(sidecar, &tree, inode, options.algorithm) {
                 tracing::info!(project = %self.project, start = %self.start, "already published; returning the recorded manifest");
                 return Ok(Manifest {
-                    files: sidecar.files,
+                    files: recorded.map(|s| s.files).unwrap_or_default(),
                 });
             }
             tracing::warn!(project = %self.project, start = %self.start, "the recorded manifest does not match the published files; hashing them again");
@@ -337,7 +338,8 @@ impl ProjectArea {
             algorithm: options.algorithm,
             directory_inode: inode,
             files,
-            datasets: self.read_sidecar().map(|s| s.datasets).unwrap_or_default(),
+            // Which dataset staged what is still true of a result re-hashed in place.
+            datasets: recorded.map(|s| s.datasets).unwrap_or_default(),
         };
         if let Err(error) = self.write_sidecar(&sidecar) {
             tracing::warn!(%error, "could not record the manifest; a retry will hash the files again");
