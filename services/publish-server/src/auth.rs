@@ -12,6 +12,8 @@ use std::sync::Mutex;
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use publish_types::SecretName;
+use publish_workflow::SecretStore;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha512};
 use subtle::ConstantTimeEq;
@@ -29,6 +31,8 @@ pub const MIN_KEY_BYTES: usize = 16;
 /// A key file that becomes unreadable, empty or too short fails closed: every authenticated
 /// request is refused (503) and `/ready` answers 503, until a usable key is back.
 pub struct KeyFile {
+    secrets: SecretStore,
+    name: SecretName,
     path: PathBuf,
     loaded: Mutex<Loaded>,
 }
@@ -42,23 +46,33 @@ struct Loaded {
 }
 
 impl KeyFile {
-    /// Reads the key at `path`; fails (for start-up) when it is missing, unreadable, or shorter
-    /// than [`MIN_KEY_BYTES`] after trimming. Warns when other users may read the file.
-    pub fn open(path: PathBuf) -> Result<Self, String> {
-        let (stamp, key) = Self::read(&path);
+    /// Reads the secret `name` of `secrets`; fails (for start-up) when it is missing, unreadable,
+    /// empty, or shorter than [`MIN_KEY_BYTES`] after trimming. Warns when other users may read
+    /// the file.
+    pub fn open(secrets: SecretStore, name: SecretName) -> Result<Self, String> {
+        let path = secrets.root().join(name.as_str());
+        let mut file = Self {
+            secrets,
+            name,
+            path,
+            loaded: Mutex::new(Loaded {
+                stamp: None,
+                key: Err(String::new()),
+            }),
+        };
+        let (stamp, key) = file.read();
         let key = key?;
+        let path = file.path.clone();
         if let Ok(meta) = std::fs::metadata(&path)
             && meta.mode() & 0o004 != 0
         {
             tracing::warn!(path = %path.display(), "the API key file is readable by every user of this machine; restrict it (chmod 600, or the secret volume's defaultMode)");
         }
-        Ok(Self {
-            path,
-            loaded: Mutex::new(Loaded {
-                stamp,
-                key: Ok(key),
-            }),
-        })
+        file.loaded = Mutex::new(Loaded {
+            stamp,
+            key: Ok(key),
+        });
+        Ok(file)
     }
 
     fn stamp(path: &std::path::Path) -> Option<Stamp> {
@@ -66,28 +80,18 @@ impl KeyFile {
         Some((m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
     }
 
-    fn read(path: &std::path::Path) -> (Option<Stamp>, Result<ExpectedKey, String>) {
-        let stamp = Self::stamp(path);
-        let key = match std::fs::read_to_string(path) {
-            Err(e) => Err(format!(
-                "cannot read the API key file {}: {}",
-                path.display(),
-                e.kind()
+    /// Reads the key through the secret store (trimmed; missing and empty named there), then
+    /// checks its length.
+    fn read(&self) -> (Option<Stamp>, Result<ExpectedKey, String>) {
+        let stamp = Self::stamp(&self.path);
+        let key = match self.secrets.read(&self.name) {
+            Err(e) => Err(format!("{e} (looked for {})", self.path.display())),
+            Ok(key) if key.expose_secret().len() < MIN_KEY_BYTES => Err(format!(
+                "the API key in {} is {} bytes; it must be at least {MIN_KEY_BYTES}",
+                self.path.display(),
+                key.expose_secret().len()
             )),
-            Ok(text) => {
-                let key = text.trim();
-                if key.is_empty() {
-                    Err(format!("the API key file {} is empty", path.display()))
-                } else if key.len() < MIN_KEY_BYTES {
-                    Err(format!(
-                        "the API key in {} is {} bytes; it must be at least {MIN_KEY_BYTES}",
-                        path.display(),
-                        key.len()
-                    ))
-                } else {
-                    Ok(ExpectedKey::new(&SecretString::from(key.to_owned())))
-                }
-            }
+            Ok(key) => Ok(ExpectedKey::new(&key)),
         };
         (stamp, key)
     }
@@ -97,7 +101,7 @@ impl KeyFile {
         let stamp = Self::stamp(&self.path);
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         if stamp != loaded.stamp {
-            let (stamp, key) = Self::read(&self.path);
+            let (stamp, key) = self.read();
             match &key {
                 Ok(_) => tracing::info!("the API key file changed; using the new key"),
                 Err(reason) => {

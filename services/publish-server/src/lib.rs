@@ -33,10 +33,11 @@ pub const API_KEY_SECRET: &str = "publishserviceapikey";
 pub fn build_state(settings: &Settings) -> Result<AppState, String> {
     let key_name = SecretName::parse(API_KEY_SECRET).map_err(|e| e.to_string())?;
     // Requests name secret files as credentials; the API key's is never one of them.
+    let key =
+        KeyFile::open(SecretStore::new(&settings.secrets_dir), key_name.clone()).map_err(|e| {
+            format!("{e}; set SECRETS_MNT_PATH to the folder holding `{API_KEY_SECRET}`")
+        })?;
     let secrets = SecretStore::new(&settings.secrets_dir).reserving([key_name]);
-    let key = KeyFile::open(settings.secrets_dir.join(API_KEY_SECRET)).map_err(|e| {
-        format!("{e} (set SECRETS_MNT_PATH to the folder holding `{API_KEY_SECRET}`)")
-    })?;
     let retries = publish_source::RetryCounts::default();
     let sources = DatabricksSources {
         allowed_hosts: settings.allowed_hosts.clone(),
@@ -59,7 +60,6 @@ pub fn build_state(settings: &Settings) -> Result<AppState, String> {
         Arc::new(sources),
         options,
     );
-    let (stop_sender, stop) = tokio::sync::watch::channel(false);
     let workflow = Arc::new(workflow);
     let operations = Arc::new(tokio::sync::Semaphore::new(
         settings.max_concurrent_operations,
@@ -74,8 +74,7 @@ pub fn build_state(settings: &Settings) -> Result<AppState, String> {
         workflow,
         api_key: Arc::new(key),
         operations,
-        stop,
-        stop_sender: Arc::new(stop_sender),
+        stop: Arc::new(tokio::sync::watch::Sender::new(false)),
         metrics: Arc::new(metrics),
         operation_timeout: settings.operation_timeout,
         max_body_bytes: settings.max_body_bytes,

@@ -73,7 +73,7 @@ async fn serve(
     use hyper_util::server::graceful::GracefulShutdown;
     use hyper_util::service::TowerToHyperService;
 
-    let stop = std::sync::Arc::clone(&state.stop_sender);
+    let stop = std::sync::Arc::clone(&state.stop);
     let router = app(state);
     let graceful = GracefulShutdown::new();
     let signal = shutdown_signal();

@@ -1,6 +1,6 @@
 //! `GET /metrics` in the Prometheus (OpenMetrics) text format: requests by route and status,
-//! operation durations, operations in flight, the rows and bytes moved, and the source's
-//! retries by cause.
+//! operation durations, operations in flight (read off the admission semaphore, the one count
+//! of running operations), the rows and bytes moved, and the source's retries by cause.
 //!
 //! Labels never carry a project name, a path or a secret: routes are the router's templates and
 //! operations are `package`, `publish` or `validate`.
@@ -16,7 +16,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use publish_source::RetryCounts;
@@ -43,7 +43,6 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: Family<OperationLabels, Histogram>,
-    in_flight: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -112,8 +111,9 @@ impl Collector for Totals {
             .saturating_sub(self.operations.available_permits()) as i64;
         let gauge = ConstGauge::new(running);
         let metric = encoder.encode_descriptor(
-            "publish_operations_admitted",
-            "Operations holding an admission permit (PUBLISH_MAX_CONCURRENT_OPERATIONS)",
+            "publish_operations_in_flight",
+            "Package, publish and validate operations running (each holds one of \
+             PUBLISH_MAX_CONCURRENT_OPERATIONS permits)",
             None,
             gauge.metric_type(),
         )?;
@@ -145,12 +145,6 @@ impl Metrics {
             "How long package, publish and validate took, by outcome",
             durations.clone(),
         );
-        let in_flight = Gauge::default();
-        registry.register(
-            "publish_operations_in_flight",
-            "Package, publish and validate operations running",
-            in_flight.clone(),
-        );
         registry.register_collector(Box::new(Totals {
             workflow,
             operations,
@@ -161,14 +155,7 @@ impl Metrics {
             registry,
             requests,
             durations,
-            in_flight,
         }
-    }
-
-    /// Counts one operation as running until the guard is dropped.
-    pub(crate) fn running(&self) -> InFlight {
-        self.in_flight.inc();
-        InFlight(self.in_flight.clone())
     }
 
     /// Records one finished operation.
@@ -185,15 +172,6 @@ impl Metrics {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
         Ok(text)
-    }
-}
-
-/// Decrements the in-flight gauge when dropped (also when the operation is cancelled).
-pub(crate) struct InFlight(Gauge);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }
 

@@ -241,8 +241,7 @@ async fn admitted<T>(
             30,
         ));
     };
-    let _running = state.metrics.running();
-    let mut stop = state.stop.clone();
+    let mut stop = state.stop.subscribe();
     if *stop.borrow() {
         return Err(shutting_down());
     }

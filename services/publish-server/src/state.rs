@@ -18,9 +18,7 @@ pub struct AppState {
     /// Admission of operations (`PUBLISH_MAX_CONCURRENT_OPERATIONS` permits).
     pub operations: Arc<Semaphore>,
     /// Set to `true` when a shutdown's grace period is over: running operations stop.
-    pub stop: watch::Receiver<bool>,
-    /// Keeps `stop`'s sender alive when nobody else holds it (tests).
-    pub stop_sender: Arc<watch::Sender<bool>>,
+    pub stop: Arc<watch::Sender<bool>>,
     /// What `/metrics` reports.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Overall limit of one operation.

@@ -56,7 +56,6 @@ async fn metrics_count_requests_operations_rows_and_bytes_without_names() {
         "publish_rows_packaged_total 500".to_owned(),
         format!("publish_bytes_published_total {bytes}"),
         "publish_operations_in_flight 0".to_owned(),
-        "publish_operations_admitted 0".to_owned(),
         "publish_source_retries_total{cause=\"throttled\"} 1".to_owned(),
         "publish_source_retries_total{cause=\"garbled_chunk\"} 0".to_owned(),
     ] {
