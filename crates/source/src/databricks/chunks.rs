@@ -492,12 +492,12 @@ async fn download(ctx: Arc<Ctx>, index: u64, mut link: ExternalLink) -> Result<C
             Failure::Status(status, after)
                 if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS =>
             {
-                let throttled = status == StatusCode::TOO_MANY_REQUESTS
-                    || status == StatusCode::SERVICE_UNAVAILABLE;
+                let cause = RetryCause::of_status(status);
+                let throttled = cause == RetryCause::Throttled;
                 match retry.next(throttled.then_some(after)) {
                     Some(wait) => {
                         tracing::warn!(statement_id = %ctx.statement_id, chunk_index = index, %status, ?wait, "download failed; retrying");
-                        options.retries.record(RetryCause::of_status(status));
+                        options.retries.record(cause);
                         tokio::time::sleep(wait).await;
                     }
                     None => {

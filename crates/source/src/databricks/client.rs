@@ -319,11 +319,11 @@ impl Client {
                 || status.is_server_error()
             {
                 let after = retry_after(response.headers());
-                let throttled = status == StatusCode::TOO_MANY_REQUESTS
-                    || status == StatusCode::SERVICE_UNAVAILABLE;
+                let cause = RetryCause::of_status(status);
+                let throttled = cause == RetryCause::Throttled;
                 if let Some(wait) = retry.next(throttled.then_some(after)) {
                     tracing::warn!(%status, ?wait, "token endpoint busy; retrying");
-                    self.options.retries.record(RetryCause::of_status(status));
+                    self.options.retries.record(cause);
                     tokio::time::sleep(wait).await;
                     continue;
                 }
@@ -415,14 +415,14 @@ impl Client {
                     ),
                 });
             }
-            let throttled = status == StatusCode::TOO_MANY_REQUESTS
-                || status == StatusCode::SERVICE_UNAVAILABLE;
+            let cause = RetryCause::of_status(status);
+            let throttled = cause == RetryCause::Throttled;
             if throttled || (status.is_server_error() && call == Call::Idempotent) {
                 let after = throttled.then(|| retry_after(response.headers()));
                 let failure = ApiFailure::read(response).await;
                 if let Some(wait) = retry.next(after) {
                     tracing::warn!(operation, %status, ?wait, "source busy or failing; retrying");
-                    self.options.retries.record(RetryCause::of_status(status));
+                    self.options.retries.record(cause);
                     tokio::time::sleep(wait).await;
                     continue;
                 }
