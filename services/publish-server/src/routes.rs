@@ -26,9 +26,77 @@ use crate::state::AppState;
 #[openapi(
     info(title = "CR8TOR Publish Service", description = "Copies approved tables and columns from Databricks Unity Catalog into staging, then publishes them with a SHA-512 per file. Both request shapes are accepted: the brief's flat shape (destination_type, destination_format, credentials, metadata) and CR8TOR's nested shape (destination, source.credentials, dataset); unknown fields are ignored."),
     paths(package, publish, validate, health, ready),
-    modifiers(&ApiKeyScheme)
+    modifiers(&ApiKeyScheme, &Refusals)
 )]
 pub struct ApiDoc;
+
+/// The refusals every `/data-publish/*` route can answer, in the error envelope: added to each
+/// operation in one place rather than listed per route.
+struct Refusals;
+
+/// Status and meaning of each refusal (the statuses `error.rs` picks).
+const REFUSALS: [(u16, &str); 10] = [
+    (403, "`x-api-key` missing, wrong or sent more than once"),
+    (
+        404,
+        "unknown destination, table, column, schema or catalog; missing container",
+    ),
+    (
+        409,
+        "another operation on the project is running; a dataset conflict; staged files that differ from their package record; nothing to publish",
+    ),
+    (413, "body larger than PUBLISH_MAX_BODY_BYTES"),
+    (
+        422,
+        "malformed JSON, wrong types, or a broken rule; the detail names the field",
+    ),
+    (502, "the source refused or failed"),
+    (
+        503,
+        "too many operations, shutting down, or the API key unreadable; see Retry-After",
+    ),
+    (504, "the source or the operation timed out"),
+    (507, "the staging or production volume is full"),
+    (500, "a bug; the detail is bland, the log has the rest"),
+];
+
+impl utoipa::Modify for Refusals {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::ToSchema;
+        use utoipa::openapi::content::Content;
+        use utoipa::openapi::response::ResponseBuilder;
+        use utoipa::openapi::{Ref, RefOr};
+        let envelope = "ErrorEnvelope".to_owned();
+        let mut schemas = Vec::new();
+        <Envelope<ErrorPayload> as ToSchema>::schemas(&mut schemas);
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.schemas.insert(
+            envelope.to_string(),
+            <Envelope<ErrorPayload> as utoipa::PartialSchema>::schema(),
+        );
+        components.schemas.extend(schemas);
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/data-publish/") {
+                continue;
+            }
+            let Some(op) = item.post.as_mut() else {
+                continue;
+            };
+            for (status, description) in REFUSALS {
+                let response = ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        Content::new(Some(RefOr::Ref(Ref::from_schema_name(envelope.clone())))),
+                    )
+                    .build();
+                op.responses
+                    .responses
+                    .insert(status.to_string(), RefOr::T(response));
+            }
+        }
+    }
+}
 
 /// Declares the `x-api-key` header scheme.
 struct ApiKeyScheme;
@@ -78,16 +146,6 @@ pub fn app(state: AppState) -> Router {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "the dataset is staged", body = Envelope<PackagePayload>),
-        (status = 403, description = "`x-api-key` missing, wrong or sent more than once", body = Envelope<ErrorPayload>),
-        (status = 404, description = "unknown destination, table, column, schema or catalog; missing container", body = Envelope<ErrorPayload>),
-        (status = 409, description = "another operation on the project is running; a dataset conflict; staged files that differ from their package record; nothing to publish", body = Envelope<ErrorPayload>),
-        (status = 413, description = "body larger than PUBLISH_MAX_BODY_BYTES", body = Envelope<ErrorPayload>),
-        (status = 422, description = "malformed JSON, wrong types, or a broken rule; the detail names the field", body = Envelope<ErrorPayload>),
-        (status = 502, description = "the source refused or failed", body = Envelope<ErrorPayload>),
-        (status = 503, description = "too many operations, shutting down, or the API key unreadable; see Retry-After", body = Envelope<ErrorPayload>),
-        (status = 504, description = "the source or the operation timed out", body = Envelope<ErrorPayload>),
-        (status = 507, description = "the staging or production volume is full", body = Envelope<ErrorPayload>),
-        (status = 500, description = "a bug; the detail is bland, the log has the rest", body = Envelope<ErrorPayload>),
     ))]
 async fn package(
     _: ApiKey,
@@ -105,16 +163,6 @@ async fn package(
     security(("api_key" = [])),
     responses(
         (status = 200, description = "published (or already published: the same manifest)", body = Envelope<PublishPayload>),
-        (status = 403, description = "`x-api-key` missing, wrong or sent more than once", body = Envelope<ErrorPayload>),
-        (status = 404, description = "unknown destination, table, column, schema or catalog; missing container", body = Envelope<ErrorPayload>),
-        (status = 409, description = "another operation on the project is running; a dataset conflict; staged files that differ from their package record; nothing to publish", body = Envelope<ErrorPayload>),
-        (status = 413, description = "body larger than PUBLISH_MAX_BODY_BYTES", body = Envelope<ErrorPayload>),
-        (status = 422, description = "malformed JSON, wrong types, or a broken rule; the detail names the field", body = Envelope<ErrorPayload>),
-        (status = 502, description = "the source refused or failed", body = Envelope<ErrorPayload>),
-        (status = 503, description = "too many operations, shutting down, or the API key unreadable; see Retry-After", body = Envelope<ErrorPayload>),
-        (status = 504, description = "the source or the operation timed out", body = Envelope<ErrorPayload>),
-        (status = 507, description = "the staging or production volume is full", body = Envelope<ErrorPayload>),
-        (status = 500, description = "a bug; the detail is bland, the log has the rest", body = Envelope<ErrorPayload>),
     ))]
 async fn publish(
     _: ApiKey,
@@ -132,16 +180,6 @@ async fn publish(
     security(("api_key" = [])),
     responses(
         (status = 200, description = "valid", body = Envelope<ValidatePayload>),
-        (status = 403, description = "`x-api-key` missing, wrong or sent more than once", body = Envelope<ErrorPayload>),
-        (status = 404, description = "unknown destination, table, column, schema or catalog; missing container", body = Envelope<ErrorPayload>),
-        (status = 409, description = "another operation on the project is running; a dataset conflict; staged files that differ from their package record; nothing to publish", body = Envelope<ErrorPayload>),
-        (status = 413, description = "body larger than PUBLISH_MAX_BODY_BYTES", body = Envelope<ErrorPayload>),
-        (status = 422, description = "malformed JSON, wrong types, or a broken rule; the detail names the field", body = Envelope<ErrorPayload>),
-        (status = 502, description = "the source refused or failed", body = Envelope<ErrorPayload>),
-        (status = 503, description = "too many operations, shutting down, or the API key unreadable; see Retry-After", body = Envelope<ErrorPayload>),
-        (status = 504, description = "the source or the operation timed out", body = Envelope<ErrorPayload>),
-        (status = 507, description = "the staging or production volume is full", body = Envelope<ErrorPayload>),
-        (status = 500, description = "a bug; the detail is bland, the log has the rest", body = Envelope<ErrorPayload>),
     ))]
 async fn validate(
     _: ApiKey,
