@@ -7,18 +7,23 @@ use crate::SourceError;
 
 /// A table as its catalog declares it: every column, in catalog order.
 #[derive(Debug, Clone)]
-pub(crate) struct CatalogTable {
-    pub(crate) catalog: ObjectName,
-    pub(crate) schema: ObjectName,
-    pub(crate) table: ObjectName,
-    pub(crate) columns: Vec<ColumnSchema>,
+pub struct CatalogTable {
+    /// The catalog.
+    pub catalog: ObjectName,
+    /// The schema.
+    pub schema: ObjectName,
+    /// The table.
+    pub table: ObjectName,
+    /// Every column, in catalog order.
+    pub columns: Vec<ColumnSchema>,
     /// Declared primary key, in key order, as the catalog spells it.
-    pub(crate) primary_key: Vec<String>,
-    pub(crate) comment: Option<String>,
+    pub primary_key: Vec<String>,
+    /// The table comment.
+    pub comment: Option<String>,
 }
 
 /// Case-insensitive equality as Unity Catalog applies it to column names.
-pub(crate) fn same_name(a: &str, b: &str) -> bool {
+pub fn same_name(a: &str, b: &str) -> bool {
     a == b || a.to_lowercase() == b.to_lowercase()
 }
 
@@ -42,7 +47,7 @@ impl CatalogTable {
 
     /// The schema of `requested` (all columns when `None`), in the requested order, spelled as
     /// the catalog spells them; the primary key kept only if every key column is included.
-    pub(crate) fn select(
+    pub fn select(
         self,
         requested: Option<&[Identifier]>,
     ) -> Result<TableSchema, SourceError> {

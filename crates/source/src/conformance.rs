@@ -19,7 +19,9 @@ use arrow::datatypes::DataType;
 use futures::StreamExt;
 use publish_types::{ColumnSchema, Identifier, ObjectName, TableSchema, UcType};
 
-use crate::{Source, SourceError, SourceExt, TableRequest, arrow_schema};
+use publish_columns::arrow_schema;
+
+use crate::{Source, SourceError, SourceExt, TableRequest};
 
 /// One table to load: its definition as the catalog declares it, and its rows (batches of
 /// exactly [`arrow_schema`] of the definition).
@@ -46,7 +48,7 @@ const BATCH_ROWS: usize = 100;
 
 /// The `Address` column: a struct with a null street now and then, null every 9th row.
 fn address(rows: &[usize]) -> StructArray {
-    let DataType::Struct(fields) = crate::arrow_type(
+    let DataType::Struct(fields) = publish_columns::arrow_type(
         &UcType::parse("struct<street:string,zip:int>").unwrap_or_else(|e| panic!("{e}")),
     ) else {
         unreachable!("a struct type maps to a struct")

@@ -164,7 +164,8 @@ impl SourceError {
         )
     }
 
-    pub(crate) fn protocol(message: impl Into<String>) -> Self {
+    /// A [`SourceError::Protocol`]: the source answered something unexpected.
+    pub fn protocol(message: impl Into<String>) -> Self {
         Self::Protocol {
             message: message.into(),
         }

@@ -1,18 +1,19 @@
-//! The [`Source`] trait — where approved tables are read from, as Arrow record batches — and its
-//! Databricks implementation.
+//! The [`Source`] trait — where approved tables are read from, as Arrow record batches. Its
+//! implementations live in their own crates (`publish-databricks`), so a consumer of the trait
+//! (the workflow) links no HTTP client.
 //!
 //! A source does two things for the workflow layer: it *describes* a table (resolving the
 //! requested columns against the catalog, with the types Unity Catalog declares), and it *reads*
 //! a described table as a stream of [`RecordBatch`]es whose Arrow types follow one fixed mapping,
-//! [`arrow_type`], whatever the source sent over the wire. Sinks therefore only ever see
-//! [`arrow_schema`] of a [`TableSchema`], and can be tested with the in-memory source
+//! [`publish_columns::arrow_type`], whatever the source sent over the wire (converted with
+//! [`publish_columns::conform_columns`]). Sinks therefore only ever see
+//! [`publish_columns::arrow_schema`] of a [`TableSchema`], and can be tested with the in-memory source
 //! ([`memory::MemorySource`], feature `test-util`) instead of a warehouse.
 //!
-//! Only the [`databricks`] module knows the Databricks wire format (OAuth, Unity Catalog REST,
-//! Statement Execution, external links); nothing else in the workspace does.
-//!
-//! Every implementation is checked by the same suite, [`conformance`] (feature `test-util`):
-//! the in-memory source and the Databricks client against the local emulator.
+//! Every implementation is checked by the same suite, `conformance` (feature `test-util`):
+//! the in-memory source here, the Databricks client against the local emulator in
+//! `publish-databricks`. [`columns`] resolves requested columns against a catalog the way Unity
+//! Catalog does, for every implementation.
 
 use std::pin::Pin;
 
@@ -22,9 +23,7 @@ use async_trait::async_trait;
 use futures::{Stream, TryStreamExt};
 use publish_types::{Identifier, ObjectName, TableSchema};
 
-mod columns;
-mod convert;
-pub mod databricks;
+pub mod columns;
 mod error;
 mod retries;
 
@@ -33,8 +32,6 @@ pub mod conformance;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 
-pub use convert::{arrow_schema, arrow_type};
-pub use databricks::{DatabricksConfig, DatabricksOptions, DatabricksSource};
 pub use error::SourceError;
 pub use retries::{RetryCause, RetryCounts};
 
@@ -64,7 +61,7 @@ impl TableRequest {
 pub type BatchStream = Pin<Box<dyn Stream<Item = Result<RecordBatch, SourceError>> + Send>>;
 
 /// A started read: the Arrow schema every batch has (exactly the requested columns, in order,
-/// typed as UC declares them — [`arrow_schema`] of the described [`TableSchema`]) and the batches,
+/// typed as UC declares them — [`arrow_schema`](publish_columns::arrow_schema) of the described [`TableSchema`]) and the batches,
 /// in table order.
 pub struct TableStream {
     /// The schema of every batch.
@@ -94,9 +91,9 @@ impl std::fmt::Debug for TableStream {
 /// possibly described earlier, or by another instance — and starts reading it.
 ///
 /// **What a read yields.** Every batch has exactly the schema in [`TableStream::schema`], which
-/// is [`arrow_schema`] of the given [`TableSchema`]: implementations convert whatever physical
+/// is [`arrow_schema`](publish_columns::arrow_schema) of the given [`TableSchema`]: implementations convert whatever physical
 /// types their wire delivers (a decimal sent as text, a timestamp in zone `Etc/UTC`, nested
-/// values as JSON) into the one mapping of [`arrow_type`], and never yield a batch that does not
+/// values as JSON) into the one mapping of [`arrow_type`](publish_columns::arrow_type), and never yield a batch that does not
 /// match it. Batches come in table order; a read is one consistent query, not a union of
 /// several. Batch sizes are the source's choice. A column declared NOT NULL that holds a null is
 /// an error ([`SourceError::Protocol`]), not a silently nullable column.
@@ -140,7 +137,7 @@ pub trait Source: Send + Sync {
     async fn describe(&self, table: &TableRequest) -> Result<TableSchema, SourceError>;
 
     /// Starts reading a described table. The returned stream yields batches of
-    /// [`arrow_schema`]`(schema)`, in table order. Dropping it before its end cancels the remote
+    /// [`arrow_schema`](publish_columns::arrow_schema)`(schema)`, in table order. Dropping it before its end cancels the remote
     /// work.
     async fn read(&self, schema: &TableSchema) -> Result<TableStream, SourceError>;
 

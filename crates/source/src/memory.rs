@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use publish_types::TableSchema;
 
 use crate::columns::{CatalogTable, same_name};
-use crate::convert::{arrow_schema, conform_columns};
+use publish_columns::{arrow_schema, conform_columns};
 use crate::{Source, SourceError, TableRequest, TableStream};
 
 /// An in-memory [`Source`]. Cheap to share behind an `Arc`; every method takes `&self`.

@@ -43,10 +43,8 @@ impl RetryCause {
     /// The cause of a retried HTTP status: 429 and 503 are the source asking to slow down
     /// (their `Retry-After` is honoured), any other 5xx a server error. The one definition of
     /// "throttled" for every retry loop.
-    pub(crate) fn of_status(status: reqwest::StatusCode) -> Self {
-        if status == reqwest::StatusCode::TOO_MANY_REQUESTS
-            || status == reqwest::StatusCode::SERVICE_UNAVAILABLE
-        {
+    pub fn of_status(status: u16) -> Self {
+        if status == 429 || status == 503 {
             Self::Throttled
         } else {
             Self::ServerError

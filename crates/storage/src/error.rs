@@ -205,10 +205,7 @@ impl StorageError {
     /// True when the operation failed because a volume (or a quota) is full.
     pub fn is_out_of_space(&self) -> bool {
         match self {
-            Self::Io { source, .. } => {
-                matches!(source.raw_os_error(), Some(28 | 122))
-                    || source.kind() == io::ErrorKind::StorageFull
-            }
+            Self::Io { source, .. } => publish_fs::is_out_of_space(source),
             _ => false,
         }
     }

@@ -228,22 +228,9 @@ pub(crate) fn is_real_dir(path: &Path) -> Result<bool, StorageError> {
     }
 }
 
-/// Flushes a folder's entries to stable storage. Filesystems that cannot sync a folder (some
-/// network filesystems answer `EINVAL`) are tolerated: there the rename itself is what counts.
+/// Flushes a folder's entries to stable storage ([`publish_fs::sync_dir`]).
 pub(crate) fn sync_dir(path: &Path) -> Result<(), StorageError> {
-    let dir = File::open(path).at("open the folder", path)?;
-    match dir.sync_all() {
-        Ok(()) => Ok(()),
-        Err(e)
-            if matches!(
-                Errno::from_io_error(&e),
-                Some(Errno::INVAL | Errno::OPNOTSUPP)
-            ) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(e).at("sync the folder", path),
-    }
+    publish_fs::sync_dir(path).at("sync the folder", path)
 }
 
 /// Makes a finished result durable: every file, then every folder from the deepest up.
@@ -262,18 +249,7 @@ pub(crate) fn sync_tree(root: &Path, tree: &Tree, files_synced: bool) -> Result<
     sync_dir(root)
 }
 
-/// Removes a file or a folder tree; a missing path is not an error.
-pub(crate) fn remove_any(path: &Path) -> io::Result<()> {
-    let result = match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(e) => Err(e),
-    };
-    match result {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
-}
+pub(crate) use publish_fs::remove_any;
 
 /// Removes what is left of a superseded result; failure only leaves garbage that the next
 /// operation on the same project cleans up, so it is logged, not returned.

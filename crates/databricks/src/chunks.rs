@@ -25,12 +25,12 @@ use futures::{Stream, StreamExt};
 use reqwest::StatusCode;
 use tokio::sync::mpsc;
 
-use super::client::{Client, Retry, builder_error, describe_reqwest, retry_after, transport_error};
-use super::statement::{CancelOnDrop, Finished, get_chunk};
-use super::wire::ExternalLink;
-use crate::RetryCause;
-use crate::convert::conform_columns;
-use crate::{BatchStream, SourceError};
+use crate::client::{Client, Retry, builder_error, describe_reqwest, retry_after, transport_error};
+use crate::statement::{CancelOnDrop, Finished, get_chunk};
+use crate::wire::ExternalLink;
+use publish_source::RetryCause;
+use publish_columns::conform_columns;
+use publish_source::{BatchStream, SourceError};
 
 /// End-of-stream marker of an Arrow IPC stream (continuation + zero length).
 const ARROW_EOS: [u8; 8] = [0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0];
@@ -492,7 +492,7 @@ async fn download(ctx: Arc<Ctx>, index: u64, mut link: ExternalLink) -> Result<C
             Failure::Status(status, after)
                 if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS =>
             {
-                let cause = RetryCause::of_status(status);
+                let cause = RetryCause::of_status(status.as_u16());
                 let throttled = cause == RetryCause::Throttled;
                 match retry.next(throttled.then_some(after)) {
                     Some(wait) => {

@@ -1,5 +1,7 @@
-//! The one Unity Catalog → Arrow type mapping every source yields, and the conversion of
-//! whatever a wire delivered into it.
+//! Whatever a wire delivered, converted into the canonical Arrow types ([`crate::arrow_type`]):
+//! units and zones of timestamps, decimals and numbers sent as text, nested values sent as JSON
+//! text, differently named nested children. Every source calls this; nothing downstream
+//! converts again.
 
 use std::sync::Arc;
 
@@ -8,101 +10,12 @@ use arrow::array::{
     StructArray, new_null_array,
 };
 use arrow::compute::{CastOptions, cast_with_options};
-use arrow::datatypes::{
-    DataType, Field, FieldRef, Fields, IntervalUnit, Schema, SchemaRef, TimeUnit,
-};
+use arrow::datatypes::{DataType, Field, FieldRef, SchemaRef};
 use arrow::util::display::FormatOptions;
-use publish_types::{TableSchema, UcType};
-
-/// The time zone of every `TIMESTAMP` column: UTC spelled as an offset, as the sink writes it,
-/// because Arrow built without `chrono-tz` cannot format or parse a zone name such as "UTC".
-/// (Spelled "UTC", every timestamp column was cast again by the sink, and anything formatting
-/// it failed.)
-const UTC: &str = "+00:00";
-
-/// The Arrow type a source yields for a Unity Catalog type.
-///
-/// | UC | Arrow |
-/// |---|---|
-/// | BOOLEAN, TINYINT, SMALLINT, INT, BIGINT | Boolean, Int8, Int16, Int32, Int64 |
-/// | FLOAT, DOUBLE | Float32, Float64 |
-/// | DECIMAL(p,s) | Decimal128(p,s) |
-/// | STRING, CHAR(n), VARCHAR(n) | Utf8 |
-/// | BINARY | Binary |
-/// | DATE | Date32 |
-/// | TIMESTAMP | Timestamp(Microsecond, "+00:00") |
-/// | TIMESTAMP_NTZ | Timestamp(Microsecond, none) |
-/// | ARRAY\<T> | List (item field `element`, nullable) |
-/// | MAP\<K,V> | Map (`entries` struct of non-null `key` and nullable `value`, unsorted) |
-/// | STRUCT\<...> | Struct (field names and nullability as declared) |
-/// | INTERVAL YEAR / MONTH / YEAR TO MONTH | Interval(YearMonth) |
-/// | other INTERVALs (DAY ... SECOND) | Duration(Microsecond) |
-/// | VARIANT and anything else (GEOGRAPHY, VOID, ...) | Utf8 (JSON or text) |
-pub fn arrow_type(t: &UcType) -> DataType {
-    match t {
-        UcType::Boolean => DataType::Boolean,
-        UcType::TinyInt => DataType::Int8,
-        UcType::SmallInt => DataType::Int16,
-        UcType::Int => DataType::Int32,
-        UcType::BigInt => DataType::Int64,
-        UcType::Float => DataType::Float32,
-        UcType::Double => DataType::Float64,
-        UcType::Decimal { precision, scale } => {
-            // `UcType` guarantees scale <= precision <= 38, so the scale fits an i8.
-            DataType::Decimal128(*precision, i8::try_from(*scale).unwrap_or(i8::MAX))
-        }
-        UcType::String | UcType::Char(_) | UcType::Varchar(_) => DataType::Utf8,
-        UcType::Binary => DataType::Binary,
-        UcType::Date => DataType::Date32,
-        UcType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
-        UcType::TimestampNtz => DataType::Timestamp(TimeUnit::Microsecond, None),
-        UcType::Array(item) => {
-            DataType::List(Arc::new(Field::new("element", arrow_type(item), true)))
-        }
-        UcType::Map(key, value) => DataType::Map(
-            Arc::new(Field::new(
-                "entries",
-                DataType::Struct(Fields::from(vec![
-                    Field::new("key", arrow_type(key), false),
-                    Field::new("value", arrow_type(value), true),
-                ])),
-                false,
-            )),
-            false,
-        ),
-        UcType::Struct(fields) => DataType::Struct(
-            fields
-                .iter()
-                .map(|f| Field::new(&f.name, arrow_type(&f.data_type), f.nullable))
-                .collect(),
-        ),
-        UcType::Interval(qualifier) => {
-            let q = qualifier.to_ascii_lowercase();
-            if q.starts_with("year") || q.starts_with("month") {
-                DataType::Interval(IntervalUnit::YearMonth)
-            } else {
-                DataType::Duration(TimeUnit::Microsecond)
-            }
-        }
-        UcType::Variant | UcType::Other(_) => DataType::Utf8,
-    }
-}
-
-/// The Arrow schema of a described table: one field per column, in order, named as the catalog
-/// spells it, typed by [`arrow_type`], nullable as declared. No metadata.
-pub fn arrow_schema(schema: &TableSchema) -> SchemaRef {
-    Arc::new(Schema::new(
-        schema
-            .columns
-            .iter()
-            .map(|c| Field::new(c.name.as_str(), arrow_type(&c.data_type), c.nullable))
-            .collect::<Vec<_>>(),
-    ))
-}
 
 /// Converts `columns` (positionally the target's fields) into a batch of exactly `target`.
 /// `Err` says which column could not be converted and why.
-pub(crate) fn conform_columns(
+pub fn conform_columns(
     columns: &[ArrayRef],
     num_rows: usize,
     target: &SchemaRef,
@@ -227,7 +140,7 @@ fn conform_array(array: &ArrayRef, target: &DataType) -> Result<ArrayRef, String
     }
 }
 
-fn cast(array: &ArrayRef, target: &DataType) -> Result<ArrayRef, String> {
+pub(crate) fn cast(array: &ArrayRef, target: &DataType) -> Result<ArrayRef, String> {
     let options = CastOptions {
         safe: false,
         format_options: FormatOptions::default(),
@@ -281,6 +194,9 @@ fn parse_json_text(array: &ArrayRef, target: &DataType) -> Result<ArrayRef, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arrow_type;
+    use publish_types::UcType;
+    use arrow::datatypes::Schema;
 
     /// Issue 11: Arrow quotes the offending value in its cast errors; ours never do.
     #[test]
@@ -303,38 +219,6 @@ mod tests {
 
     fn t(text: &str) -> DataType {
         arrow_type(&UcType::parse(text).unwrap())
-    }
-
-    #[test]
-    fn mapping() {
-        let cases = [
-            ("boolean", "Boolean"),
-            ("tinyint", "Int8"),
-            ("smallint", "Int16"),
-            ("int", "Int32"),
-            ("bigint", "Int64"),
-            ("float", "Float32"),
-            ("double", "Float64"),
-            ("decimal(12,2)", "Decimal128(12, 2)"),
-            ("string", "Utf8"),
-            ("char(3)", "Utf8"),
-            ("varchar(9)", "Utf8"),
-            ("binary", "Binary"),
-            ("date", "Date32"),
-            ("timestamp", "Timestamp(µs, \"+00:00\")"),
-            ("timestamp_ntz", "Timestamp(µs)"),
-            ("interval year to month", "Interval(YearMonth)"),
-            ("interval day to second", "Duration(µs)"),
-            ("variant", "Utf8"),
-            ("geography(4326)", "Utf8"),
-        ];
-        for (uc, arrow) in cases {
-            assert_eq!(t(uc).to_string(), arrow, "{uc}");
-        }
-        assert!(matches!(t("array<int>"), DataType::List(f) if f.data_type() == &DataType::Int32));
-        assert!(matches!(t("map<string,int>"), DataType::Map(..)));
-        assert!(matches!(t("struct<a:int not null,b:string>"),
-            DataType::Struct(f) if !f[0].is_nullable() && f[1].is_nullable()));
     }
 
     fn one(array: ArrayRef, target: DataType) -> Result<ArrayRef, String> {

@@ -3,10 +3,10 @@
 use publish_types::{ColumnSchema, Identifier, ObjectName, UcType};
 use reqwest::StatusCode;
 
-use super::client::{ApiFailure, Call, Client, json_body};
-use super::wire;
-use crate::columns::CatalogTable;
-use crate::{SourceError, TableRequest};
+use crate::client::{ApiFailure, Call, Client, json_body};
+use crate::wire;
+use publish_source::columns::CatalogTable;
+use publish_source::{SourceError, TableRequest};
 
 /// Percent-encodes `text` as one URL path segment: everything but RFC 3986 unreserved bytes.
 pub(crate) fn encode_segment(text: &str) -> String {

@@ -8,10 +8,10 @@ use publish_types::{ObjectName, TableSchema};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::catalog::encode_segment;
-use super::client::{ApiFailure, Call, Client, json_body};
-use super::wire::{Manifest, ResultData, StatementResponse};
-use crate::SourceError;
+use crate::catalog::encode_segment;
+use crate::client::{ApiFailure, Call, Client, json_body};
+use crate::wire::{Manifest, ResultData, StatementResponse};
+use publish_source::SourceError;
 
 /// `SELECT <columns> FROM <catalog>.<schema>.<table>`, every identifier back-quoted with
 /// embedded back-quotes doubled: names are never spliced into SQL.

@@ -6,7 +6,29 @@ use futures::StreamExt;
 use publish_source::memory::MemorySource;
 use publish_source::{Source, SourceError, SourceExt};
 
-use crate::common::{request, suite};
+use publish_source::TableRequest;
+use publish_source::conformance::Suite;
+use publish_types::{Identifier, ObjectName};
+
+const CATALOG: &str = "tre";
+const SCHEMA: &str = "cohort_a";
+
+fn suite() -> Suite {
+    Suite::new(CATALOG, SCHEMA)
+}
+
+fn request(table: &str, columns: Option<&[&str]>) -> TableRequest {
+    TableRequest {
+        catalog: ObjectName::parse(CATALOG).expect("catalog"),
+        schema: ObjectName::parse(SCHEMA).expect("schema"),
+        table: ObjectName::parse(table).expect("table"),
+        columns: columns.map(|c| {
+            c.iter()
+                .map(|n| Identifier::parse(n).expect("column"))
+                .collect()
+        }),
+    }
+}
 
 fn loaded() -> MemorySource {
     let source = MemorySource::new();

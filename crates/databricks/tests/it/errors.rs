@@ -2,7 +2,8 @@
 //! failed statements.
 
 use databricks_emulator::{Fault, Operation};
-use publish_source::{DatabricksSource, Source, SourceError};
+use publish_databricks::DatabricksSource;
+use publish_source::{Source, SourceError};
 use publish_types::HostAllowList;
 
 use crate::common::{Env, request};

@@ -1,4 +1,4 @@
-//! Integration tests of `publish-source`: the conformance suite against the in-memory source and
+//! Integration tests of `publish-databricks`: the conformance suite against the in-memory source and
 //! against the real Databricks client talking to the local emulator over real HTTP on
 //! `127.0.0.1:0`, plus one module per Databricks scenario. Nothing mocks the HTTP layer.
 
@@ -9,4 +9,3 @@ mod conformance;
 mod errors;
 mod faults;
 mod happy_path;
-mod memory;

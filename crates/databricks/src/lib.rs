@@ -1,5 +1,5 @@
 //! [`DatabricksSource`]: Unity Catalog metadata and SQL warehouse results over the Databricks
-//! REST APIs. The only module that knows Databricks' wire format (see `databricks-api.md`).
+//! REST APIs. The only crate that knows Databricks' wire format (see `docs/DATABRICKS-WIRE.md`).
 //!
 //! - **Auth**: OAuth machine-to-machine. One access token per source, fetched from
 //!   `{host}/oidc/v1/token` with the service principal's id and secret, cached, refreshed
@@ -30,8 +30,8 @@ use publish_types::{HostAllowList, HostUrl, ObjectName, TableSchema};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::convert::arrow_schema;
-use crate::{Source, SourceError, TableRequest, TableStream};
+use publish_columns::arrow_schema;
+use publish_source::{Source, SourceError, TableRequest, TableStream};
 
 mod catalog;
 mod chunks;
@@ -111,7 +111,7 @@ pub struct DatabricksOptions {
     /// service sends its name, the project, its start time and the destination.
     pub query_tags: Vec<(String, String)>,
     /// Where retries are counted by cause (for metrics); clones share the counts.
-    pub retries: crate::RetryCounts,
+    pub retries: publish_source::RetryCounts,
 }
 
 impl Default for DatabricksOptions {
@@ -134,7 +134,7 @@ impl Default for DatabricksOptions {
             max_link_refreshes: 3,
             lz4_compression: true,
             query_tags: Vec::new(),
-            retries: crate::RetryCounts::default(),
+            retries: publish_source::RetryCounts::default(),
         }
     }
 }

@@ -12,10 +12,10 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
-use super::DatabricksOptions;
-use super::wire;
-use crate::RetryCause;
-use crate::SourceError;
+use crate::DatabricksOptions;
+use crate::wire;
+use publish_source::RetryCause;
+use publish_source::SourceError;
 
 /// An access token and when to replace it.
 pub(crate) struct Token {
@@ -38,7 +38,7 @@ pub(crate) enum Call {
     Once,
 }
 
-/// The workspace connection shared by every describe and read of one [`super::DatabricksSource`].
+/// The workspace connection shared by every describe and read of one [`crate::DatabricksSource`].
 pub(crate) struct Client {
     pub(crate) origin: String,
     pub(crate) options: DatabricksOptions,
@@ -319,7 +319,7 @@ impl Client {
                 || status.is_server_error()
             {
                 let after = retry_after(response.headers());
-                let cause = RetryCause::of_status(status);
+                let cause = RetryCause::of_status(status.as_u16());
                 let throttled = cause == RetryCause::Throttled;
                 if let Some(wait) = retry.next(throttled.then_some(after)) {
                     tracing::warn!(%status, ?wait, "token endpoint busy; retrying");
@@ -415,7 +415,7 @@ impl Client {
                     ),
                 });
             }
-            let cause = RetryCause::of_status(status);
+            let cause = RetryCause::of_status(status.as_u16());
             let throttled = cause == RetryCause::Throttled;
             if throttled || (status.is_server_error() && call == Call::Idempotent) {
                 let after = throttled.then(|| retry_after(response.headers()));
