@@ -89,4 +89,3 @@ pub fn arrow_schema(schema: &TableSchema) -> SchemaRef {
             .collect::<Vec<_>>(),
     ))
 }
-

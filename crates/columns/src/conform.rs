@@ -195,8 +195,8 @@ fn parse_json_text(array: &ArrayRef, target: &DataType) -> Result<ArrayRef, Stri
 mod tests {
     use super::*;
     use crate::arrow_type;
-    use publish_types::UcType;
     use arrow::datatypes::Schema;
+    use publish_types::UcType;
 
     /// Issue 11: Arrow quotes the offending value in its cast errors; ours never do.
     #[test]

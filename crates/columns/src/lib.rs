@@ -140,14 +140,22 @@ mod tests {
         let mut fields: Vec<_> = arrow_schema(&t).fields().iter().cloned().collect();
         fields[0] = Arc::new(arrow::datatypes::Field::new(
             "c0",
-            arrow::datatypes::DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("Etc/UTC".into())),
+            arrow::datatypes::DataType::Timestamp(
+                arrow::datatypes::TimeUnit::Microsecond,
+                Some("Etc/UTC".into()),
+            ),
             true,
         ));
-        let err = OutputPlan::new(&t, Arc::new(Schema::new(fields)), OutputFormat::Parquet)
-            .unwrap_err();
-        assert!(matches!(&err, PlanError::SchemaMismatch(d) if d.contains("`c0`")), "{err:?}");
+        let err =
+            OutputPlan::new(&t, Arc::new(Schema::new(fields)), OutputFormat::Parquet).unwrap_err();
+        assert!(
+            matches!(&err, PlanError::SchemaMismatch(d) if d.contains("`c0`")),
+            "{err:?}"
+        );
         let one = Arc::new(Schema::new(vec![arrow_schema(&t).field(0).clone()]));
         assert!(OutputPlan::new(&t, one, OutputFormat::Duckdb).is_err());
-        assert!(OutputPlan::new(&table(&[]), arrow_schema(&table(&[])), OutputFormat::Csv).is_err());
+        assert!(
+            OutputPlan::new(&table(&[]), arrow_schema(&table(&[])), OutputFormat::Csv).is_err()
+        );
     }
 }

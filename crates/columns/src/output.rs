@@ -87,9 +87,7 @@ impl OutputPlan {
         format: OutputFormat,
     ) -> Result<Self, PlanError> {
         if table.columns.is_empty() {
-            return Err(PlanError::SchemaMismatch(
-                "no columns were declared".into(),
-            ));
+            return Err(PlanError::SchemaMismatch("no columns were declared".into()));
         }
         let canonical = arrow_schema(table);
         if input.fields().len() != canonical.fields().len() {
@@ -293,7 +291,9 @@ fn json_friendly(t: &DataType) -> DataType {
             }
             _ => t.clone(),
         },
-        _ => map_fields(t, &|t| matches!(t, DataType::Map(..)).then(|| json_friendly(t))),
+        _ => map_fields(t, &|t| {
+            matches!(t, DataType::Map(..)).then(|| json_friendly(t))
+        }),
     }
 }
 

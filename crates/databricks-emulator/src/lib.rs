@@ -2,7 +2,7 @@
 //! Arrow results and injectable faults, served over real HTTP on loopback.
 //!
 //! No Databricks workspace is reachable from development machines, so the service's Databricks
-//! client is tested against this emulator. It follows `shared/databricks-api.md` field for field
+//! client is tested against this emulator. It follows `docs/DATABRICKS-WIRE.md` (and `docs/databricks.md`) field for field
 //! for the calls it answers:
 //!
 //! - `POST /oidc/v1/token` (client credentials, Basic or form fields), the discovery documents
@@ -10,7 +10,7 @@
 //! - `GET /api/2.1/unity-catalog/schemas/{catalog.schema}` (a `SchemaInfo`: what `cr8tor validate`
 //!   asks before listing a schema);
 //! - `GET /api/2.1/unity-catalog/tables/{full_name}` and the list `GET
-//!   /api/2.1/unity-catalog/tables?catalog_name=…&schema_name=…`, paged as §2.2 says
+//!   /api/2.1/unity-catalog/tables?catalog_name=…&schema_name=…`, paged as `docs/databricks.md` ("List tables") says
 //!   (`max_results` omitted: everything in one answer; `0`: the server's page of 50; above: at
 //!   most 50; below: `400`), with `omit_columns`, `omit_properties` and `omit_username` honoured;
 //! - `POST /api/2.0/sql/statements`, `GET …/{id}`, `GET …/{id}/result/chunks/{n}`,
@@ -28,7 +28,7 @@
 //! each chunk is read (just its rows and columns) and streamed when downloaded, so tables far
 //! larger than memory work.
 //!
-//! Column types follow §3.8: Parquet `Interval(YearMonth)` and `Duration` columns are `INTERVAL
+//! Column types follow docs/DATABRICKS-WIRE.md §4: Parquet `Interval(YearMonth)` and `Duration` columns are `INTERVAL
 //! YEAR TO MONTH` and `INTERVAL DAY TO SECOND`; nested columns arrive as native Arrow types, or as
 //! `Utf8` JSON text with [`EmulatorConfig::complex_as_json_text`] (the manifest and the
 //! `Spark:DataType:SqlName` metadata still name the nested type).
@@ -60,7 +60,7 @@
 //!   schema list (`GET /api/2.1/unity-catalog/schemas`). Boolean flags accept `true`/`false` in
 //!   any case; what Databricks does with other spellings is not verified. Table properties are
 //!   always `{}`. Full names are checked only for their number of dot-separated parts, not for
-//!   the characters §2.1 forbids.
+//!   the characters docs/CONTRACT.md §5 forbids.
 //! - **Signatures**: external links carry a random `sig` looked up in a table, not a real
 //!   signature; expiry is checked against the emulator's own clock. Error bodies of the download
 //!   route only imitate Azure's XML.
@@ -78,7 +78,7 @@
 //!   must decode every concatenated frame. The frames' block size, checksums and content-size
 //!   flags are lz4_flex's defaults, not copied from Databricks; `byte_count` stays the
 //!   uncompressed estimate on links too, where Databricks puts the compressed length.
-//! - **Newer behaviours** (§3.10: direct results, `attachment`, bounded SEA) are not emulated;
+//! - **Newer behaviours** (docs/DATABRICKS-WIRE.md §7, §14: direct results, `attachment`, bounded SEA) are not emulated;
 //!   `INLINE_OR_EXTERNAL_LINKS` is treated as `EXTERNAL_LINKS`.
 //! - **JSON text of nested values** (`complex_as_json_text`, `JSON_ARRAY`, `CSV`) keeps null
 //!   struct fields as `null` and prints map keys as JSON strings; Spark's `to_json` drops null
@@ -90,7 +90,7 @@
 //! - **Table list paging**: tables come sorted by name and a page token is an offset, so tables
 //!   added or removed between pages shift the rest. `next_page_token` is sent exactly when more
 //!   tables follow, so pages are never empty; real servers may send an empty page with a token
-//!   (§2.2), which clients must still handle and this emulator never exercises.
+//!   (`docs/databricks.md`, "List tables"), which clients must still handle and this emulator never exercises.
 //!
 //! # Faults and observation
 //!
@@ -148,7 +148,7 @@ pub struct EmulatorConfig {
     /// `GET /api/2.0/sql/warehouses/{id}`, by execute and by session creation.
     pub warehouses: Option<Vec<String>>,
     /// Send `ARRAY`/`MAP`/`STRUCT` columns of `ARROW_STREAM` chunks as `Utf8` JSON text instead
-    /// of native nested Arrow types (databricks-api.md §3.8; off by default, as on Databricks).
+    /// of native nested Arrow types (docs/DATABRICKS-WIRE.md §4; off by default, as on Databricks).
     pub complex_as_json_text: bool,
 }
 

@@ -883,7 +883,7 @@ async fn delete_session(_auth: Authenticated, Path(_id): Path<String>) -> Respon
 
 /// `404 RESOURCE_DOES_NOT_EXIST` unless `id` names a configured warehouse (any id does when none
 /// are configured). Execute answers the same as `GET /api/2.0/sql/warehouses/{id}` [?]: the
-/// reference does not document the status, and 404 with this code is what §3.9 lists.
+/// reference does not document the status, and 404 with this code is what docs/DATABRICKS-WIRE.md §6 and §11 describe.
 fn check_warehouse(state: &AppState, id: &str) -> Result<(), ApiError> {
     let exists = !id.is_empty()
         && state

@@ -271,7 +271,7 @@ impl SqlType {
         }
     }
 
-    /// The Arrow type of this column in an `ARROW_STREAM` chunk (§3.8 of the wire reference).
+    /// The Arrow type of this column in an `ARROW_STREAM` chunk (docs/DATABRICKS-WIRE.md §4).
     pub(crate) fn arrow_type(&self) -> DataType {
         match self {
             SqlType::Boolean => DataType::Boolean,

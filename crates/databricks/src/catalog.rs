@@ -1,4 +1,4 @@
-//! Table metadata from the Unity Catalog REST API (databricks-api.md §2.1).
+//! Table metadata from the Unity Catalog REST API (docs/DATABRICKS-WIRE.md §3).
 
 use publish_types::{ColumnSchema, Identifier, ObjectName, UcType};
 use reqwest::StatusCode;

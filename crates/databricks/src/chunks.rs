@@ -1,4 +1,4 @@
-//! Reading a finished statement's result (databricks-api.md §3.3–3.8): discovering chunks by
+//! Reading a finished statement's result (docs/DATABRICKS-WIRE.md §8–§10): discovering chunks by
 //! `next_chunk_index`, downloading their presigned links in parallel (bounded) without an
 //! `Authorization` header, decompressing LZ4 (every frame: Databricks writes one per Arrow IPC
 //! message), decoding each Arrow IPC stream, converting it to the declared types, and handing
@@ -28,8 +28,8 @@ use tokio::sync::mpsc;
 use crate::client::{Client, Retry, builder_error, describe_reqwest, retry_after, transport_error};
 use crate::statement::{CancelOnDrop, Finished, get_chunk};
 use crate::wire::ExternalLink;
-use publish_source::RetryCause;
 use publish_columns::conform_columns;
+use publish_source::RetryCause;
 use publish_source::{BatchStream, SourceError};
 
 /// End-of-stream marker of an Arrow IPC stream (continuation + zero length).

@@ -1,5 +1,5 @@
 //! The HTTP side of the Databricks client: the OAuth M2M token cache, workspace API calls with
-//! the retry policy of databricks-api.md §3.9, and reading error bodies.
+//! the retry policy of docs/DATABRICKS-WIRE.md §12, and reading error bodies.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -27,7 +27,7 @@ pub(crate) struct Token {
     expires_at: Instant,
 }
 
-/// Whether repeating a request can do harm (databricks-api.md §3.9): execute is not idempotent
+/// Whether repeating a request can do harm (docs/DATABRICKS-WIRE.md §12): execute is not idempotent
 /// and is retried only when the server certainly did not accept it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Call {
@@ -265,7 +265,7 @@ impl Client {
         }
     }
 
-    /// `POST /oidc/v1/token` (databricks-api.md §1): Basic auth + form body.
+    /// `POST /oidc/v1/token` (docs/DATABRICKS-WIRE.md §2): Basic auth + form body.
     async fn fetch_token(&self) -> Result<Token, SourceError> {
         const OP: &str = "requesting an access token";
         let url = self.url("/oidc/v1/token");

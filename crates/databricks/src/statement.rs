@@ -1,4 +1,4 @@
-//! Running one query through the SQL Statement Execution API (databricks-api.md §3.2–3.4):
+//! Running one query through the SQL Statement Execution API (docs/DATABRICKS-WIRE.md §6–§7):
 //! submit, poll until it ends, and cancel it if the reader goes away first.
 
 use std::sync::Arc;
@@ -162,7 +162,7 @@ pub(crate) async fn run(
                 status = get_status(client, guard.statement_id()).await?;
             }
             "SUCCEEDED" => break,
-            // Direct results (§3.10): CLOSED together with its result is a success.
+            // Direct results (docs/DATABRICKS-WIRE.md §7): CLOSED together with its result is a success.
             "CLOSED" if status.manifest.is_some() && status.result.is_some() => break,
             "FAILED" => {
                 guard.disarm();

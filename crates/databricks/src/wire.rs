@@ -1,4 +1,4 @@
-//! The JSON the Databricks REST APIs answer (databricks-api.md), read tolerantly: unknown fields
+//! The JSON the Databricks REST APIs answer (docs/DATABRICKS-WIRE.md §1), read tolerantly: unknown fields
 //! are ignored, absent optional fields take their defaults, and int64 fields may be numbers or
 //! numeric strings.
 

@@ -14,7 +14,12 @@ use rustix::io::Errno;
 pub fn sync_dir(path: &Path) -> io::Result<()> {
     let dir = File::open(path)?;
     match dir.sync_all() {
-        Err(e) if matches!(Errno::from_io_error(&e), Some(Errno::INVAL | Errno::OPNOTSUPP)) => {
+        Err(e)
+            if matches!(
+                Errno::from_io_error(&e),
+                Some(Errno::INVAL | Errno::OPNOTSUPP)
+            ) =>
+        {
             Ok(())
         }
         other => other,
@@ -24,10 +29,8 @@ pub fn sync_dir(path: &Path) -> io::Result<()> {
 /// True when an I/O error means the volume is full (`ENOSPC`) or a quota is exhausted
 /// (`EDQUOT`).
 pub fn is_out_of_space(e: &io::Error) -> bool {
-    matches!(
-        Errno::from_io_error(e),
-        Some(Errno::NOSPC | Errno::DQUOT)
-    ) || e.kind() == io::ErrorKind::StorageFull
+    matches!(Errno::from_io_error(e), Some(Errno::NOSPC | Errno::DQUOT))
+        || e.kind() == io::ErrorKind::StorageFull
 }
 
 /// The same for an error known only by its text (DuckDB's, an encoder's), which carries the
@@ -60,7 +63,9 @@ mod tests {
     fn full_volumes_are_recognised_by_code_and_by_text() {
         assert!(is_out_of_space(&io::Error::from_raw_os_error(28)));
         assert!(is_out_of_space(&io::Error::from_raw_os_error(122)));
-        assert!(is_out_of_space(&io::Error::from(io::ErrorKind::StorageFull)));
+        assert!(is_out_of_space(&io::Error::from(
+            io::ErrorKind::StorageFull
+        )));
         assert!(!is_out_of_space(&io::Error::from_raw_os_error(5)));
         assert!(text_is_out_of_space("IO Error: No space left on device"));
         assert!(!text_is_out_of_space("Constraint Error"));

@@ -3,7 +3,7 @@
 //! Published files can be many gigabytes, so nothing here holds a file in memory: data passes
 //! through one fixed buffer of [`BUFFER_SIZE`] bytes. [`copy_hashing`] reads every byte exactly
 //! once and both writes and hashes it, which is how a publish verifies what it copies without a
-//! second read pass (SPEC section 3).
+//! second read pass (docs/CONTRACT.md §9.1).
 //!
 //! SHA-512 (FIPS 180-4) is the default because CR8TOR records it in BagIt's
 //! `manifest-sha512.txt`; SHA3-512 (FIPS 202) is available as an option. Digests are lowercase

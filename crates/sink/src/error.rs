@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 /// Why a [`Sink`](crate::Sink) could not write what it was given.
 ///
-/// Every error except [`SinkError::OutOfOrder`] leaves the sink unusable: later calls return
-/// [`SinkError::Failed`], and the caller should drop the sink and discard its output directory.
+/// Every error leaves the sink unusable: later calls return [`SinkError::Failed`], and the
+/// caller should drop the sink and discard its output directory.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SinkError {
@@ -70,12 +70,6 @@ pub enum SinkError {
         /// What is wrong with the value.
         detail: String,
     },
-    /// The methods of [`Sink`](crate::Sink) were called out of order; the sink is still usable.
-    #[error("sink used out of order: {detail}")]
-    OutOfOrder {
-        /// Which call was wrong and why.
-        detail: String,
-    },
     /// An earlier call failed, which left the sink unusable.
     #[error("the sink stopped after an earlier error; discard its output and start again")]
     Failed,
@@ -110,36 +104,46 @@ pub enum SinkError {
     },
 }
 
-/// True when an I/O error means the volume is full (`ENOSPC`) or a quota is exhausted.
-fn io_out_of_space(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(28 | 122)) || e.kind() == io::ErrorKind::StorageFull
-}
-
-/// The same for an error known only by its text (DuckDB, the encoders).
-fn text_out_of_space(text: &str) -> bool {
-    text.contains("No space left on device")
-        || text.contains("os error 28")
-        || text.contains("Disk quota exceeded")
-}
-
 impl SinkError {
     /// True when writing failed because the volume (or a quota) is full.
     pub fn is_out_of_space(&self) -> bool {
         match self {
-            Self::Io { source, .. } => io_out_of_space(source),
-            Self::DuckDb { message } | Self::Encode { message, .. } => text_out_of_space(message),
+            Self::Io { source, .. } => publish_fs::is_out_of_space(source),
+            Self::DuckDb { message } | Self::Encode { message, .. } => {
+                publish_fs::text_is_out_of_space(message)
+            }
             _ => false,
         }
     }
 
-    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+    /// A [`SinkError::Io`] on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         Self::Io {
             path: path.into(),
             source,
         }
     }
 
-    pub(crate) fn duckdb(err: impl std::fmt::Display) -> Self {
+    /// The error of `table` for a refusal of its [`publish_columns::OutputPlan`].
+    pub fn plan(table: &publish_types::TableSchema, e: publish_columns::PlanError) -> Self {
+        let table = table.table.to_string();
+        match e {
+            publish_columns::PlanError::SchemaMismatch(detail) => {
+                Self::SchemaMismatch { table, detail }
+            }
+            publish_columns::PlanError::InvalidValue { column, detail } => Self::InvalidValue {
+                table,
+                column,
+                detail,
+            },
+            publish_columns::PlanError::NullInNotNull { column } => {
+                Self::NullInNotNull { table, column }
+            }
+        }
+    }
+
+    /// A [`SinkError::DuckDb`] with DuckDB's message.
+    pub fn duckdb(err: impl std::fmt::Display) -> Self {
         Self::DuckDb {
             message: err.to_string(),
         }

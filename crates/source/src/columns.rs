@@ -47,10 +47,7 @@ impl CatalogTable {
 
     /// The schema of `requested` (all columns when `None`), in the requested order, spelled as
     /// the catalog spells them; the primary key kept only if every key column is included.
-    pub fn select(
-        self,
-        requested: Option<&[Identifier]>,
-    ) -> Result<TableSchema, SourceError> {
+    pub fn select(self, requested: Option<&[Identifier]>) -> Result<TableSchema, SourceError> {
         let columns = match requested {
             None => self.columns.clone(),
             Some([]) => {

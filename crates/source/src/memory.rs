@@ -16,8 +16,8 @@ use async_trait::async_trait;
 use publish_types::TableSchema;
 
 use crate::columns::{CatalogTable, same_name};
-use publish_columns::{arrow_schema, conform_columns};
 use crate::{Source, SourceError, TableRequest, TableStream};
+use publish_columns::{arrow_schema, conform_columns};
 
 /// An in-memory [`Source`]. Cheap to share behind an `Arc`; every method takes `&self`.
 #[derive(Debug, Default)]

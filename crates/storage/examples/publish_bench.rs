@@ -47,8 +47,8 @@ fn main() {
         format: publish_types::OutputFormat::Duckdb,
         shared_files: Vec::new(),
     };
-    let write = area
-        .begin_dataset(&lock, claim, publish_storage::HashAlgorithm::Sha512)
+    let write = lock
+        .begin_dataset(claim, publish_storage::HashAlgorithm::Sha512)
         .unwrap();
     let chunk: Vec<u8> = (0..1 << 20)
         .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
@@ -77,7 +77,7 @@ fn main() {
         .to_owned();
 
     let t = Instant::now();
-    let manifest = area.publish(&lock, &PublishOptions::default()).unwrap();
+    let manifest = lock.publish(&PublishOptions::default()).unwrap();
     let publish_secs = t.elapsed().as_secs_f64();
     assert_eq!(manifest.files[0].hash_value, expected);
 

@@ -153,8 +153,7 @@ impl ProjectArea {
 
     /// Repairs what interrupted operations left in both work folders; returns how many
     /// leftovers were repaired.
-    pub(crate) fn repair(&self, lock: &ProjectLock) -> Result<usize, StorageError> {
-        self.check_lock(lock)?;
+    pub(crate) fn repair(&self, _held: &ProjectLock) -> Result<usize, StorageError> {
         let mut repaired = 0;
         for container in [Container::Production, Container::Staging] {
             let work = self.work_dir(container);
@@ -186,10 +185,14 @@ impl ProjectArea {
         let locks = root.join(SERVICE_DIR).join("locks");
         fsops::refuse_links(&[&root.join(SERVICE_DIR), &locks])?;
         fs::create_dir_all(&locks).at("create the service's lock folder", &locks)?;
-        lock::try_lock(self.lock_path(), || StorageError::Busy {
+        let inner = lock::try_lock(self.lock_path(), || StorageError::Busy {
             destination: self.destination.name().to_string(),
             project: self.project.to_string(),
             start: self.start.to_string(),
+        })?;
+        Ok(ProjectLock {
+            inner,
+            area: self.clone(),
         })
     }
 
@@ -205,45 +208,13 @@ impl ProjectArea {
         ])
     }
 
-    pub(crate) fn check_lock(&self, lock: &ProjectLock) -> Result<(), StorageError> {
-        let wanted = self.lock_path();
-        if lock.inner.path == wanted {
-            Ok(())
-        } else {
-            Err(StorageError::WrongLock {
-                held: lock.inner.path.clone(),
-                wanted,
-            })
-        }
-    }
-
-    /// Starts staging one dataset of the project in a fresh hidden folder on the staging volume
-    /// (`<mount>/staging/<project>/.<start>.tmp-<uuid>/`). Writers put files under
-    /// [`StagingWrite::dir`]; nothing is visible at [`ProjectArea::staging_dir`] until
-    /// [`StagingWrite::commit`]. First removes what interrupted operations left behind.
-    ///
-    /// The new staged result keeps what *other* datasets of the project staged and replaces
-    /// what the same dataset ([`DatasetClaim::id`]) staged before:
-    ///
-    /// - a table the claim names that another dataset already staged is
-    ///   [`StorageError::TableClaimed`]; another output format than the other datasets' is
-    ///   [`StorageError::FormatConflict`]; both are checked before anything is written;
-    /// - files only other datasets own are carried into the new folder as they are (a hard link
-    ///   where the filesystem has them, else a copy checked against the recorded digest);
-    /// - files in [`DatasetClaim::shared_files`] that another dataset owns (the DuckDB database)
-    ///   are carried as a private copy checked against the recorded digest while it is copied,
-    ///   because the writer adds to them; the tables the dataset staged before are then listed
-    ///   by [`StagingWrite::replaced_tables`] for the writer to drop from them;
-    /// - files only this dataset owned are not carried: the writer writes them anew.
-    ///
-    /// A staged result without a package record (staged by an older version) is replaced whole.
-    pub fn begin_dataset(
+    /// [`ProjectLock::begin_dataset`]: the lock is this area's.
+    pub(crate) fn begin_dataset(
         &self,
         lock: &ProjectLock,
         claim: DatasetClaim,
         algorithm: HashAlgorithm,
     ) -> Result<StagingWrite, StorageError> {
-        self.check_lock(lock)?;
         self.refuse_links()?;
         let parent = self.staging_parent();
         let work = self.prepare_work(Container::Staging)?;

@@ -14,7 +14,7 @@ const VAR_SUFFIX: &str = "_SDE_MNT_PATH";
 const STAGING: &str = "staging";
 const PRODUCTION: &str = "production";
 
-/// The destinations every deployment has, with their default mounts (SPEC section 4).
+/// The destinations every deployment has, with their default mounts (docs/CONTRACT.md §11).
 const DEFAULTS: [(&str, &str); 2] = [("LSC", "./outputs/lsc-sde"), ("NW", "./outputs/nw-sde")];
 
 /// Every configured destination, by name.

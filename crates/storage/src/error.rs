@@ -179,15 +179,6 @@ pub enum StorageError {
         message: String,
     },
 
-    /// A lock for another project area was passed in.
-    #[error("the lock passed in is for {held}, not for {wanted}; this is a bug in the caller")]
-    WrongLock {
-        /// The lock file of the lock passed in.
-        held: PathBuf,
-        /// The lock file the operation needs.
-        wanted: PathBuf,
-    },
-
     /// A file-system operation failed.
     #[error("could not {action} {}: {source}", path.display())]
     Io {

@@ -54,37 +54,12 @@ struct Sidecar {
 const SIDECAR_FORMAT: u32 = 1;
 
 impl ProjectArea {
-    /// Publishes the staged result to production and returns its manifest.
-    ///
-    /// If something is staged, exactly the files its package record lists ([`RECORD_FILE`];
-    /// every dataset of the project) are put into a hidden temporary folder on the production
-    /// volume, in path order: hard-linked when both containers share a filesystem (no byte is
-    /// copied; unlike a rename, this leaves staging intact until production is complete) and
-    /// then read once to hash them, or, across filesystems or with [`PublishOptions::force_copy`],
-    /// copied while hashing so each byte is read exactly once. Each file's digest and size must
-    /// equal what its package recorded: a file missing, changed or of another kind, or a file no
-    /// package wrote, refuses the publish naming it ([`StorageError::StagedFileChanged`],
-    /// [`StorageError::UnexpectedStagedFile`], [`StorageError::UnsupportedEntry`]); a staged
-    /// result without a record is [`StorageError::MissingRecord`]. Each file is synced and its
-    /// landed size checked against the bytes hashed; then the folders are synced, the manifest
-    /// is recorded atomically in `<mount>/production/<project>/.<start>.manifest.json` (with
-    /// which dataset staged what), the folder is swapped into
-    /// `<mount>/production/<project>/<start>` in one rename (replacing a previous result), and
-    /// staging is removed. A failure before that rename leaves production as it was and staging
-    /// intact. The record itself is not published.
-    ///
-    /// If nothing is staged but a result was published, returns the recorded manifest without
-    /// reading the files, provided it matches the published folder and its file sizes and was
-    /// made with the same algorithm; otherwise the published files are hashed again. If neither:
-    /// [`StorageError::NothingToPublish`].
-    ///
-    /// Blocking: call it from a blocking thread.
-    pub fn publish(
+    /// [`ProjectLock::publish`]: the lock is this area's.
+    pub(crate) fn publish(
         &self,
-        lock: &ProjectLock,
+        _held: &ProjectLock,
         options: &PublishOptions,
     ) -> Result<Manifest, StorageError> {
-        self.check_lock(lock)?;
         let destination = &self.destination;
         destination.check_containers()?;
         self.refuse_links()?;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// A request that does not match the contract or breaks a rule of SPEC section 2.2.
+/// A request that does not match the contract or breaks a rule of docs/CONTRACT.md §5.
 ///
 /// `field` is the JSON path of the offending value (e.g. `dataset.tables[1].columns[0].name`),
 /// empty when the body as a whole is wrong (not JSON, not an object).

@@ -1,9 +1,9 @@
 //! Request/response contracts, validated names and table schemas of the CR8TOR Publish Service.
 //!
-//! This crate does no I/O. It accepts both request shapes of SPEC section 2.1 (the brief's flat
+//! This crate does no I/O. It accepts both request shapes of docs/CONTRACT.md §4 (the brief's flat
 //! shape A and CR8TOR's nested shape B) and normalises them into one [`PackageRequest`],
 //! [`PublishRequest`] or [`ValidateRequest`]. Holding one of those is proof that every rule of
-//! SPEC section 2.2 that can be checked without I/O has been checked; what needs the outside
+//! docs/CONTRACT.md §5 that can be checked without I/O has been checked; what needs the outside
 //! world (does the table exist, is the destination configured, is the host allowed by this
 //! deployment) is checked by the crates that own that world.
 

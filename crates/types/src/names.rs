@@ -1,7 +1,7 @@
 //! Validated names: every string that becomes a path segment, a file name or a SQL identifier.
 //!
 //! Each newtype can only be built through its `parse` function, so holding one is proof that the
-//! rules of SPEC section 2.2 were checked. None of them can contain `/`, `\`, NUL or be `..`.
+//! rules of docs/CONTRACT.md §5 were checked. None of them can contain `/`, `\`, NUL or be `..`.
 
 use std::fmt;
 

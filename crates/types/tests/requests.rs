@@ -1,4 +1,4 @@
-//! Request contracts: both shapes normalise identically, and every rule of SPEC 2.2 rejects
+//! Request contracts: both shapes normalise identically, and every rule of docs/CONTRACT.md §5 rejects
 //! with an error naming the field. Cases go through one `check` helper.
 
 use publish_types::{

@@ -20,12 +20,12 @@ use std::time::Instant;
 use async_trait::async_trait;
 use futures::StreamExt;
 use publish_hash::HashAlgorithm;
-use publish_sink::{Sink, SinkOptions, TableStats, open_sink, open_sink_adding};
+use publish_sink::{Output, Sink, SinkFactory, TableStats};
 use publish_source::{Source, TableRequest};
 use publish_storage::{DatasetClaim, Destinations, PublishOptions, StagedFile, StagedTable};
 use publish_types::{
-    HostAllowList, OutputFormat, PackageRequest, ProjectRef, PublishRequest, PublishedFile,
-    RetrievedFile, SourceSpec, TableRef, TableSchema, ValidateRequest,
+    HostAllowList, PackageRequest, ProjectRef, PublishRequest, PublishedFile, RetrievedFile,
+    SourceSpec, TableRef, TableSchema, ValidateRequest,
 };
 use secrecy::SecretString;
 use tracing::{Instrument, info, info_span};
@@ -64,8 +64,6 @@ pub struct WorkflowOptions {
     pub hash_algorithm: HashAlgorithm,
     /// Take the cross-filesystem copy path on publish even when a rename would do.
     pub force_copy: bool,
-    /// Sink settings (DuckDB threads, memory limit, scratch folder...).
-    pub sink: SinkOptions,
     /// How often a long table logs its progress.
     pub progress_interval: std::time::Duration,
 }
@@ -75,7 +73,6 @@ impl Default for WorkflowOptions {
         Self {
             hash_algorithm: HashAlgorithm::Sha512,
             force_copy: false,
-            sink: SinkOptions::default(),
             progress_interval: std::time::Duration::from_secs(5),
         }
     }
@@ -123,6 +120,7 @@ pub struct Workflow {
     secrets: SecretStore,
     allowed_hosts: HostAllowList,
     sources: Arc<dyn SourceFactory>,
+    sinks: Arc<dyn SinkFactory>,
     options: WorkflowOptions,
 }
 
@@ -133,6 +131,7 @@ impl Workflow {
         secrets: SecretStore,
         allowed_hosts: HostAllowList,
         sources: Arc<dyn SourceFactory>,
+        sinks: Arc<dyn SinkFactory>,
         options: WorkflowOptions,
     ) -> Self {
         Self {
@@ -141,6 +140,7 @@ impl Workflow {
             secrets,
             allowed_hosts,
             sources,
+            sinks,
             options,
         }
     }
@@ -238,28 +238,22 @@ impl Workflow {
             schema_name: req.dataset.schema_name.clone(),
             tables: req.dataset.table_refs(),
             format: req.format,
-            shared_files: match req.format {
-                OutputFormat::Duckdb => vec![publish_sink::DUCKDB_FILE.to_owned()],
-                OutputFormat::Csv | OutputFormat::Parquet => Vec::new(),
-            },
+            shared_files: self.sinks.shared_files(req.format),
         };
         let algorithm = self.options.hash_algorithm;
         let staging = {
-            let area = area.clone();
             let lock = lock.clone();
-            blocking(move || area.begin_dataset(&lock, claim, algorithm)).await??
+            blocking(move || lock.begin_dataset(claim, algorithm)).await??
         };
         let mut staging = staging;
-        let mut sink = if staging.carries_shared_files() {
-            open_sink_adding(
-                req.format,
-                staging.dir(),
-                &self.options.sink,
-                staging.replaced_tables(),
-            )?
+        let output = if staging.carries_shared_files() {
+            Output::Adding {
+                replace: staging.replaced_tables(),
+            }
         } else {
-            open_sink(req.format, staging.dir(), &self.options.sink)?
+            Output::Fresh
         };
+        let mut sink = self.sinks.open(req.format, staging.dir(), output)?;
         let mut tables = Vec::with_capacity(schemas.len());
         for schema in &schemas {
             let stats = self
@@ -312,15 +306,15 @@ impl Workflow {
         let span = info_span!("table", schema = %schema.schema, table = %schema.table);
         async {
             let stream = source.read(schema).await?;
-            sink.begin_table(schema, stream.schema.clone()).await?;
+            let mut table = sink.begin_table(schema, stream.schema.clone()).await?;
             let mut progress = Progress::new(self.options.progress_interval);
             let mut batches = stream.batches;
             while let Some(batch) = batches.next().await {
                 let batch = batch?;
                 progress.add(batch.num_rows() as u64, publish_sink::batch_bytes(&batch));
-                sink.write_batch(batch).await?;
+                table.write_batch(batch).await?;
             }
-            let stats = sink.finish_table().await?;
+            let stats = table.finish().await?;
             progress.finish(stats.rows, stats.bytes);
             Totals::add(&self.totals.rows_packaged, stats.rows);
             Totals::add(&self.totals.bytes_packaged, stats.bytes);
@@ -352,7 +346,7 @@ impl Workflow {
                 let area =
                     destination.project(&req.project.project_name, &req.project.project_start_time);
                 let lock = area.lock()?;
-                area.publish(&lock, &options)
+                lock.publish(&options)
             })
             .await??;
             let bytes: u64 = manifest.files.iter().map(|f| f.total_bytes).sum();

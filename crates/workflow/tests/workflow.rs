@@ -1,10 +1,12 @@
-//! The workflow without HTTP: the in-memory source (as other CR8TOR services would use it),
-//! the real sinks and the real storage on disk.
+//! The workflow without HTTP: the in-memory source and sink (as other CR8TOR services would use
+//! them) and the real storage on disk. No DuckDB is linked here: what each format writes is
+//! tested with the writers and, end to end, by the server's tests.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use publish_sink::memory::MemorySinks;
 use publish_source::conformance::Suite;
 use publish_source::memory::MemorySource;
 use publish_source::{Source, SourceError};
@@ -33,6 +35,7 @@ impl SourceFactory for Memory {
 struct Env {
     dir: tempfile::TempDir,
     source: Arc<MemorySource>,
+    sinks: MemorySinks,
     workflow: Workflow,
 }
 
@@ -54,16 +57,19 @@ fn env() -> Env {
         mount.to_string_lossy().into_owned(),
     )])
     .unwrap();
+    let sinks = MemorySinks::new();
     let workflow = Workflow::new(
         destinations,
         SecretStore::new(dir.path().join("secrets")),
         HostAllowList::default(),
         Arc::new(Memory(source.clone())),
+        Arc::new(sinks.clone()),
         WorkflowOptions::default(),
     );
     Env {
         dir,
         source,
+        sinks,
         workflow,
     }
 }
@@ -127,40 +133,40 @@ async fn package_writes_exactly_the_requested_columns_then_publish_hashes_them()
         .await
         .unwrap();
     assert_eq!(files.len(), 1);
-    assert_eq!(files[0].file_path, "data/outputs/database.duckdb");
-    let db = e.staging().join("data/outputs/database.duckdb");
-    {
-        let conn = duckdb::Connection::open(&db).unwrap();
-        let cols: Vec<(String, String)> = conn
-            .prepare("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema='sch' AND table_name='people' ORDER BY ordinal_position")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        // Requested order, the catalog's spelling, UC types.
+    assert_eq!(files[0].file_path, "data/outputs/sch/people.jsonl");
+    let tables = e.sinks.tables();
+    assert_eq!(tables.len(), 1, "exactly the requested table");
+    let people = &tables[0];
+    // Requested order, the catalog's spelling, UC types.
+    let columns: Vec<(String, String)> = people
+        .schema
+        .columns
+        .iter()
+        .map(|c| (c.name.to_string(), c.data_type.to_string()))
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            ("Age", "int"),
+            ("Id", "bigint"),
+            ("Tags", "array<string>"),
+            ("Seen", "timestamp"),
+            ("Score", "decimal(6,2)")
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+    assert_eq!(people.rows(), publish_source::conformance::PEOPLE_ROWS);
+    for batch in &people.batches {
         assert_eq!(
-            cols,
-            [
-                ("Age", "INTEGER"),
-                ("Id", "BIGINT"),
-                ("Tags", "VARCHAR[]"),
-                ("Seen", "TIMESTAMP WITH TIME ZONE"),
-                ("Score", "DECIMAL(6,2)")
-            ]
-            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            batch.schema(),
+            publish_columns::arrow_schema(&people.schema)
         );
-        let n: i64 = conn
-            .query_row("SELECT count(*) FROM sch.people", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(n, publish_source::conformance::PEOPLE_ROWS as i64);
-        let tables: i64 = conn
-            .query_row("SELECT count(*) FROM information_schema.tables", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        assert_eq!(tables, 1, "no bookkeeping tables");
     }
+    let staged = std::fs::read_to_string(e.staging().join(&files[0].file_path)).unwrap();
+    assert_eq!(
+        staged.lines().count(),
+        publish_source::conformance::PEOPLE_ROWS
+    );
     let published = e
         .workflow
         .publish(PublishRequest::from_json(br#"{"project_name":"P1","project_start_time":"20250101_000000","destination_type":"lsc"}"#).unwrap())
@@ -170,7 +176,7 @@ async fn package_writes_exactly_the_requested_columns_then_publish_hashes_them()
     let prod = e
         .dir
         .path()
-        .join("lsc/production/P1/20250101_000000/data/outputs/database.duckdb");
+        .join("lsc/production/P1/20250101_000000/data/outputs/sch/people.jsonl");
     let bytes = std::fs::read(&prod).unwrap();
     assert_eq!(published[0].total_bytes, bytes.len() as u64);
     assert_eq!(
@@ -203,6 +209,37 @@ async fn a_source_failure_mid_table_keeps_the_previous_staging_result() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::SourceFailed, "{err}");
+    assert_eq!(
+        e.tree(),
+        before,
+        "staging changed or a temp dir was left behind"
+    );
+}
+
+#[tokio::test]
+async fn a_full_staging_volume_is_named_and_keeps_the_previous_staging_result() {
+    let e = env();
+    e.workflow
+        .package(package_req("csv", people_request()))
+        .await
+        .unwrap();
+    let before = e.tree();
+    e.sinks.fail_batch(1);
+    let err = e
+        .workflow
+        .package(package_req("csv", people_request()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            WorkflowError::VolumeFull {
+                volume: "staging",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(
         e.tree(),
         before,

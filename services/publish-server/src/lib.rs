@@ -14,9 +14,9 @@ pub mod telemetry;
 
 use std::sync::Arc;
 
-use publish_sink::SinkOptions;
 use publish_types::SecretName;
 use publish_workflow::{SecretStore, Workflow, WorkflowOptions};
+use publish_writers::{SinkOptions, Writers};
 
 pub use routes::app;
 pub use state::AppState;
@@ -50,7 +50,6 @@ pub fn build_state(settings: &Settings) -> Result<AppState, String> {
     let options = WorkflowOptions {
         hash_algorithm: settings.hash_algorithm,
         force_copy: settings.force_copy,
-        sink: sink_options(settings)?,
         ..WorkflowOptions::default()
     };
     let workflow = Workflow::new(
@@ -58,6 +57,7 @@ pub fn build_state(settings: &Settings) -> Result<AppState, String> {
         secrets,
         settings.allowed_hosts.clone(),
         Arc::new(sources),
+        Arc::new(Writers::new(sink_options(settings)?)),
         options,
     );
     let workflow = Arc::new(workflow);
@@ -92,7 +92,7 @@ fn sink_options(settings: &Settings) -> Result<SinkOptions, String> {
         digest_algorithm: settings.hash_algorithm,
         ..SinkOptions::default()
     };
-    let shared = publish_sink::SharedDuckDb::open(&options).map_err(|e| {
+    let shared = publish_writers::SharedDuckDb::open(&options).map_err(|e| {
         format!(
             "cannot start DuckDB with PUBLISH_DUCKDB_MEMORY_LIMIT / PUBLISH_DUCKDB_THREADS: {e}"
         )

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use publish_databricks::{DatabricksConfig, DatabricksOptions, DatabricksSource};
 use publish_source::Source;
-use publish_source::databricks::{DatabricksConfig, DatabricksOptions, DatabricksSource};
 use publish_types::{HostAllowList, ProjectRef, SourceKind, SourceSpec};
 use publish_workflow::{SourceCredentials, SourceFactory, WorkflowError};
 

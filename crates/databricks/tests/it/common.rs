@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use databricks_emulator::fixtures::{Sidecar, SidecarColumn, write_table};
 use databricks_emulator::{Emulator, EmulatorConfig, JournalEntry, Operation};
-use publish_source::conformance::{Fixture, Suite};
 use publish_databricks::{DatabricksConfig, DatabricksOptions, DatabricksSource};
 use publish_source::TableRequest;
+use publish_source::conformance::{Fixture, Suite};
 use publish_types::{HostAllowList, HostUrl, Identifier, ObjectName, TableSchema, UcType};
 use tempfile::TempDir;
 

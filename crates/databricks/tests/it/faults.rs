@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use databricks_emulator::{Fault, Operation};
-use publish_source::conformance::{assert_batches_eq, collect};
 use publish_databricks::DatabricksSource;
+use publish_source::conformance::{assert_batches_eq, collect};
 use publish_source::{Source, SourceError};
 use publish_types::TableSchema;
 

@@ -80,7 +80,7 @@ async fn lz4_by_default_every_frame_decoded_and_off_on_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nested_values_sent_as_json_text_read_as_native_values() {
-    // databricks-api.md §3.8: a warehouse may send ARRAY/MAP/STRUCT as JSON text; the client
+    // docs/DATABRICKS-WIRE.md §4: a warehouse may send ARRAY/MAP/STRUCT as JSON text; the client
     // parses it into the nested type Unity Catalog declares, so the result is the same.
     let env = Env::start_with(|c| c.complex_as_json_text = true).await;
     let source = env.source();

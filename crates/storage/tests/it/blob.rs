@@ -38,7 +38,7 @@ fn two_datasets_package_and_publish_on_blob_volumes_land_in_the_store() {
         ("one", vec!["person"], big.clone()),
     ] {
         let lock = area.lock().unwrap();
-        let write = crate::begin_as(&area, &lock, id, OutputFormat::Csv, &tables);
+        let write = crate::begin_as(&lock, id, OutputFormat::Csv, &tables);
         let rel = format!("data/outputs/cohort/{}.csv", tables[0]);
         write_files(&write, &[(rel.as_str(), content)]);
         write
@@ -46,8 +46,8 @@ fn two_datasets_package_and_publish_on_blob_volumes_land_in_the_store() {
             .unwrap();
     }
     let options = PublishOptions::default();
-    let manifest = area.publish(&area.lock().unwrap(), &options).unwrap();
-    let again = area.publish(&area.lock().unwrap(), &options).unwrap();
+    let manifest = area.lock().unwrap().publish(&options).unwrap();
+    let again = area.lock().unwrap().publish(&options).unwrap();
     assert_eq!(
         again, manifest,
         "a retried publish answers the same manifest"
@@ -92,13 +92,13 @@ fn a_failed_package_on_blob_volumes_leaves_staging_as_it_was() {
         &StartTime::parse(START).unwrap(),
     );
     let lock = area.lock().unwrap();
-    let write = crate::begin_as(&area, &lock, "one", OutputFormat::Csv, &["person"]);
+    let write = crate::begin_as(&lock, "one", OutputFormat::Csv, &["person"]);
     write_files(
         &write,
         &[("data/outputs/cohort/person.csv", b"first".to_vec())],
     );
     write.commit(Vec::new()).unwrap();
-    let write = crate::begin_as(&area, &lock, "one", OutputFormat::Csv, &["person"]);
+    let write = crate::begin_as(&lock, "one", OutputFormat::Csv, &["person"]);
     write_files(
         &write,
         &[("data/outputs/cohort/person.csv", b"half".to_vec())],

@@ -62,7 +62,7 @@ fn nothing_is_visible_before_commit_and_a_dropped_write_changes_nothing() {
     );
 
     let lock = area.lock().unwrap();
-    let write = crate::begin(&area, &lock).unwrap();
+    let write = crate::begin(&lock).unwrap();
     let tmp = write.dir().to_path_buf();
     assert!(
         tmp.starts_with(work_folder(&area, "staging")),
@@ -100,7 +100,7 @@ fn a_failed_commit_leaves_the_previous_result() {
     );
 
     let lock = area.lock().unwrap();
-    let write = crate::begin(&area, &lock).unwrap();
+    let write = crate::begin(&lock).unwrap();
     let tmp = write.dir().to_path_buf();
     fs::write(tmp.join("real"), b"new").unwrap();
     std::os::unix::fs::symlink("/etc/passwd", tmp.join("link")).unwrap();

@@ -27,11 +27,7 @@ fn stage_csv(
     tables: &[&str],
 ) -> Result<Vec<String>, StorageError> {
     let lock = area.lock()?;
-    let write = area.begin_dataset(
-        &lock,
-        claim(id, OutputFormat::Csv, tables),
-        HashAlgorithm::Sha512,
-    )?;
+    let write = lock.begin_dataset(claim(id, OutputFormat::Csv, tables), HashAlgorithm::Sha512)?;
     let files: Vec<(String, Vec<u8>)> = tables
         .iter()
         .map(|t| {
@@ -92,7 +88,9 @@ fn a_second_dataset_keeps_the_first_and_a_repackage_replaces_only_its_own_files(
 
     // Publish publishes the union, each file checked against the record.
     let manifest = area
-        .publish(&area.lock().unwrap(), &PublishOptions::default())
+        .lock()
+        .unwrap()
+        .publish(&PublishOptions::default())
         .unwrap();
     let published: Vec<&str> = manifest
         .files
@@ -148,9 +146,8 @@ fn another_format_than_the_other_datasets_is_refused_but_a_lone_dataset_may_chan
     let area = dest.area();
     stage_csv(&area, "one", &["person"]).unwrap();
     let lock = area.lock().unwrap();
-    let err = area
+    let err = lock
         .begin_dataset(
-            &lock,
             claim("two", OutputFormat::Parquet, &["visit"]),
             HashAlgorithm::Sha512,
         )
@@ -164,7 +161,7 @@ fn another_format_than_the_other_datasets_is_refused_but_a_lone_dataset_may_chan
             .contains("one project run has one output format")
     );
     // The only dataset may switch format: its old files are replaced whole.
-    let write = crate::begin_as(&area, &lock, "one", OutputFormat::Parquet, &["person"]);
+    let write = crate::begin_as(&lock, "one", OutputFormat::Parquet, &["person"]);
     write_files(
         &write,
         &[("data/outputs/cohort/person.parquet", b"pq".to_vec())],
@@ -182,7 +179,7 @@ fn a_shared_file_is_carried_as_a_private_copy_and_a_failed_package_leaves_it_unt
     let area = dest.area();
     let db = "data/outputs/database.duckdb";
     let lock = area.lock().unwrap();
-    let write = crate::begin_as(&area, &lock, "one", OutputFormat::Duckdb, &["person"]);
+    let write = crate::begin_as(&lock, "one", OutputFormat::Duckdb, &["person"]);
     assert!(!write.carries_shared_files(), "nothing to carry yet");
     write_files(&write, &[(db, b"dataset one".to_vec())]);
     write.commit(vec![table("person")]).unwrap();
@@ -190,7 +187,7 @@ fn a_shared_file_is_carried_as_a_private_copy_and_a_failed_package_leaves_it_unt
     let inode = fs::metadata(&staged).unwrap().ino();
 
     // Dataset two is begun on a copy of the database, which it may change freely.
-    let write = crate::begin_as(&area, &lock, "two", OutputFormat::Duckdb, &["visit"]);
+    let write = crate::begin_as(&lock, "two", OutputFormat::Duckdb, &["visit"]);
     assert!(write.carries_shared_files());
     assert!(write.replaced_tables().is_empty());
     let copy = write.dir().join(db);
@@ -206,7 +203,7 @@ fn a_shared_file_is_carried_as_a_private_copy_and_a_failed_package_leaves_it_unt
     assert_eq!(fs::metadata(&staged).unwrap().ino(), inode);
 
     // Committed, the database belongs to both datasets.
-    let write = crate::begin_as(&area, &lock, "two", OutputFormat::Duckdb, &["visit"]);
+    let write = crate::begin_as(&lock, "two", OutputFormat::Duckdb, &["visit"]);
     fs::write(write.dir().join(db), b"dataset one + two").unwrap();
     assert_eq!(write.commit(vec![table("visit")]).unwrap(), [db]);
     let record = area.staged_record().unwrap().unwrap();
@@ -214,7 +211,7 @@ fn a_shared_file_is_carried_as_a_private_copy_and_a_failed_package_leaves_it_unt
     assert_eq!(record.files[0].hash_value, sha512sum(&staged));
 
     // Dataset one again: the copy it gets still holds its old table, which the writer drops.
-    let write = crate::begin_as(&area, &lock, "one", OutputFormat::Duckdb, &["person"]);
+    let write = crate::begin_as(&lock, "one", OutputFormat::Duckdb, &["person"]);
     assert!(write.carries_shared_files());
     let replaced: Vec<String> = write
         .replaced_tables()
@@ -230,13 +227,12 @@ fn a_carried_file_that_changed_since_its_package_refuses_the_next_package() {
     let area = dest.area();
     let db = "data/outputs/database.duckdb";
     let lock = area.lock().unwrap();
-    let write = crate::begin_as(&area, &lock, "one", OutputFormat::Duckdb, &["person"]);
+    let write = crate::begin_as(&lock, "one", OutputFormat::Duckdb, &["person"]);
     write_files(&write, &[(db, b"dataset one".to_vec())]);
     write.commit(vec![table("person")]).unwrap();
     fs::write(area.staging_dir().join(db), b"dataset 1!!").unwrap(); // same size
-    let err = area
+    let err = lock
         .begin_dataset(
-            &lock,
             claim("two", OutputFormat::Duckdb, &["visit"]),
             HashAlgorithm::Sha512,
         )
@@ -255,7 +251,7 @@ fn publish_refuses_planted_missing_and_changed_files_naming_them() {
         force_copy: true,
         ..PublishOptions::default()
     };
-    let publish = || area.publish(&area.lock().unwrap(), &options);
+    let publish = || area.lock().unwrap().publish(&options);
     let staged = |rel: &str| area.staging_dir().join(rel);
 
     stage_csv(&area, "one", &["person", "address"]).unwrap();

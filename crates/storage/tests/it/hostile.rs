@@ -13,7 +13,7 @@ fn publish(area: &publish_storage::ProjectArea) -> Result<publish_storage::Manif
         force_copy: true,
         ..PublishOptions::default()
     };
-    area.publish(&area.lock()?, &options)
+    area.lock()?.publish(&options)
 }
 
 /// A folder outside the destination holding a "secret", which must stay intact.

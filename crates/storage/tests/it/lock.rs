@@ -51,21 +51,11 @@ fn a_staging_write_keeps_the_lock_held() {
     let dest = TestDestination::one_filesystem();
     let area = dest.area();
     let lock = area.lock().unwrap();
-    let write = crate::begin(&area, &lock).unwrap();
+    let write = crate::begin(&lock).unwrap();
     drop(lock);
     assert_busy(area.lock());
     write.commit(Vec::new()).unwrap();
     area.lock().unwrap();
-}
-
-#[test]
-fn a_lock_for_another_area_is_refused() {
-    let dest = TestDestination::one_filesystem();
-    let other_lock = dest.area_for("Other", START).lock().unwrap();
-    assert!(matches!(
-        crate::begin(&dest.area(), &other_lock),
-        Err(StorageError::WrongLock { .. })
-    ));
 }
 
 /// Environment variable that turns [`lock_holder_child`] into the child process's helper.

@@ -129,23 +129,21 @@ pub(crate) fn claim(id: &str, format: OutputFormat, tables: &[&str]) -> DatasetC
 }
 
 /// Begins staging the project's only dataset (`dataset_1`, CSV).
-pub(crate) fn begin(area: &ProjectArea, lock: &ProjectLock) -> Result<StagingWrite, StorageError> {
-    area.begin_dataset(
-        lock,
+pub(crate) fn begin(lock: &ProjectLock) -> Result<StagingWrite, StorageError> {
+    lock.begin_dataset(
         claim("dataset_1", OutputFormat::Csv, &[]),
         HashAlgorithm::Sha512,
     )
 }
 
-/// Begins staging dataset `id` of `area` on `tables` in `format` ([`claim`]), SHA-512.
+/// Begins staging dataset `id` of the locked area on `tables` in `format` ([`claim`]), SHA-512.
 pub(crate) fn begin_as(
-    area: &ProjectArea,
     lock: &ProjectLock,
     id: &str,
     format: OutputFormat,
     tables: &[&str],
 ) -> StagingWrite {
-    area.begin_dataset(lock, claim(id, format, tables), HashAlgorithm::Sha512)
+    lock.begin_dataset(claim(id, format, tables), HashAlgorithm::Sha512)
         .unwrap()
 }
 
@@ -161,7 +159,7 @@ pub(crate) fn write_files(write: &StagingWrite, files: &[(&str, Vec<u8>)]) {
 /// Stages `files` (relative path, content) for `area` and returns what commit reported.
 pub(crate) fn stage(area: &ProjectArea, files: &[(&str, Vec<u8>)]) -> Vec<String> {
     let lock = area.lock().unwrap();
-    let write = begin(area, &lock).unwrap();
+    let write = begin(&lock).unwrap();
     for (rel, content) in files {
         let path = write.dir().join(rel);
         fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -14,7 +14,7 @@ use crate::{
 
 fn publish(area: &ProjectArea, options: PublishOptions) -> Result<Manifest, StorageError> {
     let lock = area.lock()?;
-    area.publish(&lock, &options)
+    lock.publish(&options)
 }
 
 /// Checks the manifest against the files in production: same list, `sha512sum`'s hashes, sizes.

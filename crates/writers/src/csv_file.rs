@@ -1,7 +1,7 @@
 //! The CSV output: `data/outputs/<schema>/<table>.csv`, streamed through arrow-csv.
 //!
 //! The dialect is described in the crate documentation. Every column reaches the writer as a
-//! scalar: [`TablePlan`] has already turned nested values into JSON text.
+//! scalar: [`OutputPlan`] has already turned nested values into JSON text.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -10,10 +10,11 @@ use arrow::csv::WriterBuilder;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
-use crate::convert::{Flavor, TablePlan};
 use crate::files::{HashingFile, create_table_file, finish_files};
 use crate::worker::{FormatWriter, TableWriter};
-use crate::{SinkError, WrittenFile};
+use publish_columns::OutputPlan;
+use publish_sink::{SinkError, WrittenFile};
+use publish_types::OutputFormat;
 
 /// Bytes buffered before a write reaches the file.
 const BUFFER: usize = 1 << 20;
@@ -35,9 +36,9 @@ impl CsvWriter {
 }
 
 impl FormatWriter for CsvWriter {
-    const FLAVOR: Flavor = Flavor::Csv;
+    const FORMAT: OutputFormat = OutputFormat::Csv;
 
-    fn begin_table(&mut self, plan: &TablePlan) -> Result<Box<dyn TableWriter + '_>, SinkError> {
+    fn begin_table(&mut self, plan: &OutputPlan) -> Result<Box<dyn TableWriter + '_>, SinkError> {
         let created = create_table_file(&self.root, plan, "csv", self.algorithm)?;
         self.files.push(WrittenFile {
             path: created.relative,
@@ -52,7 +53,7 @@ impl FormatWriter for CsvWriter {
         };
         // arrow-csv writes the header with the first batch; an empty one makes sure a table
         // without rows still gets its header.
-        table.write(&RecordBatch::new_empty(plan.output.clone()))?;
+        table.write(&RecordBatch::new_empty(plan.output().clone()))?;
         Ok(Box::new(table))
     }
 

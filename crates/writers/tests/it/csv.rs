@@ -1,5 +1,5 @@
 //! The CSV sink.
 
-use publish_sink::OutputFormat;
+use publish_types::OutputFormat;
 
 crate::conformance_tests!(OutputFormat::Csv);

@@ -13,10 +13,11 @@ use parquet::basic::Compression;
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 
-use crate::convert::{Flavor, TablePlan};
 use crate::files::{HashingFile, create_table_file, finish_files};
 use crate::worker::{FormatWriter, TableWriter};
-use crate::{SinkError, WrittenFile};
+use publish_columns::OutputPlan;
+use publish_sink::{SinkError, WrittenFile};
+use publish_types::OutputFormat;
 
 /// Most rows in one row group.
 const ROW_GROUP_ROWS: usize = 1 << 20;
@@ -40,9 +41,9 @@ impl ParquetWriter {
 }
 
 impl FormatWriter for ParquetWriter {
-    const FLAVOR: Flavor = Flavor::Parquet;
+    const FORMAT: OutputFormat = OutputFormat::Parquet;
 
-    fn begin_table(&mut self, plan: &TablePlan) -> Result<Box<dyn TableWriter + '_>, SinkError> {
+    fn begin_table(&mut self, plan: &OutputPlan) -> Result<Box<dyn TableWriter + '_>, SinkError> {
         let created = create_table_file(&self.root, plan, "parquet", self.algorithm)?;
         self.files.push(WrittenFile {
             path: created.relative,
@@ -54,7 +55,7 @@ impl FormatWriter for ParquetWriter {
             .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
             .build();
         let path = created.path;
-        let writer = ArrowWriter::try_new(created.file, plan.output.clone(), Some(properties))
+        let writer = ArrowWriter::try_new(created.file, plan.output().clone(), Some(properties))
             .map_err(|e| encode_error(&path, e))?;
         Ok(Box::new(ParquetTable {
             writer,

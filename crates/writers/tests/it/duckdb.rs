@@ -1,6 +1,6 @@
 //! The DuckDB sink.
 
-use publish_sink::OutputFormat;
+use publish_types::OutputFormat;
 
 crate::conformance_tests!(OutputFormat::Duckdb);
 
@@ -9,9 +9,9 @@ mod shared {
     use std::path::Path;
     use std::time::{Duration, Instant};
 
-    use publish_sink::{
-        OutputFormat, SharedDuckDb, Sink, SinkError, SinkOptions, conformance, open_sink,
-    };
+    use publish_sink::{Output, Sink, SinkError, SinkFactory};
+    use publish_types::OutputFormat;
+    use publish_writers::{SharedDuckDb, SinkOptions, Writers, conformance};
 
     fn shared_opener(
         scratch: &Path,
@@ -27,7 +27,8 @@ mod shared {
         };
         let shared = SharedDuckDb::open(&options).expect("open the shared instance");
         options.shared_duckdb = Some(shared.clone());
-        let open = move |root: &Path| open_sink(OutputFormat::Duckdb, root, &options);
+        let writers = Writers::new(options);
+        let open = move |root: &Path| writers.open(OutputFormat::Duckdb, root, Output::Fresh);
         (shared, open)
     }
 
@@ -69,14 +70,16 @@ mod shared {
             .path()
             .canonicalize()
             .unwrap()
-            .join(publish_sink::DUCKDB_FILE);
+            .join(publish_writers::DUCKDB_FILE);
         let fixture = conformance::big();
         let mut sink = open(root.path()).unwrap();
-        sink.begin_table(&fixture.table, fixture.input_schema())
+        let mut table = sink
+            .begin_table(&fixture.table, fixture.input_schema())
             .await
             .unwrap();
-        sink.write_batch(fixture.batches[0].clone()).await.unwrap();
+        table.write_batch(fixture.batches[0].clone()).await.unwrap();
         assert!(open_handles_to(&file) > 0, "the file is open while written");
+        drop(table);
         drop(sink);
         let deadline = Instant::now() + Duration::from_secs(20);
         while open_handles_to(&file) > 0 {
@@ -95,10 +98,26 @@ mod shared {
 mod adding {
     use std::path::Path;
 
-    use publish_sink::{
-        DUCKDB_FILE, OutputFormat, Sink, SinkError, SinkOptions, TableRef, conformance, open_sink,
-        open_sink_adding,
-    };
+    use publish_sink::{Output, Sink, SinkError, SinkFactory};
+    use publish_types::{OutputFormat, TableRef};
+    use publish_writers::{DUCKDB_FILE, SinkOptions, Writers, conformance};
+
+    fn open_sink(
+        format: OutputFormat,
+        root: &Path,
+        options: &SinkOptions,
+    ) -> Result<Box<dyn Sink>, SinkError> {
+        Writers::new(options.clone()).open(format, root, Output::Fresh)
+    }
+
+    fn open_sink_adding(
+        format: OutputFormat,
+        root: &Path,
+        options: &SinkOptions,
+        replace: &[TableRef],
+    ) -> Result<Box<dyn Sink>, SinkError> {
+        Writers::new(options.clone()).open(format, root, Output::Adding { replace })
+    }
     use publish_types::ObjectName;
 
     fn options() -> SinkOptions {
@@ -117,11 +136,11 @@ mod adding {
 
     async fn write(mut sink: Box<dyn Sink>, fixtures: &[conformance::Fixture]) {
         for f in fixtures {
-            sink.begin_table(&f.table, f.input_schema()).await.unwrap();
+            let mut table = sink.begin_table(&f.table, f.input_schema()).await.unwrap();
             for b in &f.batches {
-                sink.write_batch(b.clone()).await.unwrap();
+                table.write_batch(b.clone()).await.unwrap();
             }
-            assert_eq!(sink.finish_table().await.unwrap(), f.stats());
+            assert_eq!(table.finish().await.unwrap(), f.stats());
         }
         sink.finish().await.unwrap();
     }

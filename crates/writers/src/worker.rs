@@ -1,7 +1,7 @@
 //! The writer thread every sink runs on, and the async [`Sink`] front that feeds it.
 //!
-//! The front checks call order and batch schemas, counts rows and bytes, and sends commands
-//! through a bounded channel; the thread converts each batch ([`TablePlan::apply`]) and hands it
+//! The front checks batch schemas, counts rows and bytes, and sends commands through a bounded
+//! channel; the thread converts each batch ([`OutputPlan::apply`]) and hands it
 //! to the format's [`FormatWriter`]. A failure on the thread ends it: it reports the error on a
 //! one-shot channel and drops its receiver, so the front's next send fails and fetches that
 //! error.
@@ -13,18 +13,18 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
+use publish_columns::OutputPlan;
+use publish_sink::{Sink, SinkError, TableSink, TableStats, WrittenFile};
+use publish_types::{OutputFormat, TableSchema};
 use tokio::sync::{mpsc, oneshot};
-
-use crate::convert::{Flavor, TablePlan};
-use crate::{Sink, SinkError, TableSchema, TableStats, WrittenFile};
 
 /// One output format, driven from the writer thread.
 pub(crate) trait FormatWriter: Send + 'static {
-    /// The conversions this format needs.
-    const FLAVOR: Flavor;
+    /// The format written, which decides the conversions it needs.
+    const FORMAT: OutputFormat;
 
     /// Creates the table (or its file) and returns where its batches go.
-    fn begin_table(&mut self, plan: &TablePlan) -> Result<Box<dyn TableWriter + '_>, SinkError>;
+    fn begin_table(&mut self, plan: &OutputPlan) -> Result<Box<dyn TableWriter + '_>, SinkError>;
 
     /// Closes everything; returns the files written, relative to the root, sorted.
     fn finish(self) -> Result<Vec<WrittenFile>, SinkError>;
@@ -41,7 +41,7 @@ pub(crate) trait TableWriter {
 
 enum Command {
     Begin {
-        plan: Arc<TablePlan>,
+        plan: Arc<OutputPlan>,
         reply: oneshot::Sender<Result<(), SinkError>>,
     },
     Batch(RecordBatch),
@@ -82,10 +82,10 @@ where
         }
     }
     Ok(Box::new(ThreadedSink {
-        flavor: W::FLAVOR,
+        format: W::FORMAT,
         tx,
         exit: Some(exit_rx),
-        state: State::Idle,
+        failed: false,
         written: HashSet::new(),
     }))
 }
@@ -171,7 +171,7 @@ fn serve<W: FormatWriter>(
 /// Writes batches until `finish_table`; returns whether to go on serving.
 fn write_table(
     mut table: Box<dyn TableWriter + '_>,
-    plan: &TablePlan,
+    plan: &OutputPlan,
     rx: &mut mpsc::Receiver<Command>,
 ) -> Result<bool, SinkError> {
     let started = std::time::Instant::now();
@@ -180,7 +180,9 @@ fn write_table(
         match rx.blocking_recv() {
             None => return Ok(false),
             Some(Command::Batch(batch)) => {
-                let batch = plan.apply(&batch)?;
+                let batch = plan
+                    .apply(&batch)
+                    .map_err(|e| SinkError::plan(plan.table(), e))?;
                 rows += batch.num_rows() as u64;
                 table.write(&batch)?;
             }
@@ -188,7 +190,7 @@ fn write_table(
                 let result = table.finish();
                 let ok = result.is_ok();
                 tracing::debug!(
-                    table = %plan.table.table,
+                    table = %plan.table().table,
                     rows,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     ok,
@@ -206,22 +208,13 @@ fn write_table(
     }
 }
 
-enum State {
-    Idle,
-    InTable {
-        plan: Arc<TablePlan>,
-        stats: TableStats,
-    },
-    /// Also the state while a call is in flight, so that a cancelled call leaves the sink
-    /// unusable rather than inconsistent.
-    Failed,
-}
-
 struct ThreadedSink {
-    flavor: Flavor,
+    format: OutputFormat,
     tx: mpsc::Sender<Command>,
     exit: Option<oneshot::Receiver<SinkError>>,
-    state: State,
+    /// Set while a call is in flight or a table is open, and left set by an error or an
+    /// abandoned table, so that a cancelled call leaves the sink unusable, never inconsistent.
+    failed: bool,
     /// `(schema, table)` of every table begun, lower-cased.
     written: HashSet<(String, String)>,
 }
@@ -257,29 +250,20 @@ impl ThreadedSink {
     }
 }
 
-fn out_of_order(detail: &str) -> SinkError {
-    SinkError::OutOfOrder {
-        detail: detail.to_owned(),
-    }
-}
-
 #[async_trait]
 impl Sink for ThreadedSink {
-    async fn begin_table(
-        &mut self,
+    async fn begin_table<'s>(
+        &'s mut self,
         table: &TableSchema,
         arrow: SchemaRef,
-    ) -> Result<(), SinkError> {
-        match self.state {
-            State::Idle => {}
-            State::InTable { .. } => {
-                return Err(out_of_order(
-                    "begin_table called before finish_table of the previous table",
-                ));
-            }
-            State::Failed => return Err(SinkError::Failed),
+    ) -> Result<Box<dyn TableSink + 's>, SinkError> {
+        if self.failed {
+            return Err(SinkError::Failed);
         }
-        self.state = State::Failed;
+        self.failed = true;
+        let plan = Arc::new(
+            OutputPlan::new(table, arrow, self.format).map_err(|e| SinkError::plan(table, e))?,
+        );
         let key = (
             table.schema.as_str().to_lowercase(),
             table.table.as_str().to_lowercase(),
@@ -290,60 +274,48 @@ impl Sink for ThreadedSink {
                 table: table.table.to_string(),
             });
         }
-        let plan = Arc::new(TablePlan::new(table, arrow, self.flavor)?);
         let sent = Arc::clone(&plan);
         self.call(|reply| Command::Begin { plan: sent, reply })
             .await?;
-        self.state = State::InTable {
+        Ok(Box::new(ThreadedTable {
+            sink: self,
             plan,
             stats: TableStats::default(),
-        };
-        Ok(())
-    }
-
-    async fn write_batch(&mut self, batch: RecordBatch) -> Result<(), SinkError> {
-        let mut state = std::mem::replace(&mut self.state, State::Failed);
-        let State::InTable { plan, stats } = &mut state else {
-            let failed = matches!(state, State::Failed);
-            self.state = state;
-            return Err(if failed {
-                SinkError::Failed
-            } else {
-                out_of_order("write_batch called outside begin_table … finish_table")
-            });
-        };
-        plan.check(&batch)?;
-        stats.rows += batch.num_rows() as u64;
-        stats.bytes += crate::batch_bytes(&batch);
-        self.send(Command::Batch(batch)).await?;
-        self.state = state;
-        Ok(())
-    }
-
-    async fn finish_table(&mut self) -> Result<TableStats, SinkError> {
-        let state = std::mem::replace(&mut self.state, State::Failed);
-        let stats = match state {
-            State::InTable { stats, .. } => stats,
-            State::Idle => {
-                self.state = State::Idle;
-                return Err(out_of_order("finish_table called without begin_table"));
-            }
-            State::Failed => return Err(SinkError::Failed),
-        };
-        self.call(|reply| Command::FinishTable { reply }).await?;
-        self.state = State::Idle;
-        Ok(stats)
+        }))
     }
 
     async fn finish(mut self: Box<Self>) -> Result<Vec<WrittenFile>, SinkError> {
-        match self.state {
-            State::Idle => {}
-            State::InTable { .. } => {
-                return Err(out_of_order("finish called before finish_table"));
-            }
-            State::Failed => return Err(SinkError::Failed),
+        if self.failed {
+            return Err(SinkError::Failed);
         }
-        self.state = State::Failed;
+        self.failed = true;
         self.call(|reply| Command::Finish { reply }).await
+    }
+}
+
+/// A table of a [`ThreadedSink`]; the sink stays failed unless the table is finished.
+struct ThreadedTable<'s> {
+    sink: &'s mut ThreadedSink,
+    plan: Arc<OutputPlan>,
+    stats: TableStats,
+}
+
+#[async_trait]
+impl TableSink for ThreadedTable<'_> {
+    async fn write_batch(&mut self, batch: RecordBatch) -> Result<(), SinkError> {
+        self.plan
+            .check(&batch)
+            .map_err(|e| SinkError::plan(self.plan.table(), e))?;
+        self.stats.add(&batch);
+        self.sink.send(Command::Batch(batch)).await
+    }
+
+    async fn finish(self: Box<Self>) -> Result<TableStats, SinkError> {
+        let this = *self;
+        this.sink
+            .call(|reply| Command::FinishTable { reply })
+            .await?;
+        this.sink.failed = false;
+        Ok(this.stats)
     }
 }

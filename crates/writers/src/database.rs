@@ -31,10 +31,13 @@ use arrow::record_batch::{RecordBatch, RecordBatchReader};
 use duckdb::Connection;
 use publish_types::{ColumnSchema, TableRef, TableSchema, UcType, quote};
 
-use crate::convert::{Flavor, TablePlan};
 use crate::duckdb_ffi::Database;
 use crate::worker::{FormatWriter, TableWriter};
-use crate::{DUCKDB_FILE, SinkError, SinkOptions, WrittenFile};
+use publish_columns::OutputPlan;
+use publish_sink::{SinkError, WrittenFile};
+use publish_types::OutputFormat;
+
+use crate::{DUCKDB_FILE, SinkOptions};
 
 /// Batches that may wait between the writer thread and DuckDB's scan, beyond the one each
 /// DuckDB thread is converting: none, the writer thread hands each batch over directly (the
@@ -221,9 +224,9 @@ impl Drop for DuckDbWriter {
 }
 
 impl FormatWriter for DuckDbWriter {
-    const FLAVOR: Flavor = Flavor::DuckDb;
+    const FORMAT: OutputFormat = OutputFormat::Duckdb;
 
-    fn begin_table(&mut self, plan: &TablePlan) -> Result<Box<dyn TableWriter + '_>, SinkError> {
+    fn begin_table(&mut self, plan: &OutputPlan) -> Result<Box<dyn TableWriter + '_>, SinkError> {
         self.conn
             .execute_batch(&create_table_sql(&self.catalog, plan)?)
             .map_err(SinkError::duckdb)?;
@@ -231,12 +234,12 @@ impl FormatWriter for DuckDbWriter {
         let view = format!("{}_scan_{}", self.catalog, self.tables);
         let insert = format!(
             "INSERT INTO {} SELECT * FROM {view}",
-            qualified_table(&self.catalog, &plan.table)
+            qualified_table(&self.catalog, plan.table())
         );
         let conn = self.database.raw_connection().map_err(internal)?;
         let (tx, rx) = sync_channel(SCAN_QUEUE);
         let reader = ChannelReader {
-            schema: Arc::clone(&plan.output),
+            schema: Arc::clone(plan.output()),
             rx,
             ended: false,
         };
@@ -391,14 +394,14 @@ fn qualified_table(catalog: &str, t: &TableSchema) -> String {
 }
 
 /// `CREATE SCHEMA`, `CREATE TABLE` and the comments, in one transaction.
-fn create_table_sql(catalog: &str, plan: &TablePlan) -> Result<String, SinkError> {
-    let t = &plan.table;
+fn create_table_sql(catalog: &str, plan: &OutputPlan) -> Result<String, SinkError> {
+    let t = plan.table();
     let schema = format!("{catalog}.{}", t.schema.quoted_double());
     let table = qualified_table(catalog, t);
     let mut sql = format!(
         "BEGIN TRANSACTION;\nCREATE SCHEMA IF NOT EXISTS {schema};\nCREATE TABLE {table} ("
     );
-    for (i, (column, field)) in t.columns.iter().zip(plan.output.fields()).enumerate() {
+    for (i, (column, field)) in t.columns.iter().zip(plan.output().fields()).enumerate() {
         let ty = column_type(field.data_type()).map_err(|detail| SinkError::UnsupportedType {
             table: t.table.to_string(),
             column: column.name.to_string(),
@@ -432,7 +435,7 @@ fn create_table_sql(catalog: &str, plan: &TablePlan) -> Result<String, SinkError
     Ok(sql)
 }
 
-/// The DuckDB type of a column written from Arrow type `t` (after [`TablePlan`] conversion, so
+/// The DuckDB type of a column written from Arrow type `t` (after [`OutputPlan`] conversion, so
 /// exactly the type DuckDB's Arrow scan produces and no cast happens inside DuckDB).
 fn column_type(t: &DataType) -> Result<String, String> {
     Ok(match t {
@@ -530,7 +533,7 @@ pub(crate) fn literal(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::OUTPUT_DIR;
+    use publish_sink::OUTPUT_DIR;
 
     #[test]
     fn opens_offline_with_the_given_limits() {
@@ -567,7 +570,7 @@ mod tests {
         assert!(matches!(error, SinkError::OutputExists { .. }), "{error:?}");
     }
 
-    fn plan(schema: &str, table: &str, nullable: bool) -> TablePlan {
+    fn plan(schema: &str, table: &str, nullable: bool) -> OutputPlan {
         use publish_types::{Identifier, ObjectName};
         let declared = TableSchema {
             catalog: ObjectName::parse("catalog").unwrap(),
@@ -582,7 +585,7 @@ mod tests {
             primary_key: vec![],
             comment: None,
         };
-        TablePlan::new(&declared, input(), Flavor::DuckDb).unwrap()
+        OutputPlan::new(&declared, input(), OutputFormat::Duckdb).unwrap()
     }
 
     fn input() -> SchemaRef {
@@ -591,7 +594,7 @@ mod tests {
         ]))
     }
 
-    fn ids(plan: &TablePlan, values: Vec<Option<i64>>) -> RecordBatch {
+    fn ids(plan: &OutputPlan, values: Vec<Option<i64>>) -> RecordBatch {
         let column = Arc::new(arrow::array::Int64Array::from(values));
         plan.apply(&RecordBatch::try_new(input(), vec![column]).unwrap())
             .unwrap()
@@ -667,10 +670,10 @@ mod tests {
         assert_eq!(count(&writer, &u), 1);
     }
 
-    fn plan_named(plan: &TablePlan, table: &str) -> TablePlan {
-        let mut declared = plan.table.clone();
+    fn plan_named(plan: &OutputPlan, table: &str) -> OutputPlan {
+        let mut declared = plan.table().clone();
         declared.table = publish_types::ObjectName::parse(table).unwrap();
-        TablePlan::new(&declared, input(), Flavor::DuckDb).unwrap()
+        OutputPlan::new(&declared, input(), OutputFormat::Duckdb).unwrap()
     }
 
     #[test]
@@ -679,7 +682,7 @@ mod tests {
         let mut writer = open_writer(dir.path());
         let plan = plan("s", "t", false);
         let mut table = writer.begin_table(&plan).unwrap();
-        // The sink's front rejects this batch before it gets here (`TablePlan::check`); sent
+        // The sink's front rejects this batch before it gets here (`OutputPlan::check`); sent
         // directly, DuckDB's own NOT NULL check fails the INSERT.
         let nulls = RecordBatch::try_new(
             input(),

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use publish_hash::{FileDigest, HashAlgorithm, Hasher};
 
-use crate::convert::TablePlan;
-use crate::{OUTPUT_DIR, SinkError, WrittenFile};
+use publish_columns::OutputPlan;
+use publish_sink::{OUTPUT_DIR, SinkError, WrittenFile};
 
 /// A file being written that hashes every byte on its way to the file, so a finished CSV or
 /// Parquet file's digest needs no second read.
@@ -49,11 +49,11 @@ pub(crate) struct TableFile {
 /// exists.
 pub(crate) fn create_table_file(
     root: &Path,
-    plan: &TablePlan,
+    plan: &OutputPlan,
     ext: &str,
     algorithm: HashAlgorithm,
 ) -> Result<TableFile, SinkError> {
-    let t = &plan.table;
+    let t = plan.table();
     for name in [t.schema.as_identifier(), t.table.as_identifier()] {
         if !name.is_path_safe() {
             return Err(SinkError::SchemaMismatch {
@@ -88,9 +88,7 @@ pub(crate) fn create_table_file(
 
 /// Makes the entries of `dir` (new files, renames) durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), SinkError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| SinkError::io(dir, e))
+    publish_fs::sync_dir(dir).map_err(|e| SinkError::io(dir, e))
 }
 
 /// Syncs every folder holding one of `files` (relative to `root`), and `data/outputs` itself;
