@@ -23,6 +23,11 @@ pub enum ErrorKind {
     SourceTimeout,
     /// A volume is full (507); nothing was changed.
     InsufficientStorage,
+    /// The operation ran out of time before its commit point (504); nothing was committed.
+    Timeout,
+    /// The service is shutting down and stopped the operation before its commit point (503);
+    /// nothing was committed.
+    Unavailable,
     /// A bug or an environment fault on our side (500); details are logged, not returned.
     Internal,
 }
@@ -74,9 +79,26 @@ pub enum WorkflowError {
         /// The container's path.
         path: String,
     },
+    /// The operation was stopped before its commit point ([`crate::Interrupt`]): nothing was
+    /// committed and its temporary files are gone.
+    #[error("{}", interrupted(.0))]
+    Interrupted(crate::Cut),
     /// Something that should not happen.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+fn interrupted(cut: &crate::Cut) -> String {
+    match cut {
+        crate::Cut::Timeout(t) => format!(
+            "the operation did not reach its commit point within {} s \
+             (PUBLISH_OPERATION_TIMEOUT_SECS) and was stopped; nothing was committed",
+            t.as_secs()
+        ),
+        crate::Cut::ShuttingDown => "the service is shutting down and stopped this operation \
+             before its commit point; nothing half-written is kept — retry"
+            .to_owned(),
+    }
 }
 
 impl WorkflowError {
@@ -100,6 +122,8 @@ impl WorkflowError {
                 ErrorKind::SourceFailed
             }
             Self::VolumeFull { .. } => ErrorKind::InsufficientStorage,
+            Self::Interrupted(crate::Cut::Timeout(_)) => ErrorKind::Timeout,
+            Self::Interrupted(crate::Cut::ShuttingDown) => ErrorKind::Unavailable,
             Self::Sink(_) | Self::Internal(_) => ErrorKind::Internal,
         }
     }

@@ -11,6 +11,7 @@
 //! datasets' files, and finally commit that dir, with its package record, atomically.
 
 pub mod error;
+pub mod interrupt;
 pub mod progress;
 pub mod secrets;
 
@@ -31,6 +32,7 @@ use secrecy::SecretString;
 use tracing::{Instrument, info, info_span};
 
 pub use error::{ErrorKind, WorkflowError};
+pub use interrupt::{Cut, Interrupt};
 pub use progress::Progress;
 pub use secrets::{SecretError, SecretStore};
 
@@ -158,7 +160,14 @@ impl Workflow {
     /// Extracts one dataset's tables into the project's staging folder, atomically: the new
     /// staged result keeps what the project's other datasets staged and replaces what the same
     /// dataset (its `name`, else its `schema_name`) staged before. Returns the dataset's files.
-    pub async fn package(&self, req: PackageRequest) -> Result<Vec<RetrievedFile>, WorkflowError> {
+    ///
+    /// `interrupt` may stop it before its commit point (see [`Interrupt`]); once the commit has
+    /// begun it finishes and the answer is its outcome.
+    pub async fn package(
+        &self,
+        req: PackageRequest,
+        interrupt: Interrupt,
+    ) -> Result<Vec<RetrievedFile>, WorkflowError> {
         let span = info_span!(
             "package",
             destination = %req.project.destination,
@@ -167,7 +176,7 @@ impl Workflow {
             format = ?req.format,
         );
         let destination = req.project.destination.clone();
-        self.package_inner(req)
+        self.package_inner(req, &interrupt)
             .instrument(span)
             .await
             .map_err(|e| self.out_of_space(e, &destination, "staging"))
@@ -201,8 +210,40 @@ impl Workflow {
     async fn package_inner(
         &self,
         req: PackageRequest,
+        interrupt: &Interrupt,
     ) -> Result<Vec<RetrievedFile>, WorkflowError> {
         let started = Instant::now();
+        let (staging, tables, lock) = interrupt.before_commit(self.stage(&req)).await?;
+        // The commit point: from here the package finishes whatever the clock says.
+        let hashing = Instant::now();
+        let files = blocking(move || staging.commit(tables)).await??;
+        drop(lock);
+        info!(
+            dataset = req.dataset.id(),
+            files = files.len(),
+            record_s = hashing.elapsed().as_secs_f64(),
+            elapsed_s = started.elapsed().as_secs_f64(),
+            "package committed to staging"
+        );
+        Ok(files
+            .into_iter()
+            .map(|file_path| RetrievedFile { file_path })
+            .collect())
+    }
+
+    /// Everything of a package before its commit point: the dataset's tables written into a
+    /// work folder of the locked staging area, ready to commit.
+    async fn stage(
+        &self,
+        req: &PackageRequest,
+    ) -> Result<
+        (
+            publish_storage::StagingWrite,
+            Vec<StagedTable>,
+            publish_storage::ProjectLock,
+        ),
+        WorkflowError,
+    > {
         let destination = self.destinations.get(&req.project.destination)?.clone();
         let source = self.open_source(&req.source, &req.project).await?;
         let area = destination.project(&req.project.project_name, &req.project.project_start_time);
@@ -281,20 +322,7 @@ impl Workflow {
                 })
                 .collect(),
         );
-        let hashing = Instant::now();
-        let files = blocking(move || staging.commit(tables)).await??;
-        drop(lock);
-        info!(
-            dataset = req.dataset.id(),
-            files = files.len(),
-            record_s = hashing.elapsed().as_secs_f64(),
-            elapsed_s = started.elapsed().as_secs_f64(),
-            "package committed to staging"
-        );
-        Ok(files
-            .into_iter()
-            .map(|file_path| RetrievedFile { file_path })
-            .collect())
+        Ok((staging, tables, lock))
     }
 
     async fn copy_table(
@@ -326,7 +354,14 @@ impl Workflow {
 
     /// Publishes the project's staging result to production and returns every published file
     /// with its digest and size. A retry after success returns the same manifest.
-    pub async fn publish(&self, req: PublishRequest) -> Result<Vec<PublishedFile>, WorkflowError> {
+    ///
+    /// `interrupt` is looked at only before it starts: a publish reads and writes local volumes
+    /// only and, once begun, always finishes (see [`Interrupt`]).
+    pub async fn publish(
+        &self,
+        req: PublishRequest,
+        interrupt: Interrupt,
+    ) -> Result<Vec<PublishedFile>, WorkflowError> {
         let span = info_span!(
             "publish",
             destination = %req.project.destination,
@@ -335,6 +370,7 @@ impl Workflow {
         );
         let name = req.project.destination.clone();
         async {
+            interrupt.check()?;
             let started = Instant::now();
             let destination = self.destinations.get(&req.project.destination)?.clone();
             let options = PublishOptions {
@@ -366,22 +402,27 @@ impl Workflow {
 
     /// Checks that the destination's containers exist and that the source accepts the
     /// credentials. Writes nothing.
-    pub async fn validate(&self, req: ValidateRequest) -> Result<(), WorkflowError> {
+    pub async fn validate(
+        &self,
+        req: ValidateRequest,
+        interrupt: Interrupt,
+    ) -> Result<(), WorkflowError> {
         let span = info_span!(
             "validate",
             destination = %req.project.destination,
             project = %req.project.project_name,
         );
-        async {
-            let destination = self.destinations.get(&req.project.destination)?.clone();
-            blocking(move || destination.check_containers()).await??;
-            let source = self.open_source(&req.source, &req.project).await?;
-            source.check().await?;
-            info!("source and destination validated");
-            Ok(())
-        }
-        .instrument(span)
-        .await
+        interrupt
+            .before_commit(async {
+                let destination = self.destinations.get(&req.project.destination)?.clone();
+                blocking(move || destination.check_containers()).await??;
+                let source = self.open_source(&req.source, &req.project).await?;
+                source.check().await?;
+                info!("source and destination validated");
+                Ok(())
+            })
+            .instrument(span)
+            .await
     }
 
     /// Allow-list first, then secrets: credentials are never read for a refused host.

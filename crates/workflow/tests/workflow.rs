@@ -13,7 +13,7 @@ use publish_source::{Source, SourceError};
 use publish_storage::Destinations;
 use publish_types::{HostAllowList, PackageRequest, PublishRequest, SourceSpec, ValidateRequest};
 use publish_workflow::{
-    ErrorKind, SecretStore, SourceCredentials, SourceFactory, Workflow, WorkflowError,
+    ErrorKind, Interrupt, SecretStore, SourceCredentials, SourceFactory, Workflow, WorkflowError,
     WorkflowOptions,
 };
 use serde_json::{Value, json};
@@ -129,7 +129,7 @@ async fn package_writes_exactly_the_requested_columns_then_publish_hashes_them()
     let e = env();
     let files = e
         .workflow
-        .package(package_req("duckdb", people_request()))
+        .package(package_req("duckdb", people_request()), Interrupt::none())
         .await
         .unwrap();
     assert_eq!(files.len(), 1);
@@ -169,7 +169,7 @@ async fn package_writes_exactly_the_requested_columns_then_publish_hashes_them()
     );
     let published = e
         .workflow
-        .publish(PublishRequest::from_json(br#"{"project_name":"P1","project_start_time":"20250101_000000","destination_type":"lsc"}"#).unwrap())
+        .publish(PublishRequest::from_json(br#"{"project_name":"P1","project_start_time":"20250101_000000","destination_type":"lsc"}"#).unwrap(), Interrupt::none())
         .await
         .unwrap();
     assert_eq!(published.len(), 1);
@@ -191,7 +191,7 @@ async fn package_writes_exactly_the_requested_columns_then_publish_hashes_them()
 async fn a_source_failure_mid_table_keeps_the_previous_staging_result() {
     let e = env();
     e.workflow
-        .package(package_req("csv", people_request()))
+        .package(package_req("csv", people_request()), Interrupt::none())
         .await
         .unwrap();
     let before = e.tree();
@@ -205,7 +205,7 @@ async fn a_source_failure_mid_table_keeps_the_previous_staging_result() {
     );
     let err = e
         .workflow
-        .package(package_req("duckdb", people_request()))
+        .package(package_req("duckdb", people_request()), Interrupt::none())
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::SourceFailed, "{err}");
@@ -220,14 +220,14 @@ async fn a_source_failure_mid_table_keeps_the_previous_staging_result() {
 async fn a_full_staging_volume_is_named_and_keeps_the_previous_staging_result() {
     let e = env();
     e.workflow
-        .package(package_req("csv", people_request()))
+        .package(package_req("csv", people_request()), Interrupt::none())
         .await
         .unwrap();
     let before = e.tree();
     e.sinks.fail_batch(1);
     let err = e
         .workflow
-        .package(package_req("csv", people_request()))
+        .package(package_req("csv", people_request()), Interrupt::none())
         .await
         .unwrap_err();
     assert!(
@@ -254,7 +254,7 @@ async fn unknown_columns_fail_before_anything_is_written() {
     let tables = json!([{"name": "people", "columns": [{"name": "Id"}]}, {"name": "people2"}]);
     let err = e
         .workflow
-        .package(package_req("parquet", tables))
+        .package(package_req("parquet", tables), Interrupt::none())
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
@@ -262,7 +262,7 @@ async fn unknown_columns_fail_before_anything_is_written() {
     let tables = json!([{"name": "people", "columns": [{"name": "Id"}, {"name": "agee"}]}]);
     let err = e
         .workflow
-        .package(package_req("parquet", tables))
+        .package(package_req("parquet", tables), Interrupt::none())
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
@@ -279,7 +279,10 @@ async fn refused_host_is_invalid_and_no_secret_is_read() {
     body["source"]["host_url"] = json!("https://example.com");
     let err = e
         .workflow
-        .package(PackageRequest::from_json(body.to_string().as_bytes()).unwrap())
+        .package(
+            PackageRequest::from_json(body.to_string().as_bytes()).unwrap(),
+            Interrupt::none(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Invalid);
@@ -287,7 +290,7 @@ async fn refused_host_is_invalid_and_no_secret_is_read() {
     // With an allowed host the missing secret is what fails, naming the field.
     let err = e
         .workflow
-        .package(package_req("duckdb", people_request()))
+        .package(package_req("duckdb", people_request()), Interrupt::none())
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Invalid);
@@ -303,14 +306,25 @@ async fn validate_checks_containers_and_source() {
     let e = env();
     let body = package_json("duckdb", json!([]));
     let req = ValidateRequest::from_json(body.to_string().as_bytes()).unwrap();
-    e.workflow.validate(req.clone()).await.unwrap();
+    e.workflow
+        .validate(req.clone(), Interrupt::none())
+        .await
+        .unwrap();
     e.source.fail_next_check(SourceError::Authentication {
         message: "invalid_client".into(),
     });
-    let err = e.workflow.validate(req.clone()).await.unwrap_err();
+    let err = e
+        .workflow
+        .validate(req.clone(), Interrupt::none())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::SourceFailed);
     std::fs::remove_dir(e.dir.path().join("lsc/production")).unwrap();
-    let err = e.workflow.validate(req).await.unwrap_err();
+    let err = e
+        .workflow
+        .validate(req, Interrupt::none())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
 }
 
@@ -323,14 +337,14 @@ async fn two_packages_of_one_project_do_not_interleave() {
         let e = e.clone();
         tokio::spawn(async move {
             e.workflow
-                .package(package_req("duckdb", people_request()))
+                .package(package_req("duckdb", people_request()), Interrupt::none())
                 .await
         })
     };
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let err = e
         .workflow
-        .package(package_req("csv", people_request()))
+        .package(package_req("csv", people_request()), Interrupt::none())
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");

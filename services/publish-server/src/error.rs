@@ -81,6 +81,8 @@ impl From<WorkflowError> for AppError {
             ErrorKind::SourceFailed => StatusCode::BAD_GATEWAY,
             ErrorKind::SourceTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+            ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorKind::Unavailable => return Self::unavailable(e.to_string(), 5),
             _ => return Self::internal(format!("{e:#}")),
         };
         Self::new(status, e.to_string())

@@ -13,7 +13,7 @@ use publish_types::{
     Envelope, ErrorPayload, PackagePayload, PackageRequest, PublishPayload, PublishRequest,
     ValidatePayload, ValidateRequest,
 };
-use publish_workflow::WorkflowError;
+use publish_workflow::{Interrupt, WorkflowError};
 use serde_json::json;
 
 use crate::auth::ApiKey;
@@ -152,7 +152,10 @@ async fn package(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<PackageRequest>,
 ) -> Result<Json<Envelope<PackagePayload>>, AppError> {
-    let files = run(&state, "package", state.workflow.package(req)).await?;
+    let files = run(&state, "package", |interrupt| {
+        state.workflow.package(req, interrupt)
+    })
+    .await?;
     Ok(Json(Envelope::success(PackagePayload {
         data_retrieved: files,
     })))
@@ -169,7 +172,10 @@ async fn publish(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<PublishRequest>,
 ) -> Result<Json<Envelope<PublishPayload>>, AppError> {
-    let files = run(&state, "publish", state.workflow.publish(req)).await?;
+    let files = run(&state, "publish", |interrupt| {
+        state.workflow.publish(req, interrupt)
+    })
+    .await?;
     Ok(Json(Envelope::success(PublishPayload {
         data_published: files,
     })))
@@ -186,7 +192,10 @@ async fn validate(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<ValidateRequest>,
 ) -> Result<Json<Envelope<ValidatePayload>>, AppError> {
-    run(&state, "validate", state.workflow.validate(req)).await?;
+    run(&state, "validate", |interrupt| {
+        state.workflow.validate(req, interrupt)
+    })
+    .await?;
     Ok(Json(Envelope::success(ValidatePayload::success())))
 }
 
@@ -249,15 +258,18 @@ async fn method_not_allowed(method: Method, uri: Uri) -> AppError {
 }
 
 /// Runs one operation: admitted only while fewer than `PUBLISH_MAX_CONCURRENT_OPERATIONS` run
-/// (else 503 with `Retry-After`), bounded by `PUBLISH_OPERATION_TIMEOUT_SECS` (504), and stopped
-/// with a 503 when a shutdown's grace period runs out. A stopped or timed-out operation is
-/// dropped: what it was writing is in a temporary folder, which its drop (or, after a crash,
-/// the next operation or the start-up sweep) removes.
-async fn run<T>(
+/// (else 503 with `Retry-After`), and given an [`Interrupt`] of `PUBLISH_OPERATION_TIMEOUT_SECS`
+/// and of the end of a shutdown's grace period. What those may cut is the workflow's decision
+/// ([`publish_workflow::interrupt`]): only the work before the operation's commit point, so a
+/// 504 or a 503 means nothing was committed; a commit already begun finishes and is answered.
+async fn run<T, F>(
     state: &AppState,
     operation: &'static str,
-    op: impl Future<Output = Result<T, WorkflowError>>,
-) -> Result<T, AppError> {
+    op: impl FnOnce(Interrupt) -> F,
+) -> Result<T, AppError>
+where
+    F: Future<Output = Result<T, WorkflowError>>,
+{
     let began = std::time::Instant::now();
     let result = admitted(state, op).await;
     let outcome = match &result {
@@ -268,10 +280,10 @@ async fn run<T>(
     result
 }
 
-async fn admitted<T>(
-    state: &AppState,
-    op: impl Future<Output = Result<T, WorkflowError>>,
-) -> Result<T, AppError> {
+async fn admitted<T, F>(state: &AppState, op: impl FnOnce(Interrupt) -> F) -> Result<T, AppError>
+where
+    F: Future<Output = Result<T, WorkflowError>>,
+{
     let Ok(_permit) = state.operations.try_acquire() else {
         return Err(AppError::unavailable(
             "the service is running as many operations as it is configured for \
@@ -279,32 +291,6 @@ async fn admitted<T>(
             30,
         ));
     };
-    let mut stop = state.stop.subscribe();
-    if *stop.borrow() {
-        return Err(shutting_down());
-    }
-    tokio::select! {
-        result = tokio::time::timeout(state.operation_timeout, op) => match result {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(timed_out(state)),
-        },
-        _ = stop.wait_for(|stopped| *stopped) => Err(shutting_down()),
-    }
-}
-
-fn shutting_down() -> AppError {
-    AppError::unavailable(
-        "the service is shutting down and stopped this operation; nothing half-written is kept — retry",
-        5,
-    )
-}
-
-fn timed_out(state: &AppState) -> AppError {
-    AppError::new(
-        StatusCode::GATEWAY_TIMEOUT,
-        format!(
-            "the operation did not finish within {} s (PUBLISH_OPERATION_TIMEOUT_SECS); nothing was committed",
-            state.operation_timeout.as_secs()
-        ),
-    )
+    let interrupt = Interrupt::after(state.operation_timeout).or_when(state.stop.subscribe());
+    Ok(op(interrupt).await?)
 }

@@ -245,6 +245,46 @@ async fn readiness_needs_every_destinations_volumes() {
     );
 }
 
+/// The operation timeout cuts a package before its commit point: 504 saying nothing was
+/// committed, and nothing was.
+#[tokio::test]
+async fn a_package_out_of_time_is_stopped_before_its_commit_point() {
+    let (mut d, emulator) = setup().await;
+    d.extra_env
+        .push(("PUBLISH_OPERATION_TIMEOUT_SECS".into(), "2".into()));
+    emulator.faults().push(
+        Operation::ExecuteStatement,
+        Fault::Slow {
+            delay: Duration::from_secs(20),
+        },
+    );
+    let before = d.snapshot();
+    let server = Server::start(&d);
+    let mut body = fixture("package-shape-b.json");
+    body["source"]["host_url"] = json!(emulator.url());
+    let began = Instant::now();
+    let (status, json) = post(&server.url, "/data-publish/package", Some(API_KEY), &body).await;
+    assert_eq!(status, 504, "{json}");
+    let detail = json["payload"]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("did not reach its commit point within 2 s")
+            && detail.contains("nothing was committed"),
+        "{detail}"
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(15),
+        "the timeout was not applied"
+    );
+    // The dropped work folder is removed in the background; give it a moment.
+    let settle = Instant::now();
+    while d.snapshot() != before && settle.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(d.snapshot(), before, "nothing was committed or left behind");
+    server.stop();
+    emulator.shutdown().await;
+}
+
 #[tokio::test]
 async fn sigterm_during_a_package_stops_it_cleanly_and_exits_0() {
     let (mut d, emulator) = setup().await;

@@ -101,9 +101,7 @@ impl Deployment {
             format: OutputFormat::Csv,
             shared_files: Vec::new(),
         };
-        let write = area
-            .begin_dataset(&lock, claim, HashAlgorithm::Sha512)
-            .unwrap();
+        let write = lock.begin_dataset(claim, HashAlgorithm::Sha512).unwrap();
         let rel = format!("data/outputs/{name}");
         let path = write.dir().join(&rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
