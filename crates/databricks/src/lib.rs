@@ -64,7 +64,7 @@ pub struct DatabricksConfig {
 /// production; tests shorten them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatabricksOptions {
-    /// Limit of one API call; for downloads, the longest a transfer may stall. Default 60 s.
+    /// Limit of one API call; for downloads, the longest a transfer may stall. Default 120 s.
     pub request_timeout: Duration,
     /// Limit for establishing a connection. Default 10 s.
     pub connect_timeout: Duration,
@@ -117,7 +117,7 @@ pub struct DatabricksOptions {
 impl Default for DatabricksOptions {
     fn default() -> Self {
         DatabricksOptions {
-            request_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(10),
             overall_timeout: Duration::from_secs(3600),
             max_parallel_downloads: 3,

@@ -25,21 +25,24 @@ pub struct Rig {
     env: BTreeMap<String, String>,
 }
 
+/// A test's prerequisite is missing: in CI (`CI` set) that fails the test, loudly, because CI
+/// must provide it; elsewhere the test is skipped with a message saying what it needs. The one
+/// place this decision is made for the workspace's tests.
+pub fn missing_prerequisite(what: &str) {
+    #[allow(clippy::disallowed_methods)] // whether this runs in CI
+    let ci = std::env::var_os("CI").is_some();
+    assert!(!ci, "{what}; CI must provide it");
+    eprintln!("SKIPPED: {what}");
+}
+
 impl Rig {
     /// The rig named by `PUBLISH_TEST_BLOB_RIG`; `None` (with a message) outside CI.
     pub fn get() -> Option<Rig> {
         #[allow(clippy::disallowed_methods)] // test prerequisites come from the environment
-        let (dir, ci) = (
-            std::env::var_os("PUBLISH_TEST_BLOB_RIG"),
-            std::env::var_os("CI").is_some(),
-        );
+        let dir = std::env::var_os("PUBLISH_TEST_BLOB_RIG");
         let Some(dir) = dir else {
-            assert!(
-                !ci,
-                "PUBLISH_TEST_BLOB_RIG is not set: .ci/run must start tools/blob-volumes"
-            );
-            eprintln!(
-                "SKIPPED: no blob rig (run `tools/blob-volumes up DIR` and set PUBLISH_TEST_BLOB_RIG=DIR)"
+            missing_prerequisite(
+                "no blob rig: .ci/run starts it (`tools/blob-volumes up DIR`, then set PUBLISH_TEST_BLOB_RIG=DIR)",
             );
             return None;
         };

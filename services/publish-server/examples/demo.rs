@@ -123,7 +123,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::load(env)?;
     publish_server::telemetry::init(&settings)?;
     let state = build_state(&settings)?;
-    let listener = tokio::net::TcpListener::bind(settings.bind_addr).await?;
+    let listener = tokio::net::TcpListener::bind(settings.http.bind_addr).await?;
     let server_url = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, app(state)).await });
     eprintln!("publish-server listening on {server_url}");

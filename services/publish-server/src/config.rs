@@ -9,9 +9,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use publish_databricks::DatabricksOptions;
 use publish_hash::HashAlgorithm;
 use publish_storage::Destinations;
 use publish_types::HostAllowList;
+use publish_workflow::WorkflowOptions;
+use publish_writers::SinkOptions;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,51 +25,82 @@ pub enum LogFormat {
     Json,
 }
 
-/// The server's settings.
+/// The server's settings, grouped as they are used: each group is the typed options of the
+/// crate that uses it, built here from the environment once and passed down as it is. A
+/// setting's default is written once, in this module's table below (and, where the crate has
+/// one, it is the crate's own default).
+///
+/// | variable | default | goes to |
+/// |---|---|---|
+/// | `PUBLISH_BIND_ADDR` | `0.0.0.0:8003` | [`HttpSettings::bind_addr`] |
+/// | `PUBLISH_MAX_BODY_BYTES` | 1 MiB | [`HttpSettings::max_body_bytes`] |
+/// | `PUBLISH_HEADER_READ_TIMEOUT_SECS` | 10 | [`HttpSettings::header_read_timeout`] |
+/// | `PUBLISH_SHUTDOWN_GRACE_SECS` | 25 | [`HttpSettings::shutdown_grace`] |
+/// | `PUBLISH_MAX_CONCURRENT_OPERATIONS` | 4 | [`HttpSettings::max_concurrent_operations`] |
+/// | `PUBLISH_OPERATION_TIMEOUT_SECS` | 3600 | [`HttpSettings::operation_timeout`] |
+/// | `PUBLISH_LOG_FORMAT` (or `RUST_LOG_FORMAT`), `RUST_LOG` | `text`, `info` | [`LogSettings`] |
+/// | `SECRETS_MNT_PATH` | `./secrets` | [`Settings::secrets_dir`] |
+/// | `DLTHUB_PIPELINE_WORKING_DIR` | `/home/appuser/dlt/pipelines` | [`Settings::working_dir`] |
+/// | `TARGET_STORAGE_ACCOUNT_<NAME>_SDE_MNT_PATH` | LSC `./outputs/lsc-sde`, NW `./outputs/nw-sde` | [`Settings::destinations`] |
+/// | `PUBLISH_ALLOWED_SOURCE_HOSTS` | Azure Databricks hosts | [`Settings::allowed_hosts`] |
+/// | `PUBLISH_HASH_ALGORITHM` | `sha512` | [`WorkflowOptions::hash_algorithm`], [`SinkOptions::digest_algorithm`] |
+/// | `PUBLISH_FORCE_COPY` | false | [`WorkflowOptions::force_copy`] |
+/// | `PUBLISH_SOURCE_REQUEST_TIMEOUT_SECS` | 120 | [`DatabricksOptions::request_timeout`]: one HTTP call |
+/// | `PUBLISH_STATEMENT_TIMEOUT_SECS` | 3600 | [`DatabricksOptions::overall_timeout`]: how long a query may run on the warehouse |
+/// | `PUBLISH_PARALLEL_DOWNLOADS` | 3 | [`DatabricksOptions::max_parallel_downloads`] |
+/// | `PUBLISH_DATABRICKS_LZ4` | true | [`DatabricksOptions::lz4_compression`] |
+/// | `PUBLISH_DUCKDB_THREADS` | DuckDB's (the cores) | [`SinkOptions::duckdb_threads`] |
+/// | `PUBLISH_DUCKDB_MEMORY_LIMIT` | `256MB` (all packages together) | [`SinkOptions::duckdb_memory_limit`] |
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `PUBLISH_BIND_ADDR` [`0.0.0.0:8003`].
-    pub bind_addr: SocketAddr,
-    /// `SECRETS_MNT_PATH` [`./secrets`].
+    /// How the HTTP server serves and admits operations.
+    pub http: HttpSettings,
+    /// How the service logs.
+    pub log: LogSettings,
+    /// The folder of the secret files requests name (and the API key's).
     pub secrets_dir: PathBuf,
-    /// `DLTHUB_PIPELINE_WORKING_DIR` [`/home/appuser/dlt/pipelines`]: scratch space (DuckDB
-    /// spill files). Created if missing.
+    /// Scratch space (DuckDB spill files, under `duckdb_tmp`). Created if missing.
     pub working_dir: PathBuf,
-    /// `TARGET_STORAGE_ACCOUNT_<NAME>_SDE_MNT_PATH` [LSC `./outputs/lsc-sde`, NW `./outputs/nw-sde`].
+    /// The destinations' mounts.
     pub destinations: Destinations,
-    /// `PUBLISH_ALLOWED_SOURCE_HOSTS`.
+    /// Hosts a source may contact.
     pub allowed_hosts: HostAllowList,
-    /// `PUBLISH_LOG_FORMAT` (or `RUST_LOG_FORMAT`) `text`|`json` [`text`].
-    pub log_format: LogFormat,
-    /// `RUST_LOG` (tracing-subscriber filter syntax) [`info`].
-    pub log_filter: String,
-    /// `PUBLISH_MAX_BODY_BYTES` [1 MiB].
+    /// The workflow's options.
+    pub workflow: WorkflowOptions,
+    /// The Databricks source's options (per request, the service adds its query tags).
+    pub source: DatabricksOptions,
+    /// The writers' options; the server adds the one shared DuckDB instance.
+    pub sink: SinkOptions,
+}
+
+/// The HTTP server's settings.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Where to listen.
+    pub bind_addr: SocketAddr,
+    /// Largest accepted request body.
     pub max_body_bytes: usize,
-    /// `PUBLISH_OPERATION_TIMEOUT_SECS` [3600]: overall limit of one package/publish/validate.
-    pub operation_timeout: Duration,
-    /// `PUBLISH_SOURCE_REQUEST_TIMEOUT_SECS` [120]: limit of one HTTP call to the source.
-    pub source_request_timeout: Duration,
-    /// `PUBLISH_PARALLEL_DOWNLOADS` [3]: result chunks fetched at once per table.
-    pub parallel_downloads: usize,
-    /// `PUBLISH_DATABRICKS_LZ4` [true]: ask the warehouse for LZ4-compressed results.
-    pub databricks_lz4: bool,
-    /// `PUBLISH_DUCKDB_THREADS` [DuckDB's default].
-    pub duckdb_threads: Option<usize>,
-    /// `PUBLISH_DUCKDB_MEMORY_LIMIT` [`256MB`]: for all packages together, e.g. `1GB`.
-    pub duckdb_memory_limit: Option<String>,
-    /// `PUBLISH_HASH_ALGORITHM` `sha512`|`sha3-512` [`sha512`].
-    pub hash_algorithm: HashAlgorithm,
-    /// `PUBLISH_FORCE_COPY` [false]: always copy (never rename) on publish.
-    pub force_copy: bool,
-    /// `PUBLISH_MAX_CONCURRENT_OPERATIONS` [4]: packages, publishes and validates running at
-    /// once; beyond it the answer is 503 with `Retry-After` (each package holds ~200 MB).
-    pub max_concurrent_operations: usize,
-    /// `PUBLISH_HEADER_READ_TIMEOUT_SECS` [10]: a client must send a request's headers within
-    /// this time, also on an idle keep-alive connection, or the connection is closed.
+    /// A client must send a request's headers within this time, also on an idle keep-alive
+    /// connection, or the connection is closed.
     pub header_read_timeout: Duration,
-    /// `PUBLISH_SHUTDOWN_GRACE_SECS` [25]: on SIGTERM, how long running operations may take to
-    /// finish before they are stopped (answering 503); shorter than Kubernetes' default 30 s.
+    /// On SIGTERM, how long running operations may take to reach their end before they are
+    /// stopped (answering 503); shorter than Kubernetes' default 30 s.
     pub shutdown_grace: Duration,
+    /// Packages, publishes and validates running at once; beyond it the answer is 503 with
+    /// `Retry-After` (each package holds ~200 MB).
+    pub max_concurrent_operations: usize,
+    /// How long an operation may take to reach its commit point (the workflow's `Interrupt`);
+    /// the Approval Service waits one hour.
+    pub operation_timeout: Duration,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// Lines or JSON.
+    pub format: LogFormat,
+    /// tracing-subscriber filter syntax.
+    pub filter: String,
 }
 
 /// A configuration value that could not be used.
@@ -124,16 +158,85 @@ impl Settings {
     }
 
     fn from_map(raw: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| raw.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-        let parse_num = |k: &str, default: u64| -> Result<u64, ConfigError> {
-            match get(k) {
-                None => Ok(default),
-                Some(v) => v
-                    .parse::<u64>()
-                    .map_err(|_| bad(k, format!("{v:?} is not a whole number"))),
-            }
-        };
-        let bind_addr = get("PUBLISH_BIND_ADDR")
+        let raw = Raw(raw);
+        let hash_algorithm = raw.hash_algorithm()?;
+        let working_dir = PathBuf::from(
+            raw.get("DLTHUB_PIPELINE_WORKING_DIR")
+                .unwrap_or("/home/appuser/dlt/pipelines"),
+        );
+        Ok(Self {
+            http: raw.http()?,
+            log: raw.log()?,
+            secrets_dir: PathBuf::from(raw.get("SECRETS_MNT_PATH").unwrap_or("./secrets")),
+            destinations: raw.destinations()?,
+            allowed_hosts: HostAllowList::parse(
+                raw.get("PUBLISH_ALLOWED_SOURCE_HOSTS")
+                    .unwrap_or(HostAllowList::DEFAULT),
+            )
+            .map_err(|e| bad("PUBLISH_ALLOWED_SOURCE_HOSTS", e))?,
+            workflow: WorkflowOptions {
+                hash_algorithm,
+                force_copy: raw.switch("PUBLISH_FORCE_COPY", false)?,
+                ..WorkflowOptions::default()
+            },
+            source: raw.source()?,
+            sink: raw.sink(&working_dir, hash_algorithm)?,
+            working_dir,
+        })
+    }
+}
+
+/// The merged raw settings, upper-case keys, with typed readers that name the key on error.
+struct Raw<'a>(&'a BTreeMap<String, String>);
+
+impl Raw<'_> {
+    fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+
+    fn num(&self, k: &str, default: u64) -> Result<u64, ConfigError> {
+        match self.get(k) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<u64>()
+                .map_err(|_| bad(k, format!("{v:?} is not a whole number"))),
+        }
+    }
+
+    /// A whole number within `range`.
+    fn bounded(
+        &self,
+        k: &str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64, ConfigError> {
+        let n = self.num(k, default)?;
+        if range.contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad(
+                k,
+                format!("must be between {} and {}", range.start(), range.end()),
+            ))
+        }
+    }
+
+    fn secs(&self, k: &str, default: Duration) -> Result<Duration, ConfigError> {
+        Ok(Duration::from_secs(self.num(k, default.as_secs())?))
+    }
+
+    fn switch(&self, k: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(k).map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(default),
+            Some("false" | "0" | "no") => Ok(false),
+            Some("true" | "1" | "yes") => Ok(true),
+            Some(other) => Err(bad(k, format!("{other:?}: use true or false"))),
+        }
+    }
+
+    fn http(&self) -> Result<HttpSettings, ConfigError> {
+        let bind_addr = self
+            .get("PUBLISH_BIND_ADDR")
             .unwrap_or("0.0.0.0:8003")
             .parse::<SocketAddr>()
             .map_err(|_| {
@@ -142,18 +245,29 @@ impl Settings {
                     "expected an address like 0.0.0.0:8003 or 127.0.0.1:0",
                 )
             })?;
-        let destinations = Destinations::from_env_vars(
-            raw.iter()
-                .filter(|(k, _)| k.starts_with("TARGET_STORAGE_ACCOUNT_"))
-                .map(|(k, v)| (k.clone(), v.clone())),
-        )
-        .map_err(|e| bad("TARGET_STORAGE_ACCOUNT_<NAME>_SDE_MNT_PATH", e.to_string()))?;
-        let allowed_hosts = HostAllowList::parse(
-            get("PUBLISH_ALLOWED_SOURCE_HOSTS").unwrap_or(HostAllowList::DEFAULT),
-        )
-        .map_err(|e| bad("PUBLISH_ALLOWED_SOURCE_HOSTS", e))?;
-        let log_format = match get("PUBLISH_LOG_FORMAT")
-            .or(get("RUST_LOG_FORMAT"))
+        Ok(HttpSettings {
+            bind_addr,
+            max_body_bytes: self.num("PUBLISH_MAX_BODY_BYTES", 1024 * 1024)? as usize,
+            header_read_timeout: Duration::from_secs(self.bounded(
+                "PUBLISH_HEADER_READ_TIMEOUT_SECS",
+                10,
+                1..=3600,
+            )?),
+            shutdown_grace: self.secs("PUBLISH_SHUTDOWN_GRACE_SECS", Duration::from_secs(25))?,
+            max_concurrent_operations: self.bounded(
+                "PUBLISH_MAX_CONCURRENT_OPERATIONS",
+                4,
+                1..=256,
+            )? as usize,
+            operation_timeout: self
+                .secs("PUBLISH_OPERATION_TIMEOUT_SECS", Duration::from_secs(3600))?,
+        })
+    }
+
+    fn log(&self) -> Result<LogSettings, ConfigError> {
+        let format = match self
+            .get("PUBLISH_LOG_FORMAT")
+            .or(self.get("RUST_LOG_FORMAT"))
             .unwrap_or("text")
             .to_ascii_lowercase()
             .as_str()
@@ -167,80 +281,70 @@ impl Settings {
                 ));
             }
         };
-        let algorithm = get("PUBLISH_HASH_ALGORITHM").unwrap_or("sha512");
-        let hash_algorithm = algorithm.parse::<HashAlgorithm>().map_err(|_| {
+        Ok(LogSettings {
+            format,
+            filter: self.get("RUST_LOG").unwrap_or("info").to_owned(),
+        })
+    }
+
+    fn destinations(&self) -> Result<Destinations, ConfigError> {
+        Destinations::from_env_vars(
+            self.0
+                .iter()
+                .filter(|(k, _)| k.starts_with("TARGET_STORAGE_ACCOUNT_"))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        )
+        .map_err(|e| bad("TARGET_STORAGE_ACCOUNT_<NAME>_SDE_MNT_PATH", e.to_string()))
+    }
+
+    fn hash_algorithm(&self) -> Result<HashAlgorithm, ConfigError> {
+        let algorithm = self.get("PUBLISH_HASH_ALGORITHM").unwrap_or("sha512");
+        algorithm.parse::<HashAlgorithm>().map_err(|_| {
             bad(
                 "PUBLISH_HASH_ALGORITHM",
                 format!("{algorithm:?}: use sha512 or sha3-512"),
             )
-        })?;
-        let parse_bool = |k: &str, default: bool| -> Result<bool, ConfigError> {
-            match get(k).map(str::to_ascii_lowercase).as_deref() {
-                None => Ok(default),
-                Some("false" | "0" | "no") => Ok(false),
-                Some("true" | "1" | "yes") => Ok(true),
-                Some(other) => Err(bad(k, format!("{other:?}: use true or false"))),
-            }
-        };
-        let force_copy = parse_bool("PUBLISH_FORCE_COPY", false)?;
-        let databricks_lz4 = parse_bool("PUBLISH_DATABRICKS_LZ4", true)?;
-        let parallel_downloads = parse_num("PUBLISH_PARALLEL_DOWNLOADS", 3)?;
-        if parallel_downloads == 0 || parallel_downloads > 64 {
-            return Err(bad(
-                "PUBLISH_PARALLEL_DOWNLOADS",
-                "must be between 1 and 64",
-            ));
-        }
-        let max_concurrent_operations = parse_num("PUBLISH_MAX_CONCURRENT_OPERATIONS", 4)?;
-        if max_concurrent_operations == 0 || max_concurrent_operations > 256 {
-            return Err(bad(
-                "PUBLISH_MAX_CONCURRENT_OPERATIONS",
-                "must be between 1 and 256",
-            ));
-        }
-        let header_read_timeout = parse_num("PUBLISH_HEADER_READ_TIMEOUT_SECS", 10)?;
-        if header_read_timeout == 0 {
-            return Err(bad(
-                "PUBLISH_HEADER_READ_TIMEOUT_SECS",
-                "must be at least 1 second",
-            ));
-        }
-        let duckdb_threads = match get("PUBLISH_DUCKDB_THREADS") {
-            None => None,
-            Some(_) => Some(parse_num("PUBLISH_DUCKDB_THREADS", 0)? as usize).filter(|n| *n > 0),
-        };
-        Ok(Self {
-            bind_addr,
-            secrets_dir: PathBuf::from(get("SECRETS_MNT_PATH").unwrap_or("./secrets")),
-            working_dir: PathBuf::from(
-                get("DLTHUB_PIPELINE_WORKING_DIR").unwrap_or("/home/appuser/dlt/pipelines"),
-            ),
-            destinations,
-            allowed_hosts,
-            log_format,
-            log_filter: get("RUST_LOG").unwrap_or("info").to_owned(),
-            max_body_bytes: parse_num("PUBLISH_MAX_BODY_BYTES", 1024 * 1024)? as usize,
-            operation_timeout: Duration::from_secs(parse_num(
-                "PUBLISH_OPERATION_TIMEOUT_SECS",
-                3600,
-            )?),
-            source_request_timeout: Duration::from_secs(parse_num(
+        })
+    }
+
+    fn source(&self) -> Result<DatabricksOptions, ConfigError> {
+        let defaults = DatabricksOptions::default();
+        Ok(DatabricksOptions {
+            request_timeout: self.secs(
                 "PUBLISH_SOURCE_REQUEST_TIMEOUT_SECS",
-                120,
-            )?),
-            parallel_downloads: parallel_downloads as usize,
-            databricks_lz4,
+                defaults.request_timeout,
+            )?,
+            overall_timeout: self
+                .secs("PUBLISH_STATEMENT_TIMEOUT_SECS", defaults.overall_timeout)?,
+            max_parallel_downloads: self.bounded(
+                "PUBLISH_PARALLEL_DOWNLOADS",
+                defaults.max_parallel_downloads as u64,
+                1..=64,
+            )? as usize,
+            lz4_compression: self.switch("PUBLISH_DATABRICKS_LZ4", defaults.lz4_compression)?,
+            ..defaults
+        })
+    }
+
+    fn sink(
+        &self,
+        working_dir: &std::path::Path,
+        digest_algorithm: HashAlgorithm,
+    ) -> Result<SinkOptions, ConfigError> {
+        let duckdb_threads = match self.get("PUBLISH_DUCKDB_THREADS") {
+            None => None,
+            Some(_) => Some(self.num("PUBLISH_DUCKDB_THREADS", 0)? as usize).filter(|n| *n > 0),
+        };
+        Ok(SinkOptions {
+            scratch_dir: Some(working_dir.join("duckdb_tmp")),
             duckdb_threads,
             duckdb_memory_limit: Some(
-                get("PUBLISH_DUCKDB_MEMORY_LIMIT")
+                self.get("PUBLISH_DUCKDB_MEMORY_LIMIT")
                     .unwrap_or("256MB")
                     .to_owned(),
             ),
-            hash_algorithm,
-            force_copy,
-            max_concurrent_operations: max_concurrent_operations as usize,
-            header_read_timeout: Duration::from_secs(header_read_timeout),
-            shutdown_grace: Duration::from_secs(parse_num("PUBLISH_SHUTDOWN_GRACE_SECS", 25)?),
+            digest_algorithm,
+            ..SinkOptions::default()
         })
     }
 }
@@ -261,13 +365,17 @@ mod tests {
     #[test]
     fn defaults() {
         let s = load(&[]).unwrap();
-        assert_eq!(s.bind_addr.to_string(), "0.0.0.0:8003");
+        assert_eq!(s.http.bind_addr.to_string(), "0.0.0.0:8003");
         assert_eq!(s.secrets_dir, PathBuf::from("./secrets"));
-        assert_eq!(s.max_body_bytes, 1024 * 1024);
-        assert_eq!(s.hash_algorithm, HashAlgorithm::Sha512);
-        assert_eq!(s.log_format, LogFormat::Text);
-        assert!(s.databricks_lz4, "LZ4 results by default");
-        assert!(!s.force_copy);
+        assert_eq!(s.http.max_body_bytes, 1024 * 1024);
+        assert_eq!(s.source.request_timeout, Duration::from_secs(120));
+        assert_eq!(s.source.overall_timeout, Duration::from_secs(3600));
+        assert_eq!(s.http.operation_timeout, Duration::from_secs(3600));
+        assert_eq!(s.workflow.hash_algorithm, HashAlgorithm::Sha512);
+        assert_eq!(s.sink.digest_algorithm, HashAlgorithm::Sha512);
+        assert_eq!(s.log.format, LogFormat::Text);
+        assert!(s.source.lz4_compression, "LZ4 results by default");
+        assert!(!s.workflow.force_copy);
         let names: Vec<String> = s
             .destinations
             .iter()
@@ -288,10 +396,28 @@ mod tests {
             ("PUBLISH_CONFIG_FILE", "/nonexistent/file.toml"),
             ("PUBLISH_DATABRICKS_LZ4", "maybe"),
             ("PUBLISH_FORCE_COPY", "2"),
+            ("PUBLISH_STATEMENT_TIMEOUT_SECS", "soon"),
+            ("PUBLISH_MAX_CONCURRENT_OPERATIONS", "0"),
+            ("PUBLISH_HEADER_READ_TIMEOUT_SECS", "0"),
         ] {
             let err = load(&[(k, v)]).unwrap_err();
             assert_eq!(err.key, k, "{err}");
         }
+    }
+
+    /// The per-call timeout and the statement wait are separate settings; neither is the
+    /// operation timeout.
+    #[test]
+    fn the_timeouts_are_separate() {
+        let s = load(&[
+            ("PUBLISH_SOURCE_REQUEST_TIMEOUT_SECS", "30"),
+            ("PUBLISH_STATEMENT_TIMEOUT_SECS", "900"),
+            ("PUBLISH_OPERATION_TIMEOUT_SECS", "1800"),
+        ])
+        .unwrap();
+        assert_eq!(s.source.request_timeout, Duration::from_secs(30));
+        assert_eq!(s.source.overall_timeout, Duration::from_secs(900));
+        assert_eq!(s.http.operation_timeout, Duration::from_secs(1800));
     }
 
     #[test]
@@ -303,7 +429,7 @@ mod tests {
             ("True", true),
         ] {
             let s = load(&[("PUBLISH_DATABRICKS_LZ4", v)]).unwrap();
-            assert_eq!(s.databricks_lz4, want, "{v}");
+            assert_eq!(s.source.lz4_compression, want, "{v}");
         }
     }
 
@@ -321,9 +447,9 @@ mod tests {
             ("PUBLISH_LOG_FORMAT", "text"),
         ])
         .unwrap();
-        assert_eq!(s.bind_addr.to_string(), "127.0.0.1:9000");
+        assert_eq!(s.http.bind_addr.to_string(), "127.0.0.1:9000");
         assert_eq!(
-            s.log_format,
+            s.log.format,
             LogFormat::Text,
             "environment wins over the file"
         );

@@ -15,7 +15,7 @@ pub mod telemetry;
 use std::sync::Arc;
 
 use publish_types::SecretName;
-use publish_workflow::{SecretStore, Workflow, WorkflowOptions};
+use publish_workflow::{SecretStore, Workflow};
 use publish_writers::{SinkOptions, Writers};
 
 pub use routes::app;
@@ -38,19 +38,10 @@ pub fn build_state(settings: &Settings) -> Result<AppState, String> {
             format!("{e}; set SECRETS_MNT_PATH to the folder holding `{API_KEY_SECRET}`")
         })?;
     let secrets = SecretStore::new(&settings.secrets_dir).reserving([key_name]);
-    let retries = publish_source::RetryCounts::default();
+    let retries = settings.source.retries.clone();
     let sources = DatabricksSources {
         allowed_hosts: settings.allowed_hosts.clone(),
-        request_timeout: settings.source_request_timeout,
-        overall_timeout: settings.operation_timeout,
-        parallel_downloads: settings.parallel_downloads,
-        lz4_compression: settings.databricks_lz4,
-        retries: retries.clone(),
-    };
-    let options = WorkflowOptions {
-        hash_algorithm: settings.hash_algorithm,
-        force_copy: settings.force_copy,
-        ..WorkflowOptions::default()
+        options: settings.source.clone(),
     };
     let workflow = Workflow::new(
         settings.destinations.clone(),
@@ -58,16 +49,16 @@ pub fn build_state(settings: &Settings) -> Result<AppState, String> {
         settings.allowed_hosts.clone(),
         Arc::new(sources),
         Arc::new(Writers::new(sink_options(settings)?)),
-        options,
+        settings.workflow.clone(),
     );
     let workflow = Arc::new(workflow);
     let operations = Arc::new(tokio::sync::Semaphore::new(
-        settings.max_concurrent_operations,
+        settings.http.max_concurrent_operations,
     ));
     let metrics = metrics::Metrics::new(
         Arc::clone(&workflow),
         Arc::clone(&operations),
-        settings.max_concurrent_operations,
+        settings.http.max_concurrent_operations,
         retries,
     );
     Ok(AppState {
@@ -76,8 +67,8 @@ pub fn build_state(settings: &Settings) -> Result<AppState, String> {
         operations,
         stop: Arc::new(tokio::sync::watch::Sender::new(false)),
         metrics: Arc::new(metrics),
-        operation_timeout: settings.operation_timeout,
-        max_body_bytes: settings.max_body_bytes,
+        operation_timeout: settings.http.operation_timeout,
+        max_body_bytes: settings.http.max_body_bytes,
     })
 }
 
@@ -85,13 +76,7 @@ pub fn build_state(settings: &Settings) -> Result<AppState, String> {
 /// `PUBLISH_DUCKDB_MEMORY_LIMIT` and `PUBLISH_DUCKDB_THREADS` bound them together, spilling
 /// under the working folder.
 fn sink_options(settings: &Settings) -> Result<SinkOptions, String> {
-    let mut options = SinkOptions {
-        scratch_dir: Some(settings.working_dir.join("duckdb_tmp")),
-        duckdb_threads: settings.duckdb_threads,
-        duckdb_memory_limit: settings.duckdb_memory_limit.clone(),
-        digest_algorithm: settings.hash_algorithm,
-        ..SinkOptions::default()
-    };
+    let mut options = settings.sink.clone();
     let shared = publish_writers::SharedDuckDb::open(&options).map_err(|e| {
         format!(
             "cannot start DuckDB with PUBLISH_DUCKDB_MEMORY_LIMIT / PUBLISH_DUCKDB_THREADS: {e}"

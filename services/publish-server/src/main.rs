@@ -47,9 +47,9 @@ async fn run() -> Result<(), String> {
             tracing::warn!(destination = %d.name(), error = %e, "start-up sweep of interrupted operations failed; each project is repaired by its next operation instead");
         }
     }
-    let listener = tokio::net::TcpListener::bind(settings.bind_addr)
+    let listener = tokio::net::TcpListener::bind(settings.http.bind_addr)
         .await
-        .map_err(|e| format!("PUBLISH_BIND_ADDR {}: {e}", settings.bind_addr))?;
+        .map_err(|e| format!("PUBLISH_BIND_ADDR {}: {e}", settings.http.bind_addr))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%addr, "publish-server listening");
     {
@@ -94,7 +94,7 @@ async fn serve(
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(settings.header_read_timeout)
+            .header_read_timeout(settings.http.header_read_timeout)
             .keep_alive(true);
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
@@ -105,14 +105,14 @@ async fn serve(
     }
     drop(listener);
     tracing::info!(
-        grace_s = settings.shutdown_grace.as_secs(),
+        grace_s = settings.http.shutdown_grace.as_secs(),
         "no longer accepting; letting running operations finish"
     );
     let all_done = graceful.shutdown();
     tokio::pin!(all_done);
     tokio::select! {
         () = &mut all_done => tracing::info!("every connection finished"),
-        () = tokio::time::sleep(settings.shutdown_grace) => {
+        () = tokio::time::sleep(settings.http.shutdown_grace) => {
             tracing::warn!("grace period over: stopping the operations still running");
             let _ = stop.send(true);
             if tokio::time::timeout(std::time::Duration::from_secs(5), all_done).await.is_err() {

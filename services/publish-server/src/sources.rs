@@ -1,7 +1,6 @@
 //! Wires the Databricks implementation of `Source` into the workflow, by hand.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use publish_databricks::{DatabricksConfig, DatabricksOptions, DatabricksSource};
@@ -13,16 +12,9 @@ use publish_workflow::{SourceCredentials, SourceFactory, WorkflowError};
 pub struct DatabricksSources {
     /// Hosts the source may contact.
     pub allowed_hosts: HostAllowList,
-    /// Limit of one HTTP call.
-    pub request_timeout: Duration,
-    /// Overall limit of one statement.
-    pub overall_timeout: Duration,
-    /// Chunks fetched at once.
-    pub parallel_downloads: usize,
-    /// Ask for LZ4-compressed results.
-    pub lz4_compression: bool,
-    /// Where every source's retries are counted (shared; read by `/metrics`).
-    pub retries: publish_source::RetryCounts,
+    /// Every source's options (their retry counts are shared, read by `/metrics`); each
+    /// request's query tags are added to a copy.
+    pub options: DatabricksOptions,
 }
 
 #[async_trait]
@@ -37,10 +29,6 @@ impl SourceFactory for DatabricksSources {
             SourceKind::DatabricksSql => {}
         }
         let options = DatabricksOptions {
-            request_timeout: self.request_timeout,
-            overall_timeout: self.overall_timeout,
-            max_parallel_downloads: self.parallel_downloads,
-            lz4_compression: self.lz4_compression,
             // The workspace's query history then says which project read what.
             query_tags: vec![
                 ("service".to_owned(), "cr8tor-publish-service".to_owned()),
@@ -51,8 +39,7 @@ impl SourceFactory for DatabricksSources {
                 ),
                 ("destination".to_owned(), project.destination.to_string()),
             ],
-            retries: self.retries.clone(),
-            ..DatabricksOptions::default()
+            ..self.options.clone()
         };
         let config = DatabricksConfig {
             host: spec.host_url.clone(),

@@ -10,12 +10,12 @@ use crate::config::{LogFormat, Settings};
 /// Installs the global subscriber. Logs go to stderr; stdout carries only the
 /// `listening on http://ADDR` line.
 pub fn init(settings: &Settings) -> Result<(), String> {
-    let filter = EnvFilter::try_new(&settings.log_filter).map_err(|e| format!("RUST_LOG: {e}"))?;
+    let filter = EnvFilter::try_new(&settings.log.filter).map_err(|e| format!("RUST_LOG: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false);
-    let result = match settings.log_format {
+    let result = match settings.log.format {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)

@@ -48,8 +48,8 @@ impl TestDestination {
     pub(crate) fn two_filesystems() -> Option<Self> {
         let shm = Path::new("/dev/shm");
         if !shm.is_dir() {
-            eprintln!(
-                "SKIPPED: /dev/shm is missing, so no second filesystem is available for the cross-filesystem test"
+            publish_storage::test_rig::missing_prerequisite(
+                "/dev/shm is missing, so no second filesystem is available for the cross-filesystem test",
             );
             return None;
         }
