@@ -267,103 +267,89 @@ impl Client {
 
     /// `POST /oidc/v1/token` (docs/DATABRICKS-WIRE.md §2): Basic auth + form body.
     async fn fetch_token(&self) -> Result<Token, SourceError> {
-        const OP: &str = "requesting an access token";
         let url = self.url("/oidc/v1/token");
         let mut retry = Retry::new(&self.options);
         loop {
             let started = Instant::now();
-            let sent = self
-                .api
-                .post(&url)
-                .basic_auth(
-                    self.client_id.expose_secret(),
-                    Some(self.client_secret.expose_secret()),
-                )
-                .form(&[("grant_type", "client_credentials"), ("scope", "all-apis")])
-                .send()
-                .await;
-            let response = match sent {
+            let response = match self.post_token_request(&url).await {
                 Ok(r) => r,
-                Err(e) if e.is_builder() => return Err(builder_error(OP, &e)),
+                Err(e) if e.is_builder() => return Err(builder_error(TOKEN_OP, &e)),
                 Err(e) => {
-                    if let Some(wait) = retry.next(None) {
-                        tracing::warn!(error = %describe_reqwest(&e), ?wait, "token request failed; retrying");
-                        self.options.retries.record(RetryCause::Connection);
-                        tokio::time::sleep(wait).await;
-                        continue;
-                    }
-                    return Err(transport_error(OP, &e, &self.options));
+                    self.wait_after_token_transport_error(&mut retry, &e)
+                        .await?;
+                    continue;
                 }
             };
             let status = response.status();
             if status.is_success() {
-                let body: wire::TokenResponse = json_body(response, OP).await?;
-                let lifetime = Duration::from_secs(body.expires_in.unwrap_or(3600));
-                // Refresh when less than 5 minutes remain (or half the lifetime of short tokens).
-                let margin = (lifetime / 2).min(Duration::from_secs(300));
-                let token_type = body.token_type.unwrap_or_else(|| "Bearer".to_owned());
-                let mut header =
-                    HeaderValue::from_str(&format!("{token_type} {}", body.access_token)).map_err(
-                        |_| SourceError::protocol("the access token is not a valid header value"),
-                    )?;
-                header.set_sensitive(true);
-                tracing::debug!(expires_in = lifetime.as_secs(), "access token obtained");
-                return Ok(Token {
-                    header,
-                    refresh_at: started + lifetime - margin,
-                    expires_at: started + lifetime,
-                });
+                return read_token(response, started).await;
             }
             if status == StatusCode::TOO_MANY_REQUESTS
                 || status == StatusCode::SERVICE_UNAVAILABLE
                 || status.is_server_error()
             {
                 let after = retry_after(response.headers());
-                let cause = RetryCause::of_status(status.as_u16());
-                let throttled = cause == RetryCause::Throttled;
-                if let Some(wait) = retry.next(throttled.then_some(after)) {
-                    tracing::warn!(%status, ?wait, "token endpoint busy; retrying");
-                    self.options.retries.record(cause);
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
-                return Err(SourceError::Unavailable {
-                    operation: OP.to_owned(),
-                    message: format!("HTTP {status} after {} attempts", retry.attempts()),
-                });
+                self.wait_for_token_endpoint(&mut retry, status, after)
+                    .await?;
+                continue;
             }
             if !matches!(
                 status,
                 StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
             ) {
-                return Err(ApiFailure::read(response).await.rejected(OP));
+                return Err(ApiFailure::read(response).await.rejected(TOKEN_OP));
             }
-            let body = response.bytes().await.unwrap_or_default();
-            let parsed: wire::OAuthError = serde_json::from_slice(&body).unwrap_or_default();
-            let code = parsed.error.or(parsed.error_code);
-            let description = parsed.error_description.or(parsed.error_summary);
-            let invalid_client = code
-                .as_deref()
-                .is_some_and(|c| c.eq_ignore_ascii_case("invalid_client"));
-            let message = match (code, description) {
-                (Some(c), Some(d)) => format!("{c}: {d}"),
-                (Some(c), None) => c,
-                (None, Some(d)) => d,
-                (None, None) => format!("HTTP {status} from the token endpoint"),
-            };
-            let hint = if invalid_client {
-                // The usual mistake: the Microsoft Entra ID client secret of an Azure service
-                // principal, which Databricks' own token endpoint does not accept.
-                "the secret must be a Databricks OAuth secret of the service principal (created \
-                 in the Databricks account or workspace for it), not its Microsoft Entra ID \
-                 client secret; check the client id and that secret"
-            } else {
-                "check the service principal's client id and secret"
-            };
-            return Err(SourceError::Authentication {
-                message: format!("{message} ({hint})"),
-            });
+            return Err(token_refused(response, status).await);
         }
+    }
+
+    /// One client-credentials request to the token endpoint.
+    async fn post_token_request(&self, url: &str) -> Result<reqwest::Response, reqwest::Error> {
+        self.api
+            .post(url)
+            .basic_auth(
+                self.client_id.expose_secret(),
+                Some(self.client_secret.expose_secret()),
+            )
+            .form(&[("grant_type", "client_credentials"), ("scope", "all-apis")])
+            .send()
+            .await
+    }
+
+    /// Waits before asking for a token again after no answer, while the retry budget lasts.
+    async fn wait_after_token_transport_error(
+        &self,
+        retry: &mut Retry<'_>,
+        e: &reqwest::Error,
+    ) -> Result<(), SourceError> {
+        let Some(wait) = retry.next(None) else {
+            return Err(transport_error(TOKEN_OP, e, &self.options));
+        };
+        tracing::warn!(error = %describe_reqwest(e), ?wait, "token request failed; retrying");
+        self.options.retries.record(RetryCause::Connection);
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+
+    /// Waits out a throttling or failing token endpoint, while the retry budget lasts.
+    async fn wait_for_token_endpoint(
+        &self,
+        retry: &mut Retry<'_>,
+        status: StatusCode,
+        after: Duration,
+    ) -> Result<(), SourceError> {
+        let cause = RetryCause::of_status(status.as_u16());
+        let throttled = cause == RetryCause::Throttled;
+        let Some(wait) = retry.next(throttled.then_some(after)) else {
+            return Err(SourceError::Unavailable {
+                operation: TOKEN_OP.to_owned(),
+                message: format!("HTTP {status} after {} attempts", retry.attempts()),
+            });
+        };
+        tracing::warn!(%status, ?wait, "token endpoint busy; retrying");
+        self.options.retries.record(cause);
+        tokio::time::sleep(wait).await;
+        Ok(())
     }
 
     /// Sends a workspace API request built by `build`, with the bearer token, retrying per
@@ -442,6 +428,58 @@ impl Client {
             }
             return Ok(response);
         }
+    }
+}
+
+/// What [`Client::fetch_token`] and its helpers name in their errors.
+const TOKEN_OP: &str = "requesting an access token";
+
+/// The token of a 2xx token answer, to be refreshed and to expire counting from `started`
+/// (when it was requested).
+async fn read_token(response: reqwest::Response, started: Instant) -> Result<Token, SourceError> {
+    let body: wire::TokenResponse = json_body(response, TOKEN_OP).await?;
+    let lifetime = Duration::from_secs(body.expires_in.unwrap_or(3600));
+    // Refresh when less than 5 minutes remain (or half the lifetime of short tokens).
+    let margin = (lifetime / 2).min(Duration::from_secs(300));
+    let token_type = body.token_type.unwrap_or_else(|| "Bearer".to_owned());
+    let mut header = HeaderValue::from_str(&format!("{token_type} {}", body.access_token))
+        .map_err(|_| SourceError::protocol("the access token is not a valid header value"))?;
+    header.set_sensitive(true);
+    tracing::debug!(expires_in = lifetime.as_secs(), "access token obtained");
+    Ok(Token {
+        header,
+        refresh_at: started + lifetime - margin,
+        expires_at: started + lifetime,
+    })
+}
+
+/// The token endpoint refused the credentials (HTTP `status`: 400, 401 or 403): its OAuth
+/// error, with a hint at what to check.
+async fn token_refused(response: reqwest::Response, status: StatusCode) -> SourceError {
+    let body = response.bytes().await.unwrap_or_default();
+    let parsed: wire::OAuthError = serde_json::from_slice(&body).unwrap_or_default();
+    let code = parsed.error.or(parsed.error_code);
+    let description = parsed.error_description.or(parsed.error_summary);
+    let invalid_client = code
+        .as_deref()
+        .is_some_and(|c| c.eq_ignore_ascii_case("invalid_client"));
+    let message = match (code, description) {
+        (Some(c), Some(d)) => format!("{c}: {d}"),
+        (Some(c), None) => c,
+        (None, Some(d)) => d,
+        (None, None) => format!("HTTP {status} from the token endpoint"),
+    };
+    let hint = if invalid_client {
+        // The usual mistake: the Microsoft Entra ID client secret of an Azure service
+        // principal, which Databricks' own token endpoint does not accept.
+        "the secret must be a Databricks OAuth secret of the service principal (created \
+         in the Databricks account or workspace for it), not its Microsoft Entra ID \
+         client secret; check the client id and that secret"
+    } else {
+        "check the service principal's client id and secret"
+    };
+    SourceError::Authentication {
+        message: format!("{message} ({hint})"),
     }
 }
 

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::catalog::encode_segment;
 use crate::client::{ApiFailure, Call, Client, json_body};
-use crate::wire::{Manifest, ResultData, StatementResponse};
+use crate::wire::{Manifest, ResultData, StatementResponse, StatementStatus};
 use publish_source::SourceError;
 
 /// `SELECT <columns> FROM <catalog>.<schema>.<table>`, every identifier back-quoted with
@@ -112,88 +112,10 @@ pub(crate) async fn run(
 ) -> Result<(CancelOnDrop, Finished), SourceError> {
     let started = Instant::now();
     let deadline = started + client.options.overall_timeout;
-    let url = client.url("/api/2.0/sql/statements");
-    let mut body = json!({
-        "statement": sql,
-        "warehouse_id": client.warehouse_id,
-        "catalog": catalog.as_str(),
-        "disposition": "EXTERNAL_LINKS",
-        "format": "ARROW_STREAM",
-        "wait_timeout": wait_timeout(client.options.submit_wait),
-        "on_wait_timeout": "CONTINUE",
-    });
-    if client.options.lz4_compression {
-        body["result_compression"] = json!("LZ4_FRAME");
-    }
-    if !client.options.query_tags.is_empty() {
-        body["query_tags"] = client
-            .options
-            .query_tags
-            .iter()
-            .take(20)
-            .map(|(key, value)| json!({"key": key, "value": value}))
-            .collect();
-    }
-    let operation = format!("submitting the query for table `{table}`");
-    let response = client
-        .send(&operation, Call::Once, |http| http.post(&url).json(&body))
-        .await?;
-    if !response.status().is_success() {
-        let failure = ApiFailure::read(response).await;
-        return Err(submit_error(client, failure, &operation));
-    }
-    let mut status: StatementResponse = json_body(response, &operation).await?;
-    let mut guard = CancelOnDrop::new(client.clone(), status.statement_id.clone());
-    tracing::info!(statement_id = %status.statement_id, table, "query submitted");
-    let mut poll = client.options.poll_initial;
-    loop {
-        match status.status.state.as_str() {
-            "PENDING" | "RUNNING" => {
-                let now = Instant::now();
-                if now >= deadline {
-                    // The guard cancels the statement as it is dropped with this error.
-                    return Err(SourceError::Timeout {
-                        operation: format!("the query for table `{table}`"),
-                        after: client.options.overall_timeout,
-                    });
-                }
-                tokio::time::sleep(poll.min(deadline - now)).await;
-                poll = (poll * 2).min(client.options.poll_max);
-                status = get_status(client, guard.statement_id()).await?;
-            }
-            "SUCCEEDED" => break,
-            // Direct results (docs/DATABRICKS-WIRE.md §7): CLOSED together with its result is a success.
-            "CLOSED" if status.manifest.is_some() && status.result.is_some() => break,
-            "FAILED" => {
-                guard.disarm();
-                let error = status.status.error.unwrap_or_default();
-                return Err(SourceError::Statement {
-                    error_code: error.error_code.unwrap_or_else(|| "UNKNOWN".into()),
-                    message: error
-                        .message
-                        .unwrap_or_else(|| "the query failed without a message".into()),
-                    sql_state: status.status.sql_state.or(error.sql_state),
-                });
-            }
-            state @ ("CANCELED" | "CLOSED") => {
-                guard.disarm();
-                return Err(SourceError::Statement {
-                    error_code: state.to_owned(),
-                    message: format!(
-                        "the query for table `{table}` was {} before its result was read",
-                        state.to_ascii_lowercase()
-                    ),
-                    sql_state: None,
-                });
-            }
-            other => {
-                return Err(SourceError::protocol(format!(
-                    "statement {} is in the undocumented state {other:?}",
-                    guard.statement_id()
-                )));
-            }
-        }
-    }
+    let submitted = submit(client, sql, catalog, table).await?;
+    let mut guard = CancelOnDrop::new(client.clone(), submitted.statement_id.clone());
+    tracing::info!(statement_id = %submitted.statement_id, table, "query submitted");
+    let status = wait_until_ended(client, &mut guard, submitted, deadline, table).await?;
     let manifest = status.manifest.ok_or_else(|| {
         SourceError::protocol(format!(
             "statement {} succeeded without a manifest",
@@ -215,6 +137,123 @@ pub(crate) async fn run(
             first: status.result,
         },
     ))
+}
+
+/// `POST /api/2.0/sql/statements`: the statement's first status, which may already be final.
+async fn submit(
+    client: &Client,
+    sql: &str,
+    catalog: &ObjectName,
+    table: &str,
+) -> Result<StatementResponse, SourceError> {
+    let url = client.url("/api/2.0/sql/statements");
+    let body = submit_body(client, sql, catalog);
+    let operation = format!("submitting the query for table `{table}`");
+    let response = client
+        .send(&operation, Call::Once, |http| http.post(&url).json(&body))
+        .await?;
+    if !response.status().is_success() {
+        let failure = ApiFailure::read(response).await;
+        return Err(submit_error(client, failure, &operation));
+    }
+    json_body(response, &operation).await
+}
+
+/// The execute request: external links to Arrow streams, LZ4 and query tags per the options.
+fn submit_body(client: &Client, sql: &str, catalog: &ObjectName) -> serde_json::Value {
+    let mut body = json!({
+        "statement": sql,
+        "warehouse_id": client.warehouse_id,
+        "catalog": catalog.as_str(),
+        "disposition": "EXTERNAL_LINKS",
+        "format": "ARROW_STREAM",
+        "wait_timeout": wait_timeout(client.options.submit_wait),
+        "on_wait_timeout": "CONTINUE",
+    });
+    if client.options.lz4_compression {
+        body["result_compression"] = json!("LZ4_FRAME");
+    }
+    if !client.options.query_tags.is_empty() {
+        body["query_tags"] = client
+            .options
+            .query_tags
+            .iter()
+            .take(20)
+            .map(|(key, value)| json!({"key": key, "value": value}))
+            .collect();
+    }
+    body
+}
+
+/// Polls, with a doubling interval up to `poll_max`, until the statement ends, and returns
+/// its final status if it succeeded. Disarms `guard` when the statement ended without a
+/// result, as there is nothing left to cancel.
+async fn wait_until_ended(
+    client: &Client,
+    guard: &mut CancelOnDrop,
+    mut status: StatementResponse,
+    deadline: Instant,
+    table: &str,
+) -> Result<StatementResponse, SourceError> {
+    let mut poll = client.options.poll_initial;
+    loop {
+        match status.status.state.as_str() {
+            "PENDING" | "RUNNING" => {
+                let now = Instant::now();
+                if now >= deadline {
+                    // The guard cancels the statement as it is dropped with this error.
+                    return Err(SourceError::Timeout {
+                        operation: format!("the query for table `{table}`"),
+                        after: client.options.overall_timeout,
+                    });
+                }
+                tokio::time::sleep(poll.min(deadline - now)).await;
+                poll = (poll * 2).min(client.options.poll_max);
+                status = get_status(client, guard.statement_id()).await?;
+            }
+            "SUCCEEDED" => return Ok(status),
+            // Direct results (docs/DATABRICKS-WIRE.md §7): CLOSED together with its result is a success.
+            "CLOSED" if status.manifest.is_some() && status.result.is_some() => return Ok(status),
+            "FAILED" => {
+                guard.disarm();
+                return Err(statement_failed(status.status));
+            }
+            state @ ("CANCELED" | "CLOSED") => {
+                guard.disarm();
+                return Err(ended_unread(state, table));
+            }
+            other => {
+                return Err(SourceError::protocol(format!(
+                    "statement {} is in the undocumented state {other:?}",
+                    guard.statement_id()
+                )));
+            }
+        }
+    }
+}
+
+/// A `FAILED` statement's error, as the warehouse described it.
+fn statement_failed(status: StatementStatus) -> SourceError {
+    let error = status.error.unwrap_or_default();
+    SourceError::Statement {
+        error_code: error.error_code.unwrap_or_else(|| "UNKNOWN".into()),
+        message: error
+            .message
+            .unwrap_or_else(|| "the query failed without a message".into()),
+        sql_state: status.sql_state.or(error.sql_state),
+    }
+}
+
+/// A statement that was cancelled or closed (`state`) before its result could be read.
+fn ended_unread(state: &str, table: &str) -> SourceError {
+    SourceError::Statement {
+        error_code: state.to_owned(),
+        message: format!(
+            "the query for table `{table}` was {} before its result was read",
+            state.to_ascii_lowercase()
+        ),
+        sql_state: None,
+    }
 }
 
 /// `wait_timeout` as the API accepts it: `0s` or `5s`..=`50s`.

@@ -161,6 +161,29 @@ pub trait SinkFactory: Send + Sync {
     ) -> Result<Box<dyn Sink>, SinkError>;
 }
 
+/// The tables a sink has begun, so that each is written once: names compared
+/// case-insensitively, as DuckDB and case-insensitive filesystems compare them.
+#[derive(Debug, Default)]
+pub struct TablesBegun(std::collections::HashSet<(String, String)>);
+
+impl TablesBegun {
+    /// Records `table`; [`SinkError::TableExists`] when it was begun before.
+    pub fn begin(&mut self, table: &TableSchema) -> Result<(), SinkError> {
+        let key = (
+            table.schema.as_str().to_lowercase(),
+            table.table.as_str().to_lowercase(),
+        );
+        if self.0.insert(key) {
+            Ok(())
+        } else {
+            Err(SinkError::TableExists {
+                schema: table.schema.to_string(),
+                table: table.table.to_string(),
+            })
+        }
+    }
+}
+
 /// One file a sink wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrittenFile {

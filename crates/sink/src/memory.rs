@@ -8,7 +8,6 @@
 //! is enforced, a table is written once, an abandoned table fails the sink. A fault can be
 //! armed: the write of the n-th batch fails as a full volume would.
 
-use std::collections::HashSet;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,7 +19,10 @@ use async_trait::async_trait;
 use publish_hash::HashAlgorithm;
 use publish_types::{OutputFormat, TableSchema};
 
-use crate::{OUTPUT_DIR, Output, Sink, SinkError, SinkFactory, TableSink, TableStats, WrittenFile};
+use crate::{
+    OUTPUT_DIR, Output, Sink, SinkError, SinkFactory, TableSink, TableStats, TablesBegun,
+    WrittenFile,
+};
 
 /// One table a memory sink finished.
 #[derive(Debug, Clone)]
@@ -100,7 +102,7 @@ impl SinkFactory for MemorySinks {
         Ok(Box::new(MemorySink {
             factory: self.clone(),
             root: root.to_path_buf(),
-            written: HashSet::new(),
+            written: TablesBegun::default(),
             files: Vec::new(),
             failed: false,
         }))
@@ -110,8 +112,7 @@ impl SinkFactory for MemorySinks {
 struct MemorySink {
     factory: MemorySinks,
     root: PathBuf,
-    /// `(schema, table)` of every table begun, lower-cased.
-    written: HashSet<(String, String)>,
+    written: TablesBegun,
     files: Vec<WrittenFile>,
     failed: bool,
 }
@@ -129,16 +130,7 @@ impl Sink for MemorySink {
         self.failed = true;
         let plan = publish_columns::OutputPlan::new(table, arrow, OutputFormat::Parquet)
             .map_err(|e| SinkError::plan(table, e))?;
-        let key = (
-            table.schema.as_str().to_lowercase(),
-            table.table.as_str().to_lowercase(),
-        );
-        if !self.written.insert(key) {
-            return Err(SinkError::TableExists {
-                schema: table.schema.to_string(),
-                table: table.table.to_string(),
-            });
-        }
+        self.written.begin(table)?;
         Ok(Box::new(MemoryTableSink {
             sink: self,
             plan,

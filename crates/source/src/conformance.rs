@@ -198,7 +198,7 @@ impl Suite {
                         TimestampMicrosecondArray::from_iter(rows.iter().map(|&i| {
                             opt(i + 4).then_some(1_700_000_000_000_000 + i as i64 * 3_600_000_123)
                         }))
-                        .with_timezone("+00:00"),
+                        .with_timezone(publish_columns::UTC),
                     ),
                     Arc::new(TimestampMicrosecondArray::from_iter(rows.iter().map(
                         |&i| opt(i + 5).then_some(-86_400_000_000 + i as i64 * 1_000_001),
@@ -273,7 +273,8 @@ impl Suite {
         vec![self.people(), self.hostile()]
     }
 
-    fn request(&self, table: &str, columns: Option<&[&str]>) -> TableRequest {
+    /// A request for `table` of the suite's schema, of `columns` (all when `None`).
+    pub fn request(&self, table: &str, columns: Option<&[&str]>) -> TableRequest {
         TableRequest {
             catalog: self.catalog.clone(),
             schema: self.schema.clone(),
@@ -293,6 +294,7 @@ impl Suite {
         self.duplicate_and_empty_columns(source).await;
         self.hostile_identifiers(source).await;
         self.drop_stream_midway(source).await;
+        self.read_of_what_was_never_described(source).await;
     }
 
     /// `describe` of all columns returns the definition exactly: types, nullability, comments,
@@ -452,6 +454,48 @@ impl Suite {
             &project(&concat(&fixture.batches), &[4, 0]),
             "hostile columns",
         );
+    }
+
+    /// Reading out of order — a schema that was never described, of a table or a column the
+    /// catalog does not have — is an error naming no cell value (at the start of the read or
+    /// as the stream's only item), never an empty or a made-up table, and it is final.
+    pub async fn read_of_what_was_never_described(&self, source: &dyn Source) {
+        let described = source
+            .describe(&self.request("people", Some(&["Id"])))
+            .await
+            .unwrap_or_else(|e| panic!("describe people: {e}"));
+        let mut missing_table = described.clone();
+        missing_table.table = obj("no_such_table");
+        let mut missing_column = described;
+        missing_column.columns[0].name = id("no_such_column");
+        for (what, schema) in [("table", missing_table), ("column", missing_column)] {
+            let error = match source.read(&schema).await {
+                Err(e) => e,
+                Ok(stream) => {
+                    let mut batches = stream.batches;
+                    match batches.next().await {
+                        Some(Err(e)) => {
+                            assert!(batches.next().await.is_none(), "nothing follows an error");
+                            e
+                        }
+                        other => panic!("read of a missing {what} gave {other:?}"),
+                    }
+                }
+            };
+            assert!(
+                matches!(
+                    error,
+                    SourceError::UnknownTable { .. }
+                        | SourceError::UnknownColumn { .. }
+                        | SourceError::Statement { .. }
+                ),
+                "read of a missing {what}: {error:?}"
+            );
+            assert!(
+                !error.is_transient(),
+                "read of a missing {what} is final: {error:?}"
+            );
+        }
     }
 
     /// Dropping a stream after its first batch leaves the source usable: a new read of the

@@ -8,26 +8,13 @@ use publish_source::{Source, SourceError, SourceExt};
 
 use publish_source::TableRequest;
 use publish_source::conformance::Suite;
-use publish_types::{Identifier, ObjectName};
-
-const CATALOG: &str = "tre";
-const SCHEMA: &str = "cohort_a";
 
 fn suite() -> Suite {
-    Suite::new(CATALOG, SCHEMA)
+    Suite::new("tre", "cohort_a")
 }
 
 fn request(table: &str, columns: Option<&[&str]>) -> TableRequest {
-    TableRequest {
-        catalog: ObjectName::parse(CATALOG).expect("catalog"),
-        schema: ObjectName::parse(SCHEMA).expect("schema"),
-        table: ObjectName::parse(table).expect("table"),
-        columns: columns.map(|c| {
-            c.iter()
-                .map(|n| Identifier::parse(n).expect("column"))
-                .collect()
-        }),
-    }
+    suite().request(table, columns)
 }
 
 fn loaded() -> MemorySource {

@@ -48,7 +48,7 @@ fn main() {
         shared_files: Vec::new(),
     };
     let write = lock
-        .begin_dataset(claim, publish_storage::HashAlgorithm::Sha512)
+        .begin_dataset(claim, publish_hash::HashAlgorithm::Sha512)
         .unwrap();
     let chunk: Vec<u8> = (0..1 << 20)
         .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)

@@ -58,6 +58,5 @@ pub use destinations::{Destination, Destinations};
 pub use error::StorageError;
 pub use lock::ProjectLock;
 pub use publish::{Manifest, PublishOptions, PublishedFile};
-pub use publish_hash::HashAlgorithm;
 pub use record::{DatasetRecord, PackageRecord, RECORD_FILE, StagedFile, StagedTable};
 pub use volume::{FsKind, VolumeFacts};

@@ -106,6 +106,22 @@ impl ProjectArea {
                 None => tracing::debug!("the containers share a device but not a mount; copying"),
             }
         }
+        let manifest = self.promote_by_copy(record, &tree, options)?;
+        self.log_promoted(&manifest, total, began);
+        Ok(manifest)
+    }
+
+    /// Copies the staged files, each read once to hash it and checked against the record, into
+    /// a temporary folder on the production volume, makes it durable, records its manifest and
+    /// swaps it in; then removes the staged result.
+    fn promote_by_copy(
+        &self,
+        record: PackageRecord,
+        tree: &fsops::Tree,
+        options: &PublishOptions,
+    ) -> Result<Manifest, StorageError> {
+        let staging = self.staging_dir();
+        let parent = self.production_parent();
         let work = self.work_dir(Container::Production);
         let tmp = work.join(names::fresh(names::TMP));
         let guard = RemoveOnDrop(Some(tmp.clone()));
@@ -115,43 +131,12 @@ impl ProjectArea {
             fs::create_dir(&path).at("create a production folder", &path)?;
         }
 
-        let mut files = Vec::with_capacity(record.files.len());
-        for entry in &record.files {
-            let dst = tmp.join(&entry.file_path);
-            let file_began = Instant::now();
-            if record.algorithm != options.algorithm {
-                // The record was made with another digest (the setting changed since package):
-                // check it first, at the cost of one more read.
-                let staged = hash_in_place(&staging, &entry.file_path, record.algorithm, false)?;
-                check_digest(entry, &staged.digest)?;
-            }
-            let reader = fsops::open_beneath(&staging, &entry.file_path)?;
-            let Landed { digest, size } =
-                copy_file(reader, &dst, entry.total_bytes, options.algorithm)?;
-            if record.algorithm == options.algorithm {
-                check_digest(entry, &digest)?;
-            }
-            if digest.total_bytes != entry.total_bytes || size != digest.total_bytes {
-                return Err(StorageError::SizeMismatch {
-                    file: entry.file_path.clone(),
-                    expected: entry.total_bytes,
-                    hashed: digest.total_bytes,
-                    landed: size,
-                });
-            }
-            let secs = file_began.elapsed().as_secs_f64();
-            tracing::info!(
-                file = %entry.file_path, bytes = size, method = "copied", seconds = secs,
-                mib_per_s = size as f64 / (1 << 20) as f64 / secs.max(1e-9),
-                "published file"
-            );
-            files.push(PublishedFile {
-                file_path: entry.file_path.clone(),
-                hash_value: digest.hex,
-                total_bytes: size,
-            });
-        }
-        fsops::sync_tree(&tmp, &tree, true)?;
+        let files = record
+            .files
+            .iter()
+            .map(|entry| copy_checked(&staging, &tmp, entry, record.algorithm, options.algorithm))
+            .collect::<Result<Vec<_>, _>>()?;
+        fsops::sync_tree(&tmp, tree, true)?;
 
         let inode = fs::metadata(&tmp).at("inspect", &tmp)?.ino();
         self.write_sidecar(&Sidecar {
@@ -172,9 +157,7 @@ impl ProjectArea {
         guard.disarm();
 
         self.remove_staging();
-        let manifest = Manifest { files };
-        self.log_promoted(&manifest, total, began);
-        Ok(manifest)
+        Ok(Manifest { files })
     }
 
     /// At debug: the caller (the workflow) logs the publish at info, also when a retry found it
@@ -405,6 +388,49 @@ fn check_against_record(tree: &Tree, record: &PackageRecord) -> Result<(), Stora
         }
     }
     Ok(())
+}
+
+/// Copies one staged file to `tmp`, hashing it on the way, and checks it against its record
+/// entry (digest and size); where the record was made with another digest than `algorithm`,
+/// the staged file is checked first, at the cost of one more read.
+fn copy_checked(
+    staging: &Path,
+    tmp: &Path,
+    entry: &StagedFile,
+    recorded: HashAlgorithm,
+    algorithm: HashAlgorithm,
+) -> Result<PublishedFile, StorageError> {
+    let dst = tmp.join(&entry.file_path);
+    let file_began = Instant::now();
+    if recorded != algorithm {
+        // The record was made with another digest (the setting changed since package).
+        let staged = hash_in_place(staging, &entry.file_path, recorded, false)?;
+        check_digest(entry, &staged.digest)?;
+    }
+    let reader = fsops::open_beneath(staging, &entry.file_path)?;
+    let Landed { digest, size } = copy_file(reader, &dst, entry.total_bytes, algorithm)?;
+    if recorded == algorithm {
+        check_digest(entry, &digest)?;
+    }
+    if digest.total_bytes != entry.total_bytes || size != digest.total_bytes {
+        return Err(StorageError::SizeMismatch {
+            file: entry.file_path.clone(),
+            expected: entry.total_bytes,
+            hashed: digest.total_bytes,
+            landed: size,
+        });
+    }
+    let secs = file_began.elapsed().as_secs_f64();
+    tracing::info!(
+        file = %entry.file_path, bytes = size, method = "copied", seconds = secs,
+        mib_per_s = size as f64 / (1 << 20) as f64 / secs.max(1e-9),
+        "published file"
+    );
+    Ok(PublishedFile {
+        file_path: entry.file_path.clone(),
+        hash_value: digest.hex,
+        total_bytes: size,
+    })
 }
 
 /// Refuses a file whose digest differs from the recorded one.

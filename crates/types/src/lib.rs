@@ -7,12 +7,12 @@
 //! world (does the table exist, is the destination configured, is the host allowed by this
 //! deployment) is checked by the crates that own that world.
 
-pub mod error;
-pub mod names;
-pub mod request;
-pub mod response;
-pub mod schema;
-pub mod source;
+mod error;
+mod names;
+mod request;
+mod response;
+mod schema;
+mod source;
 pub mod wire;
 
 pub use error::RequestError;

@@ -10,10 +10,10 @@
 //! sink writing into a fresh temp dir on the staging volume that already holds the other
 //! datasets' files, and finally commit that dir, with its package record, atomically.
 
-pub mod error;
-pub mod interrupt;
-pub mod progress;
-pub mod secrets;
+mod error;
+mod interrupt;
+mod progress;
+mod secrets;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -256,20 +256,7 @@ impl Workflow {
         };
 
         // Resolve every table before writing anything.
-        let mut schemas = Vec::with_capacity(req.dataset.tables.len());
-        for t in &req.dataset.tables {
-            let request = TableRequest {
-                catalog: req.source.catalog.clone(),
-                schema: req.dataset.schema_name.clone(),
-                table: t.name.clone(),
-                columns: t.columns.clone(),
-            };
-            schemas.push(source.describe(&request).await?);
-        }
-        info!(
-            tables = schemas.len(),
-            "all requested tables and columns resolved"
-        );
+        let schemas = describe_all(source.as_ref(), req).await?;
 
         // Keeps what the project's other datasets staged (for DuckDB, a private copy of the
         // shared database to add to) and refuses a table another dataset already staged.
@@ -454,6 +441,29 @@ impl Workflow {
         };
         self.sources.open(spec, credentials, project).await
     }
+}
+
+/// Describes every requested table of the dataset: unknown tables and columns fail here, before
+/// anything is written.
+async fn describe_all(
+    source: &dyn Source,
+    req: &PackageRequest,
+) -> Result<Vec<TableSchema>, WorkflowError> {
+    let mut schemas = Vec::with_capacity(req.dataset.tables.len());
+    for t in &req.dataset.tables {
+        let request = TableRequest {
+            catalog: req.source.catalog.clone(),
+            schema: req.dataset.schema_name.clone(),
+            table: t.name.clone(),
+            columns: t.columns.clone(),
+        };
+        schemas.push(source.describe(&request).await?);
+    }
+    info!(
+        tables = schemas.len(),
+        "all requested tables and columns resolved"
+    );
+    Ok(schemas)
 }
 
 /// Runs blocking file-system work on tokio's blocking pool.

@@ -6,7 +6,6 @@
 //! one-shot channel and drops its receiver, so the front's next send fails and fetches that
 //! error.
 
-use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -14,7 +13,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use publish_columns::OutputPlan;
-use publish_sink::{Sink, SinkError, TableSink, TableStats, WrittenFile};
+use publish_sink::{Sink, SinkError, TableSink, TableStats, TablesBegun, WrittenFile};
 use publish_types::{OutputFormat, TableSchema};
 use tokio::sync::{mpsc, oneshot};
 
@@ -86,7 +85,7 @@ where
         tx,
         exit: Some(exit_rx),
         failed: false,
-        written: HashSet::new(),
+        written: TablesBegun::default(),
     }))
 }
 
@@ -215,8 +214,7 @@ struct ThreadedSink {
     /// Set while a call is in flight or a table is open, and left set by an error or an
     /// abandoned table, so that a cancelled call leaves the sink unusable, never inconsistent.
     failed: bool,
-    /// `(schema, table)` of every table begun, lower-cased.
-    written: HashSet<(String, String)>,
+    written: TablesBegun,
 }
 
 impl ThreadedSink {
@@ -264,16 +262,7 @@ impl Sink for ThreadedSink {
         let plan = Arc::new(
             OutputPlan::new(table, arrow, self.format).map_err(|e| SinkError::plan(table, e))?,
         );
-        let key = (
-            table.schema.as_str().to_lowercase(),
-            table.table.as_str().to_lowercase(),
-        );
-        if !self.written.insert(key) {
-            return Err(SinkError::TableExists {
-                schema: table.schema.to_string(),
-                table: table.table.to_string(),
-            });
-        }
+        self.written.begin(table)?;
         let sent = Arc::clone(&plan);
         self.call(|reply| Command::Begin { plan: sent, reply })
             .await?;

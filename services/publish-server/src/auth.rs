@@ -22,15 +22,15 @@ use crate::error::AppError;
 use crate::state::AppState;
 
 /// Header carrying the key.
-pub const API_KEY_HEADER: &str = "x-api-key";
+pub(crate) const API_KEY_HEADER: &str = "x-api-key";
 
 /// The shortest key accepted, in bytes.
-pub const MIN_KEY_BYTES: usize = 16;
+pub(crate) const MIN_KEY_BYTES: usize = 16;
 
 /// The API key's file, re-read when it changes (its resolved inode, size or modification time).
 /// A key file that becomes unreadable, empty or too short fails closed: every authenticated
 /// request is refused (503) and `/ready` answers 503, until a usable key is back.
-pub struct KeyFile {
+pub(crate) struct KeyFile {
     secrets: SecretStore,
     name: SecretName,
     path: PathBuf,
@@ -49,7 +49,7 @@ impl KeyFile {
     /// Reads the secret `name` of `secrets`; fails (for start-up) when it is missing, unreadable,
     /// empty, or shorter than [`MIN_KEY_BYTES`] after trimming. Warns when other users may read
     /// the file.
-    pub fn open(secrets: SecretStore, name: SecretName) -> Result<Self, String> {
+    pub(crate) fn open(secrets: SecretStore, name: SecretName) -> Result<Self, String> {
         let path = secrets.root().join(name.as_str());
         let mut file = Self {
             secrets,
@@ -97,7 +97,7 @@ impl KeyFile {
     }
 
     /// The key in force: the file is looked at (one `stat`) and read again if it changed.
-    pub fn current(&self) -> Result<ExpectedKey, String> {
+    pub(crate) fn current(&self) -> Result<ExpectedKey, String> {
         let stamp = Self::stamp(&self.path);
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         if stamp != loaded.stamp {
@@ -125,13 +125,13 @@ impl std::fmt::Debug for KeyFile {
 /// The expected key, kept as a digest so the comparison takes the same time whatever the
 /// length or content of the presented key.
 #[derive(Clone)]
-pub struct ExpectedKey {
+pub(crate) struct ExpectedKey {
     digest: [u8; 64],
 }
 
 impl ExpectedKey {
     /// From the secret's content (already trimmed).
-    pub fn new(key: &SecretString) -> Self {
+    pub(crate) fn new(key: &SecretString) -> Self {
         Self {
             digest: Sha512::digest(key.expose_secret().as_bytes()).into(),
         }
@@ -151,7 +151,7 @@ impl std::fmt::Debug for ExpectedKey {
 
 /// Proof that the request carried the right `x-api-key`.
 #[derive(Debug)]
-pub struct ApiKey;
+pub(crate) struct ApiKey;
 
 impl FromRequestParts<AppState> for ApiKey {
     type Rejection = AppError;

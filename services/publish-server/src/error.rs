@@ -11,7 +11,7 @@ use publish_workflow::{ErrorKind, WorkflowError};
 
 /// An error answer.
 #[derive(Debug)]
-pub struct AppError {
+pub(crate) struct AppError {
     status: StatusCode,
     detail: String,
     internal: Option<String>,
@@ -20,11 +20,11 @@ pub struct AppError {
 
 /// The real text of a 5xx, for the logs only.
 #[derive(Debug, Clone)]
-pub struct InternalError(pub String);
+pub(crate) struct InternalError(pub String);
 
 impl AppError {
     /// An error with a status and a caller-facing detail.
-    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, detail: impl Into<String>) -> Self {
         Self {
             status,
             detail: detail.into(),
@@ -35,7 +35,7 @@ impl AppError {
 
     /// 503 with `Retry-After`: the service cannot take the request now (busy, shutting down,
     /// its key unreadable); nothing was changed.
-    pub fn unavailable(detail: impl Into<String>, retry_after_secs: u64) -> Self {
+    pub(crate) fn unavailable(detail: impl Into<String>, retry_after_secs: u64) -> Self {
         Self {
             retry_after_secs: Some(retry_after_secs),
             ..Self::new(StatusCode::SERVICE_UNAVAILABLE, detail)
@@ -43,7 +43,7 @@ impl AppError {
     }
 
     /// 403: the reference implementation answers 403 for a missing or a wrong key.
-    pub fn forbidden() -> Self {
+    pub(crate) fn forbidden() -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
             "missing or wrong API key: send the key in the x-api-key header",
@@ -51,7 +51,7 @@ impl AppError {
     }
 
     /// 500 with a bland detail; `internal` is logged, never returned.
-    pub fn internal(internal: impl Into<String>) -> Self {
+    pub(crate) fn internal(internal: impl Into<String>) -> Self {
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             detail: "internal error; the service log has the details".to_owned(),
@@ -61,7 +61,7 @@ impl AppError {
     }
 
     /// The status code.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         self.status
     }
 }
@@ -105,7 +105,7 @@ impl IntoResponse for AppError {
 }
 
 /// Middleware: logs the internal error text of 5xx answers.
-pub async fn log_internal_errors(response: Response) -> Response {
+pub(crate) async fn log_internal_errors(response: Response) -> Response {
     if let Some(InternalError(text)) = response.extensions().get::<InternalError>() {
         tracing::error!(status = response.status().as_u16(), error = %text, "internal error");
     } else if response.status().is_server_error() || response.status().is_client_error() {

@@ -9,7 +9,7 @@ use publish_types::{PackageRequest, PublishRequest, RequestError, ValidateReques
 use crate::error::AppError;
 
 /// A request type parsed from a JSON body.
-pub trait FromJsonBody: Sized {
+pub(crate) trait FromJsonBody: Sized {
     /// Parses and validates.
     fn from_json_body(body: &[u8]) -> Result<Self, RequestError>;
 }
@@ -34,7 +34,7 @@ impl FromJsonBody for ValidateRequest {
 
 /// A validated request body.
 #[derive(Debug)]
-pub struct JsonBody<T>(pub T);
+pub(crate) struct JsonBody<T>(pub T);
 
 impl<S, T> FromRequest<S> for JsonBody<T>
 where
@@ -71,4 +71,4 @@ where
 
 /// The configured body limit, put in request extensions so the rejection can name it.
 #[derive(Debug, Clone, Copy)]
-pub struct BodyLimit(pub usize);
+pub(crate) struct BodyLimit(pub usize);

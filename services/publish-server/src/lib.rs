@@ -1,15 +1,17 @@
 //! HTTP server of the CR8TOR Publish Service: HTTP, authentication and configuration only.
 //! Every operation is delegated to [`publish_workflow::Workflow`]; this crate holds no business
-//! logic. [`app`] builds the router so tests can drive it without a socket.
+//! logic. [`app`] builds the router so tests can drive it without a socket. The public
+//! surface is what the binary, the demo and the tests need: [`config::Settings`],
+//! [`build_state`], [`app`], [`AppState`] and [`telemetry::init`]; everything else is private.
 
-pub mod auth;
+mod auth;
 pub mod config;
-pub mod error;
-pub mod extract;
-pub mod metrics;
-pub mod routes;
-pub mod sources;
-pub mod state;
+mod error;
+mod extract;
+mod metrics;
+mod routes;
+mod sources;
+mod state;
 pub mod telemetry;
 
 use std::sync::Arc;

@@ -73,7 +73,7 @@ async fn serve(
     use hyper_util::server::graceful::GracefulShutdown;
     use hyper_util::service::TowerToHyperService;
 
-    let stop = std::sync::Arc::clone(&state.stop);
+    let stopper = state.clone();
     let router = app(state);
     let graceful = GracefulShutdown::new();
     let signal = shutdown_signal();
@@ -114,7 +114,7 @@ async fn serve(
         () = &mut all_done => tracing::info!("every connection finished"),
         () = tokio::time::sleep(settings.http.shutdown_grace) => {
             tracing::warn!("grace period over: stopping the operations still running");
-            let _ = stop.send(true);
+            stopper.stop_operations();
             if tokio::time::timeout(std::time::Duration::from_secs(5), all_done).await.is_err() {
                 tracing::warn!("some connections did not close; exiting anyway");
             }

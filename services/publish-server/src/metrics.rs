@@ -39,7 +39,7 @@ struct OperationLabels {
 }
 
 /// The service's metrics.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: Family<OperationLabels, Histogram>,
@@ -123,7 +123,7 @@ impl Collector for Totals {
 
 impl Metrics {
     /// Registers every metric; `workflow` and `operations` are read at each scrape.
-    pub fn new(
+    pub(crate) fn new(
         workflow: Arc<Workflow>,
         operations: Arc<Semaphore>,
         max_operations: usize,
@@ -176,7 +176,11 @@ impl Metrics {
 }
 
 /// Middleware: counts every answer by route template (never the raw path), method and status.
-pub async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn count_requests(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -196,7 +200,7 @@ pub async fn count_requests(State(state): State<AppState>, req: Request, next: N
 }
 
 /// `GET /metrics`.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     match state.metrics.encode() {
         Ok(text) => (
             [(

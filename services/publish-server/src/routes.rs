@@ -28,7 +28,7 @@ use crate::state::AppState;
     paths(package, publish, validate, health, ready),
     modifiers(&ApiKeyScheme, &Refusals)
 )]
-pub struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 /// The refusals every `/data-publish/*` route can answer, in the error envelope: added to each
 /// operation in one place rather than listed per route.
@@ -260,7 +260,7 @@ async fn method_not_allowed(method: Method, uri: Uri) -> AppError {
 /// Runs one operation: admitted only while fewer than `PUBLISH_MAX_CONCURRENT_OPERATIONS` run
 /// (else 503 with `Retry-After`), and given an [`Interrupt`] of `PUBLISH_OPERATION_TIMEOUT_SECS`
 /// and of the end of a shutdown's grace period. What those may cut is the workflow's decision
-/// ([`publish_workflow::interrupt`]): only the work before the operation's commit point, so a
+/// ([`publish_workflow::Interrupt`]): only the work before the operation's commit point, so a
 /// 504 or a 503 means nothing was committed; a commit already begun finishes and is answered.
 async fn run<T, F>(
     state: &AppState,

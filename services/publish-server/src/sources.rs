@@ -9,7 +9,7 @@ use publish_types::{HostAllowList, ProjectRef, SourceKind, SourceSpec};
 use publish_workflow::{SourceCredentials, SourceFactory, WorkflowError};
 
 /// Opens a [`DatabricksSource`] for each request.
-pub struct DatabricksSources {
+pub(crate) struct DatabricksSources {
     /// Hosts the source may contact.
     pub allowed_hosts: HostAllowList,
     /// Every source's options (their retry counts are shared, read by `/metrics`); each

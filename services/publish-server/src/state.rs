@@ -12,17 +12,25 @@ use crate::auth::KeyFile;
 #[derive(Clone)]
 pub struct AppState {
     /// The operations.
-    pub workflow: Arc<Workflow>,
+    pub(crate) workflow: Arc<Workflow>,
     /// The API key callers must present, re-read when its file changes.
-    pub api_key: Arc<KeyFile>,
+    pub(crate) api_key: Arc<KeyFile>,
     /// Admission of operations (`PUBLISH_MAX_CONCURRENT_OPERATIONS` permits).
-    pub operations: Arc<Semaphore>,
+    pub(crate) operations: Arc<Semaphore>,
     /// Set to `true` when a shutdown's grace period is over: running operations stop.
-    pub stop: Arc<watch::Sender<bool>>,
+    pub(crate) stop: Arc<watch::Sender<bool>>,
     /// What `/metrics` reports.
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// Overall limit of one operation.
-    pub operation_timeout: Duration,
+    pub(crate) operation_timeout: Duration,
     /// Largest accepted request body.
-    pub max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
+}
+
+impl AppState {
+    /// Stops the operations still running before their commit point (they answer 503): what a
+    /// shutdown does when its grace period is over.
+    pub fn stop_operations(&self) {
+        self.stop.send_replace(true);
+    }
 }

@@ -7,7 +7,7 @@ use databricks_emulator::{Emulator, EmulatorConfig, JournalEntry, Operation};
 use publish_databricks::{DatabricksConfig, DatabricksOptions, DatabricksSource};
 use publish_source::TableRequest;
 use publish_source::conformance::{Fixture, Suite};
-use publish_types::{HostAllowList, HostUrl, Identifier, ObjectName, TableSchema, UcType};
+use publish_types::{HostAllowList, HostUrl, ObjectName, TableSchema, UcType};
 use tempfile::TempDir;
 
 pub(crate) const CATALOG: &str = "tre";
@@ -174,14 +174,5 @@ pub(crate) fn fast_options() -> DatabricksOptions {
 }
 
 pub(crate) fn request(table: &str, columns: Option<&[&str]>) -> TableRequest {
-    TableRequest {
-        catalog: ObjectName::parse(CATALOG).expect("catalog"),
-        schema: ObjectName::parse(SCHEMA).expect("schema"),
-        table: ObjectName::parse(table).expect("table"),
-        columns: columns.map(|c| {
-            c.iter()
-                .map(|n| Identifier::parse(n).expect("column"))
-                .collect()
-        }),
-    }
+    suite().request(table, columns)
 }

@@ -5,7 +5,8 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 
-use publish_storage::{HashAlgorithm, PublishOptions, StagedTable, StorageError};
+use publish_hash::HashAlgorithm;
+use publish_storage::{PublishOptions, StagedTable, StorageError};
 use publish_types::{ObjectName, OutputFormat, TableRef};
 
 use crate::{TestDestination, claim, sha512sum, write_files};

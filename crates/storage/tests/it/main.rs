@@ -12,8 +12,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use publish_hash::HashAlgorithm;
 use publish_storage::{
-    DatasetClaim, Destination, HashAlgorithm, ProjectArea, ProjectLock, StagingWrite, StorageError,
+    DatasetClaim, Destination, ProjectArea, ProjectLock, StagingWrite, StorageError,
 };
 use publish_types::{DestinationName, ObjectName, OutputFormat, ProjectName, StartTime, TableRef};
 

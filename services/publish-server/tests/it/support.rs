@@ -82,7 +82,8 @@ impl Deployment {
         name: &str,
         content: &[u8],
     ) -> PathBuf {
-        use publish_storage::{DatasetClaim, Destination, HashAlgorithm};
+        use publish_hash::HashAlgorithm;
+        use publish_storage::{DatasetClaim, Destination};
         use publish_types::{DestinationName, ObjectName, OutputFormat, ProjectName, StartTime};
         let destination = Destination::new(
             DestinationName::parse(&mount.to_ascii_uppercase()).unwrap(),
