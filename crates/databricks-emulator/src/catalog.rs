@@ -151,7 +151,29 @@ pub(crate) struct Table {
     pub(crate) reader: ArrowReaderMetadata,
 }
 
+/// The folder of a table's earlier versions, beside `<table>.parquet`: `<table>.versions/`,
+/// holding `<n>.parquet` for every version `n` before the current one.
+pub(crate) fn versions_dir(table: &Path) -> PathBuf {
+    table.with_extension("versions")
+}
+
 impl Table {
+    /// The table's current Delta version: how many earlier versions its versions folder holds.
+    pub(crate) fn version(&self) -> u64 {
+        let Ok(read) = std::fs::read_dir(versions_dir(&self.path)) else {
+            return 0;
+        };
+        read.filter_map(Result::ok)
+            .filter(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.strip_suffix(".parquet").is_some_and(|stem| {
+                    !stem.is_empty() && stem.bytes().all(|b| b.is_ascii_digit())
+                })
+            })
+            .count() as u64
+    }
+
     pub(crate) fn full_name(&self) -> String {
         format!("{}.{}.{}", self.catalog, self.schema, self.name)
     }
@@ -399,6 +421,117 @@ impl Catalog {
         path: PathBuf,
     ) -> Result<Arc<Table>, LookupError> {
         let sidecar_path = path.with_extension("json");
+        self.load_with(catalog, schema, name, path, sidecar_path)
+    }
+
+    /// The table `current` as it was at Delta `version`: itself at its current version, an
+    /// earlier one from `<table>.versions/<n>.parquet` (with the current sidecar), `None` for a
+    /// version that does not exist.
+    pub(crate) fn table_at(
+        &self,
+        current: &Arc<Table>,
+        version: u64,
+    ) -> Result<Option<Arc<Table>>, LookupError> {
+        let latest = current.version();
+        if version == latest {
+            return Ok(Some(current.clone()));
+        }
+        if version > latest {
+            return Ok(None);
+        }
+        let path = versions_dir(&current.path).join(format!("{version}.parquet"));
+        if !path.is_file() {
+            return Ok(None);
+        }
+        self.load_with(
+            current.catalog.clone(),
+            current.schema.clone(),
+            current.name.clone(),
+            path,
+            current.path.with_extension("json"),
+        )
+        .map(Some)
+    }
+
+    /// `DESCRIBE HISTORY` of `current` as a table of its own: `version`, `timestamp` and
+    /// `operation`, newest first (written beside the versions, then read like any table).
+    pub(crate) fn history(&self, current: &Arc<Table>) -> Result<Arc<Table>, LookupError> {
+        use arrow::array::{Int64Array, StringArray, TimestampMicrosecondArray};
+        use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+        let unreadable = |e: String| LookupError::Unreadable(format!("history: {e}"));
+        let latest = current.version();
+        let dir = versions_dir(&current.path);
+        std::fs::create_dir_all(&dir).map_err(|e| unreadable(e.to_string()))?;
+        let versions: Vec<i64> = (0..=latest).rev().map(|v| v as i64).collect();
+        let stamp = |v: i64| {
+            let path = if v as u64 == latest {
+                current.path.clone()
+            } else {
+                dir.join(format!("{v}.parquet"))
+            };
+            std::fs::metadata(path)
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .map_or(0, epoch_ms)
+                * 1000
+        };
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("version", DataType::Int64, true),
+            Field::new(
+                "timestamp",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("Etc/UTC".into())),
+                true,
+            ),
+            Field::new("operation", DataType::Utf8, true),
+        ]));
+        let batch = arrow::record_batch::RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(versions.clone())),
+                Arc::new(
+                    TimestampMicrosecondArray::from(
+                        versions.iter().map(|v| stamp(*v)).collect::<Vec<_>>(),
+                    )
+                    .with_timezone("Etc/UTC"),
+                ),
+                Arc::new(StringArray::from(
+                    versions
+                        .iter()
+                        .map(|v| if *v == 0 { "CREATE TABLE" } else { "WRITE" })
+                        .collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .map_err(|e| unreadable(e.to_string()))?;
+        let path = dir.join(format!(".history-{latest}.parquet"));
+        if !path.is_file() {
+            let partial = dir.join(format!(".history-{latest}.partial"));
+            let file = File::create(&partial).map_err(|e| unreadable(e.to_string()))?;
+            let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None)
+                .map_err(|e| unreadable(e.to_string()))?;
+            writer
+                .write(&batch)
+                .map_err(|e| unreadable(e.to_string()))?;
+            writer.close().map_err(|e| unreadable(e.to_string()))?;
+            std::fs::rename(&partial, &path).map_err(|e| unreadable(e.to_string()))?;
+        }
+        self.load_with(
+            current.catalog.clone(),
+            current.schema.clone(),
+            current.name.clone(),
+            path,
+            dir.join(".no-sidecar.json"),
+        )
+    }
+
+    fn load_with(
+        &self,
+        catalog: String,
+        schema: String,
+        name: String,
+        path: PathBuf,
+        sidecar_path: PathBuf,
+    ) -> Result<Arc<Table>, LookupError> {
         let stamp = Stamp {
             parquet: stamp_of(&path).ok_or_else(|| LookupError::Table(name.clone()))?,
             sidecar: stamp_of(&sidecar_path),

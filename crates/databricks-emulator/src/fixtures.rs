@@ -151,7 +151,9 @@ impl TableWriter {
         self.writer.write(batch).map_err(io::Error::other)
     }
 
-    /// Closes the file, writes or removes the sidecar, and moves the table into place.
+    /// Closes the file, writes or removes the sidecar, and moves the table into place. A table
+    /// written over becomes a new Delta version; the data it replaces stays readable with
+    /// `VERSION AS OF` (in `<table>.versions/<n>.parquet`).
     pub fn finish(self, sidecar: Option<&Sidecar>) -> io::Result<PathBuf> {
         self.writer.close().map_err(io::Error::other)?;
         let sidecar_path = self.target.with_extension("json");
@@ -161,6 +163,22 @@ impl TableWriter {
                 fs::write(&sidecar_path, text)?;
             }
             None => remove_if_present(&sidecar_path)?,
+        }
+        // Writing over a table makes a new Delta version: the data it replaces is kept as the
+        // previous version, for `VERSION AS OF`.
+        if self.target.is_file() {
+            let versions = crate::catalog::versions_dir(&self.target);
+            fs::create_dir_all(&versions)?;
+            let previous = fs::read_dir(&versions)?
+                .filter_map(Result::ok)
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .strip_suffix(".parquet")
+                        .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                })
+                .count();
+            fs::rename(&self.target, versions.join(format!("{previous}.parquet")))?;
         }
         fs::rename(&self.staging, &self.target)?;
         Ok(self.target)

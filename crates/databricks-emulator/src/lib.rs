@@ -28,6 +28,12 @@
 //! each chunk is read (just its rows and columns) and streamed when downloaded, so tables far
 //! larger than memory work.
 //!
+//! Statements are `SELECT <columns | *> FROM <table> [VERSION AS OF <n>]` and `DESCRIBE HISTORY
+//! <table> [LIMIT <n>]`. A table written over ([`fixtures::TableWriter::finish`]) gets a new
+//! Delta version; the data it replaced stays readable `VERSION AS OF` from
+//! `<table>.versions/<n>.parquet`, and `DESCRIBE HISTORY` lists the versions newest first
+//! (`version`, `timestamp`, `operation`).
+//!
 //! Column types follow docs/DATABRICKS-WIRE.md §4: Parquet `Interval(YearMonth)` and `Duration` columns are `INTERVAL
 //! YEAR TO MONTH` and `INTERVAL DAY TO SECOND`; nested columns arrive as native Arrow types, or as
 //! `Utf8` JSON text with [`EmulatorConfig::complex_as_json_text`] (the manifest and the

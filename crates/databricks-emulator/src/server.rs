@@ -555,21 +555,26 @@ fn plan_statement(
     statement: &str,
     disposition: Disposition,
 ) -> Outcome {
-    let select = match sql::parse(statement) {
-        Ok(select) => select,
+    let parsed = match sql::parse_statement(statement) {
+        Ok(parsed) => parsed,
         Err(e) => {
             return failed(
                 "BAD_REQUEST",
                 format!(
                     "[PARSE_SYNTAX_ERROR] Syntax error at or near '{}'. The emulator answers only \
-                     SELECT <columns | *> FROM <catalog>.<schema>.<table>. SQLSTATE: 42601 (line 1, pos {})",
+                     SELECT <columns | *> FROM <catalog>.<schema>.<table> [VERSION AS OF <n>] and \
+                     DESCRIBE HISTORY <table> [LIMIT <n>]. SQLSTATE: 42601 (line 1, pos {})",
                     e.near, e.pos
                 ),
                 Some("42601"),
             );
         }
     };
-    let mut name = select.table.clone();
+    let (parts, columns, version, history_limit) = match parsed {
+        sql::Statement::Select(select) => (select.table, select.columns, select.version, None),
+        sql::Statement::History { table, limit } => (table, None, None, Some(limit)),
+    };
+    let mut name = parts.clone();
     if name.len() < 3
         && let Some(schema) = request.schema.as_ref().filter(|_| name.len() == 1)
     {
@@ -580,7 +585,7 @@ fn plan_statement(
     {
         name.insert(0, catalog.clone());
     }
-    let quoted: Vec<String> = select.table.iter().map(|p| backtick(p)).collect();
+    let quoted: Vec<String> = parts.iter().map(|p| backtick(p)).collect();
     let not_found = || {
         failed(
             "BAD_REQUEST",
@@ -595,22 +600,51 @@ fn plan_statement(
     if name.len() != 3 {
         return not_found();
     }
+    let unreadable = |detail: String| {
+        tracing::error!(%detail, "table files unreadable");
+        failed(
+            "INTERNAL_ERROR",
+            "The table's files could not be read.".into(),
+            None,
+        )
+    };
     let table = match state.catalog.table(&name[0], &name[1], &name[2]) {
         Ok(table) => table,
-        Err(LookupError::Unreadable(detail)) => {
-            tracing::error!(%detail, "table files unreadable");
-            return failed(
-                "INTERNAL_ERROR",
-                "The table's files could not be read.".into(),
-                None,
-            );
-        }
+        Err(LookupError::Unreadable(detail)) => return unreadable(detail),
         Err(_) => return not_found(),
     };
+    let (table, limit) = match (history_limit, version) {
+        (Some(limit), _) => match state.catalog.history(&table) {
+            Ok(history) => (history, limit),
+            Err(LookupError::Unreadable(detail)) => return unreadable(detail),
+            Err(_) => return not_found(),
+        },
+        (None, Some(version)) => match state.catalog.table_at(&table, version) {
+            Ok(Some(at)) => (at, None),
+            Ok(None) => {
+                return failed(
+                    "BAD_REQUEST",
+                    format!(
+                        "[DELTA_VERSION_NOT_FOUND] Cannot time travel Delta table to version \
+                         {version}. Available versions: [0, {}]. SQLSTATE: 22003",
+                        table.version()
+                    ),
+                    Some("22003"),
+                );
+            }
+            Err(LookupError::Unreadable(detail)) => return unreadable(detail),
+            Err(_) => return not_found(),
+        },
+        (None, None) => (table, None),
+    };
     let row_limit = request.row_limit.and_then(|n| u64::try_from(n).ok());
+    let row_limit = match (row_limit, limit) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     let result = match ResultSet::plan(
         table,
-        select.columns.as_deref(),
+        columns.as_deref(),
         row_limit,
         state.config.chunk_rows,
         state.config.complex_as_json_text,

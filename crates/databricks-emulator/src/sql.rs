@@ -1,4 +1,19 @@
-//! The one statement shape the emulator answers: `SELECT <columns | *> FROM <table name> [;]`.
+//! The statement shapes the emulator answers: `SELECT <columns | *> FROM <table name>
+//! [VERSION AS OF <n>] [;]` and `DESCRIBE HISTORY <table name> [LIMIT <n>] [;]`.
+
+/// A parsed statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Statement {
+    /// A `SELECT`.
+    Select(Select),
+    /// `DESCRIBE HISTORY`: the table's versions, newest first.
+    History {
+        /// One to three name parts, unquoted.
+        table: Vec<String>,
+        /// `LIMIT n`.
+        limit: Option<u64>,
+    },
+}
 
 /// A parsed `SELECT`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -7,6 +22,8 @@ pub(crate) struct Select {
     pub(crate) columns: Option<Vec<String>>,
     /// One to three name parts: `[catalog.][schema.]table`, unquoted.
     pub(crate) table: Vec<String>,
+    /// `VERSION AS OF n`: the table as it was at Delta version `n`.
+    pub(crate) version: Option<u64>,
 }
 
 /// Where parsing stopped: the offending token as written.
@@ -135,7 +152,7 @@ impl Parser<'_> {
             Token::Ident {
                 text,
                 quoted: false,
-            } if !["select", "from"]
+            } if !["select", "from", "version", "limit"]
                 .iter()
                 .any(|k| text.eq_ignore_ascii_case(k)) => {}
             _ => return Err(self.error()),
@@ -144,6 +161,44 @@ impl Parser<'_> {
             Token::Ident { text, .. } => Ok(text),
             _ => Err(self.error()),
         }
+    }
+
+    /// Whether the current token is the (unquoted) keyword.
+    fn at_keyword(&self, keyword: &str) -> bool {
+        matches!(&self.current.0, Token::Ident { text, quoted: false } if text.eq_ignore_ascii_case(keyword))
+    }
+
+    /// A whole number written in digits.
+    fn number(&mut self) -> Result<u64, SyntaxError> {
+        match &self.current.0 {
+            Token::Ident {
+                text,
+                quoted: false,
+            } if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
+                let n = text.parse().map_err(|_| self.error())?;
+                self.advance()?;
+                Ok(n)
+            }
+            _ => Err(self.error()),
+        }
+    }
+
+    /// `name[.name[.name]]`.
+    fn table_name(&mut self) -> Result<Vec<String>, SyntaxError> {
+        let mut table = vec![self.identifier()?];
+        while table.len() < 3 && self.eat(&Token::Dot)? {
+            table.push(self.identifier()?);
+        }
+        Ok(table)
+    }
+
+    /// An optional `;`, then the end.
+    fn end(&mut self) -> Result<(), SyntaxError> {
+        self.eat(&Token::Semicolon)?;
+        if self.current.0 != Token::End {
+            return Err(self.error());
+        }
+        Ok(())
     }
 
     fn eat(&mut self, token: &Token) -> Result<bool, SyntaxError> {
@@ -156,15 +211,29 @@ impl Parser<'_> {
     }
 }
 
-/// Parses `SELECT <columns | *> FROM <name>[.<name>[.<name>]] [;]`: keywords in any case,
-/// identifiers plain or back-quoted with back-quotes doubled inside.
-pub(crate) fn parse(statement: &str) -> Result<Select, SyntaxError> {
+/// Parses `SELECT <columns | *> FROM <name>[.<name>[.<name>]] [VERSION AS OF <n>] [;]`, or
+/// `DESCRIBE HISTORY <name> [LIMIT <n>] [;]`: keywords in any case, identifiers plain or
+/// back-quoted with back-quotes doubled inside.
+pub(crate) fn parse_statement(statement: &str) -> Result<Statement, SyntaxError> {
     let mut lexer = Lexer {
         chars: statement.char_indices().peekable(),
         src: statement,
     };
     let current = lexer.next_token()?;
     let mut parser = Parser { lexer, current };
+    if parser.at_keyword("describe") {
+        parser.keyword("describe")?;
+        parser.keyword("history")?;
+        let table = parser.table_name()?;
+        let limit = if parser.at_keyword("limit") {
+            parser.keyword("limit")?;
+            Some(parser.number()?)
+        } else {
+            None
+        };
+        parser.end()?;
+        return Ok(Statement::History { table, limit });
+    }
     parser.keyword("select")?;
     let columns = if parser.eat(&Token::Star)? {
         None
@@ -176,15 +245,33 @@ pub(crate) fn parse(statement: &str) -> Result<Select, SyntaxError> {
         Some(columns)
     };
     parser.keyword("from")?;
-    let mut table = vec![parser.identifier()?];
-    while table.len() < 3 && parser.eat(&Token::Dot)? {
-        table.push(parser.identifier()?);
+    let table = parser.table_name()?;
+    let version = if parser.at_keyword("version") {
+        parser.keyword("version")?;
+        parser.keyword("as")?;
+        parser.keyword("of")?;
+        Some(parser.number()?)
+    } else {
+        None
+    };
+    parser.end()?;
+    Ok(Statement::Select(Select {
+        columns,
+        table,
+        version,
+    }))
+}
+
+/// Parses a `SELECT` only ([`parse_statement`]).
+#[cfg(test)]
+fn parse(statement: &str) -> Result<Select, SyntaxError> {
+    match parse_statement(statement)? {
+        Statement::Select(select) => Ok(select),
+        Statement::History { .. } => Err(SyntaxError {
+            near: "DESCRIBE".into(),
+            pos: 0,
+        }),
     }
-    parser.eat(&Token::Semicolon)?;
-    if parser.current.0 != Token::End {
-        return Err(parser.error());
-    }
-    Ok(Select { columns, table })
 }
 
 #[cfg(test)]
@@ -232,5 +319,27 @@ mod tests {
         check("SELECT a, FROM b", Err("FROM"));
         check("", Err("end of input"));
         check("SELECT count(*) FROM t", Err("("));
+        check("SELECT * FROM t VERSION AS OF x", Err("x"));
+        check("SELECT * FROM t VERSION OF 1", Err("OF"));
+    }
+
+    #[test]
+    fn versions_and_history() {
+        let select = parse("SELECT `a` FROM c.s.t VERSION AS OF 12;").unwrap();
+        assert_eq!(select.version, Some(12));
+        assert_eq!(
+            parse("select * from t version as of 0").unwrap().version,
+            Some(0)
+        );
+        assert_eq!(parse("SELECT * FROM t").unwrap().version, None);
+        assert_eq!(
+            parse_statement("DESCRIBE HISTORY `c`.`s`.`t` LIMIT 1").unwrap(),
+            Statement::History {
+                table: vec!["c".into(), "s".into(), "t".into()],
+                limit: Some(1)
+            }
+        );
+        assert!(parse_statement("DESCRIBE HISTORY t LIMIT").is_err());
+        assert!(parse_statement("DESCRIBE t").is_err());
     }
 }

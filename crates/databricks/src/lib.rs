@@ -245,6 +245,82 @@ impl DatabricksSource {
     }
 }
 
+impl DatabricksSource {
+    /// The table's latest Delta version (`DESCRIBE HISTORY … LIMIT 1`), which the read then
+    /// pins with `VERSION AS OF`, so that the rows come from one snapshot that the package record
+    /// names. `None` for a table without a Delta history (a view, a non-Delta table): read as it
+    /// is, and said so in the log.
+    async fn latest_version(
+        &self,
+        schema: &TableSchema,
+        table: &str,
+    ) -> Result<Option<u64>, SourceError> {
+        let sql = statement::history_sql(schema);
+        let run = statement::run(
+            &self.client,
+            &sql,
+            &self.catalog,
+            table,
+            statement::Disposition::InlineJson,
+        )
+        .await;
+        let (mut guard, finished) = match run {
+            Ok(done) => done,
+            // Refused for this table — not a Delta table (a view, another format), or no right
+            // to its history: the read goes on unpinned, and the log and the package record say
+            // so. Any other failure (the warehouse's own) fails the read.
+            Err(SourceError::Statement { error_code, .. })
+                if matches!(error_code.as_str(), "BAD_REQUEST" | "PERMISSION_DENIED") =>
+            {
+                tracing::warn!(
+                    table,
+                    error_code,
+                    "DESCRIBE HISTORY failed (not a Delta table, or no right to its history); \
+                     reading the table unpinned"
+                );
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        guard.disarm();
+        let column = finished
+            .manifest
+            .schema
+            .as_ref()
+            .and_then(|s| {
+                s.columns.iter().position(|c| {
+                    c.get("name").and_then(serde_json::Value::as_str) == Some("version")
+                })
+            })
+            .ok_or_else(|| {
+                SourceError::protocol(format!(
+                    "DESCRIBE HISTORY of `{table}` answered without a `version` column"
+                ))
+            })?;
+        let rows = finished
+            .first
+            .and_then(|r| r.data_array)
+            .unwrap_or_default();
+        let version = rows
+            .first()
+            .and_then(|row| row.get(column).cloned().flatten())
+            .ok_or_else(|| {
+                SourceError::protocol(format!("DESCRIBE HISTORY of `{table}` returned no version"))
+            })?;
+        let version = version.parse::<u64>().map_err(|_| {
+            SourceError::protocol(format!(
+                "DESCRIBE HISTORY of `{table}` returned a version that is not a number"
+            ))
+        })?;
+        tracing::info!(
+            table,
+            version,
+            "reading the table at its latest Delta version"
+        );
+        Ok(Some(version))
+    }
+}
+
 #[async_trait]
 impl Source for DatabricksSource {
     async fn describe(&self, table: &TableRequest) -> Result<TableSchema, SourceError> {
@@ -258,12 +334,21 @@ impl Source for DatabricksSource {
             return Err(SourceError::NoColumns { table });
         }
         let target = arrow_schema(schema);
-        let sql = statement::select_sql(schema);
-        let (guard, finished) = statement::run(&self.client, &sql, &self.catalog, &table).await?;
+        let version = self.latest_version(schema, &table).await?;
+        let sql = statement::select_sql(schema, version);
+        let (guard, finished) = statement::run(
+            &self.client,
+            &sql,
+            &self.catalog,
+            &table,
+            statement::Disposition::ArrowLinks,
+        )
+        .await?;
         let batches = chunks::stream(self.client.clone(), guard, finished, target.clone(), table)?;
         Ok(TableStream {
             schema: target,
             batches,
+            snapshot: version.map(|v| format!("delta version {v}")),
         })
     }
 

@@ -13,21 +13,44 @@ use crate::client::{ApiFailure, Call, Client, json_body};
 use crate::wire::{Manifest, ResultData, StatementResponse, StatementStatus};
 use publish_source::SourceError;
 
-/// `SELECT <columns> FROM <catalog>.<schema>.<table>`, every identifier back-quoted with
-/// embedded back-quotes doubled: names are never spliced into SQL.
-pub(crate) fn select_sql(schema: &TableSchema) -> String {
+/// The table's name as SQL: every part back-quoted, embedded back-quotes doubled.
+pub(crate) fn table_sql(schema: &TableSchema) -> String {
+    format!(
+        "{}.{}.{}",
+        schema.catalog.quoted_backtick(),
+        schema.schema.quoted_backtick(),
+        schema.table.quoted_backtick()
+    )
+}
+
+/// `DESCRIBE HISTORY <table> LIMIT 1`: the table's latest Delta version (docs/DATABRICKS-WIRE.md §6.3).
+pub(crate) fn history_sql(schema: &TableSchema) -> String {
+    format!("DESCRIBE HISTORY {} LIMIT 1", table_sql(schema))
+}
+
+/// `SELECT <columns> FROM <catalog>.<schema>.<table> [VERSION AS OF <v>]`, every identifier
+/// back-quoted with embedded back-quotes doubled: names are never spliced into SQL.
+pub(crate) fn select_sql(schema: &TableSchema, version: Option<u64>) -> String {
     let columns: Vec<String> = schema
         .columns
         .iter()
         .map(|c| c.name.quoted_backtick())
         .collect();
+    let pinned = version.map_or_else(String::new, |v| format!(" VERSION AS OF {v}"));
     format!(
-        "SELECT {} FROM {}.{}.{}",
+        "SELECT {} FROM {}{pinned}",
         columns.join(", "),
-        schema.catalog.quoted_backtick(),
-        schema.schema.quoted_backtick(),
-        schema.table.quoted_backtick()
+        table_sql(schema)
     )
+}
+
+/// How a statement's result comes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Disposition {
+    /// `EXTERNAL_LINKS` to `ARROW_STREAM` chunks (LZ4 per the options): table data.
+    ArrowLinks,
+    /// `INLINE` `JSON_ARRAY` rows in the response: small metadata answers.
+    InlineJson,
 }
 
 /// Cancels the statement in the background when dropped while armed: the reader went away,
@@ -109,10 +132,11 @@ pub(crate) async fn run(
     sql: &str,
     catalog: &ObjectName,
     table: &str,
+    disposition: Disposition,
 ) -> Result<(CancelOnDrop, Finished), SourceError> {
     let started = Instant::now();
     let deadline = started + client.options.overall_timeout;
-    let submitted = submit(client, sql, catalog, table).await?;
+    let submitted = submit(client, sql, catalog, table, disposition).await?;
     let mut guard = CancelOnDrop::new(client.clone(), submitted.statement_id.clone());
     tracing::info!(statement_id = %submitted.statement_id, table, "query submitted");
     let status = wait_until_ended(client, &mut guard, submitted, deadline, table).await?;
@@ -145,9 +169,10 @@ async fn submit(
     sql: &str,
     catalog: &ObjectName,
     table: &str,
+    disposition: Disposition,
 ) -> Result<StatementResponse, SourceError> {
     let url = client.url("/api/2.0/sql/statements");
-    let body = submit_body(client, sql, catalog);
+    let body = submit_body(client, sql, catalog, disposition);
     let operation = format!("submitting the query for table `{table}`");
     let response = client
         .send(&operation, Call::Once, |http| http.post(&url).json(&body))
@@ -159,18 +184,28 @@ async fn submit(
     json_body(response, &operation).await
 }
 
-/// The execute request: external links to Arrow streams, LZ4 and query tags per the options.
-fn submit_body(client: &Client, sql: &str, catalog: &ObjectName) -> serde_json::Value {
+/// The execute request: external links to Arrow streams with LZ4 per the options (or inline
+/// JSON rows), and query tags.
+fn submit_body(
+    client: &Client,
+    sql: &str,
+    catalog: &ObjectName,
+    disposition: Disposition,
+) -> serde_json::Value {
+    let (disposition_name, format) = match disposition {
+        Disposition::ArrowLinks => ("EXTERNAL_LINKS", "ARROW_STREAM"),
+        Disposition::InlineJson => ("INLINE", "JSON_ARRAY"),
+    };
     let mut body = json!({
         "statement": sql,
         "warehouse_id": client.warehouse_id,
         "catalog": catalog.as_str(),
-        "disposition": "EXTERNAL_LINKS",
-        "format": "ARROW_STREAM",
+        "disposition": disposition_name,
+        "format": format,
         "wait_timeout": wait_timeout(client.options.submit_wait),
         "on_wait_timeout": "CONTINUE",
     });
-    if client.options.lz4_compression {
+    if client.options.lz4_compression && disposition == Disposition::ArrowLinks {
         body["result_compression"] = json!("LZ4_FRAME");
     }
     if !client.options.query_tags.is_empty() {
@@ -336,8 +371,16 @@ mod tests {
             comment: None,
         };
         assert_eq!(
-            select_sql(&schema),
+            select_sql(&schema, None),
             "SELECT `a``b`, `x; DROP TABLE y --` FROM `tre`.`co``h`.`we\"ird`"
+        );
+        assert_eq!(
+            select_sql(&schema, Some(7)),
+            "SELECT `a``b`, `x; DROP TABLE y --` FROM `tre`.`co``h`.`we\"ird` VERSION AS OF 7"
+        );
+        assert_eq!(
+            history_sql(&schema),
+            "DESCRIBE HISTORY `tre`.`co``h`.`we\"ird` LIMIT 1"
         );
     }
 }

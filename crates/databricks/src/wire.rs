@@ -194,6 +194,9 @@ pub(crate) struct ResultSchema {
 pub(crate) struct ResultData {
     #[serde(default)]
     pub(crate) external_links: Option<Vec<ExternalLink>>,
+    /// Rows of an `INLINE` + `JSON_ARRAY` result, each value as text (`null` for NULL).
+    #[serde(default)]
+    pub(crate) data_array: Option<Vec<Vec<Option<String>>>>,
 }
 
 /// One presigned link to a result chunk. Deliberately not `Debug`: the URL and the headers are

@@ -68,6 +68,10 @@ pub struct TableStream {
     pub schema: SchemaRef,
     /// The batches.
     pub batches: BatchStream,
+    /// Which snapshot of the table the batches come from, in the source's terms (e.g.
+    /// `delta version 12`), recorded in the package record; `None` where the source cannot
+    /// name one.
+    pub snapshot: Option<String>,
 }
 
 impl std::fmt::Debug for TableStream {

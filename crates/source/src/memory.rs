@@ -321,6 +321,7 @@ impl Source for MemorySource {
         Ok(TableStream {
             schema: target,
             batches: Box::pin(batches),
+            snapshot: None,
         })
     }
 

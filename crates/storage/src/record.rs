@@ -67,6 +67,10 @@ pub struct StagedTable {
     pub table: TableRef,
     /// Rows written.
     pub rows: u64,
+    /// Which snapshot of the source table was read (e.g. `delta version 12`), so that a
+    /// project's record says exactly what it received; absent where the source names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 /// One staged file with its size and digest when it was staged.

@@ -284,7 +284,7 @@ impl Workflow {
         let mut sink = self.sinks.open(req.format, staging.dir(), output)?;
         let mut tables = Vec::with_capacity(schemas.len());
         for schema in &schemas {
-            let stats = self
+            let (stats, snapshot) = self
                 .copy_table(source.as_ref(), sink.as_mut(), schema)
                 .await?;
             tables.push(StagedTable {
@@ -293,6 +293,7 @@ impl Workflow {
                     table: schema.table.clone(),
                 },
                 rows: stats.rows,
+                snapshot,
             });
         }
         let written = sink.finish().await?;
@@ -317,10 +318,11 @@ impl Workflow {
         source: &dyn Source,
         sink: &mut dyn Sink,
         schema: &TableSchema,
-    ) -> Result<TableStats, WorkflowError> {
+    ) -> Result<(TableStats, Option<String>), WorkflowError> {
         let span = info_span!("table", schema = %schema.schema, table = %schema.table);
         async {
             let stream = source.read(schema).await?;
+            let snapshot = stream.snapshot.clone();
             let mut table = sink.begin_table(schema, stream.schema.clone()).await?;
             let mut progress = Progress::new(self.options.progress_interval);
             let mut batches = stream.batches;
@@ -333,7 +335,7 @@ impl Workflow {
             progress.finish(stats.rows, stats.bytes);
             Totals::add(&self.totals.rows_packaged, stats.rows);
             Totals::add(&self.totals.bytes_packaged, stats.bytes);
-            Ok(stats)
+            Ok((stats, snapshot))
         }
         .instrument(span)
         .await

@@ -4,9 +4,12 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, DurationMicrosecondArray, IntervalYearMonthArray, RecordBatch};
-use databricks_emulator::Operation;
+use arrow::array::{
+    ArrayRef, DurationMicrosecondArray, Int64Array, IntervalYearMonthArray, RecordBatch,
+};
+use arrow::datatypes::{DataType, Field, Schema};
 use databricks_emulator::fixtures::write_table;
+use databricks_emulator::{Fault, Operation};
 use publish_source::conformance::{PEOPLE_ROWS, assert_batches_eq, collect};
 use publish_source::{Source, SourceExt};
 
@@ -181,4 +184,70 @@ async fn a_fast_query_can_answer_within_the_submit_call() {
         PEOPLE_ROWS
     );
     assert_eq!(env.count(Operation::GetStatement), 0, "no poll was needed");
+}
+
+/// A read is pinned to the table's Delta version when it starts (`DESCRIBE HISTORY`, then
+/// `VERSION AS OF`): a write that lands while the query waits does not reach it, and the stream
+/// names the version it read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_keeps_the_version_it_started_at() {
+    let env = Env::start().await;
+    let ids = |values: &[i64]| {
+        RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)])),
+            vec![Arc::new(Int64Array::from(values.to_vec())) as ArrayRef],
+        )
+        .expect("batch")
+    };
+    let write = |values: &[i64]| {
+        write_table(
+            env.dir.path(),
+            CATALOG,
+            SCHEMA,
+            "versioned",
+            &[ids(values)],
+            None,
+        )
+        .expect("write table")
+    };
+    write(&[1, 2, 3]);
+    write(&[10, 20]);
+    let source = env.source();
+    let schema = source
+        .describe(&request("versioned", None))
+        .await
+        .expect("describe");
+    // The first statement (DESCRIBE HISTORY) runs at once; the SELECT waits 1.5 s, and version 2
+    // is written meanwhile.
+    let faults = env.emulator.faults();
+    faults.push(
+        Operation::ExecuteStatement,
+        Fault::Slow {
+            delay: Duration::ZERO,
+        },
+    );
+    faults.push(
+        Operation::ExecuteStatement,
+        Fault::Slow {
+            delay: Duration::from_millis(1500),
+        },
+    );
+    let dir = env.dir.path().to_path_buf();
+    let writer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        write_table(&dir, CATALOG, SCHEMA, "versioned", &[ids(&[100])], None).expect("write");
+    });
+    let stream = source.read(&schema).await.expect("read");
+    assert_eq!(stream.snapshot.as_deref(), Some("delta version 1"));
+    let batches = collect(stream).await;
+    writer.await.expect("writer");
+    assert_batches_eq(
+        &batches,
+        &ids(&[10, 20]),
+        "version 1, not the write that landed",
+    );
+
+    let stream = source.read(&schema).await.expect("read again");
+    assert_eq!(stream.snapshot.as_deref(), Some("delta version 2"));
+    assert_batches_eq(&collect(stream).await, &ids(&[100]), "version 2");
 }

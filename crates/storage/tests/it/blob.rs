@@ -28,6 +28,7 @@ fn two_datasets_package_and_publish_on_blob_volumes_land_in_the_store() {
             table: ObjectName::parse(t).unwrap(),
         },
         rows: 1,
+        snapshot: None,
     };
     let big = crate::deterministic_bytes(3 << 20, 11);
     // Dataset 1 and 2 as CSV files; then dataset 1 again (carried files cannot be hard links

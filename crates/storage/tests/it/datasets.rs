@@ -18,6 +18,7 @@ fn table(name: &str) -> StagedTable {
             table: ObjectName::parse(name).unwrap(),
         },
         rows: 3,
+        snapshot: Some("delta version 3".into()),
     }
 }
 

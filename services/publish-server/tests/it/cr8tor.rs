@@ -323,6 +323,12 @@ async fn a_project_of_several_datasets_publishes_every_datasets_current_tables()
         })
         .collect();
     assert_eq!(datasets, [("dataset_1", 1), ("dataset_2", 2)]);
+    // Every table names the Delta version it was read at (the emulator's tables are at 0).
+    for dataset in record["datasets"].as_array().unwrap() {
+        for table in dataset["tables"].as_array().unwrap() {
+            assert_eq!(table["snapshot"], json!("delta version 0"), "{table}");
+        }
+    }
     assert_eq!(
         record["files"][0]["hash_value"],
         json!(sha512sum(&staged_db))
