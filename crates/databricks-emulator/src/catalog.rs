@@ -505,7 +505,12 @@ impl Catalog {
         .map_err(|e| unreadable(e.to_string()))?;
         let path = dir.join(format!(".history-{latest}.parquet"));
         if !path.is_file() {
-            let partial = dir.join(format!(".history-{latest}.partial"));
+            // A name of its own per writer: concurrent reads each write the history, and the
+            // first rename wins with a complete file.
+            let partial = dir.join(format!(
+                ".history-{latest}.{}.partial",
+                uuid::Uuid::new_v4().simple()
+            ));
             let file = File::create(&partial).map_err(|e| unreadable(e.to_string()))?;
             let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None)
                 .map_err(|e| unreadable(e.to_string()))?;

@@ -156,12 +156,16 @@ pub struct EmulatorConfig {
     /// Send `ARRAY`/`MAP`/`STRUCT` columns of `ARROW_STREAM` chunks as `Utf8` JSON text instead
     /// of native nested Arrow types (docs/DATABRICKS-WIRE.md §4; off by default, as on Databricks).
     pub complex_as_json_text: bool,
+    /// External links per response (the statement's first result, and each chunk request),
+    /// each with the `next_chunk_index` of its successor, as Databricks sends several at once.
+    /// Default 1; at least 1 is used.
+    pub links_per_response: usize,
 }
 
 impl EmulatorConfig {
     /// Defaults: client `emulator-client-id` / `emulator-client-secret`, 500 000 rows per chunk,
     /// links for 15 minutes, tokens for 1 hour, no pending delay, `127.0.0.1:0`, any warehouse
-    /// id, native nested types.
+    /// id, native nested types, one link per response.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         EmulatorConfig {
             data_dir: data_dir.into(),
@@ -174,6 +178,7 @@ impl EmulatorConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             warehouses: None,
             complex_as_json_text: false,
+            links_per_response: 1,
         }
     }
 }

@@ -693,6 +693,7 @@ fn link_maker(state: &AppState, headers: &HeaderMap, injected: Option<&Injected>
         base: host_url(headers, state),
         ttl: state.config.link_ttl,
         expired: matches!(injected, Some(Injected(Fault::ExpiredLink))),
+        per_response: state.config.links_per_response.max(1),
     }
 }
 

@@ -88,6 +88,8 @@ pub(crate) struct LinkMaker {
     pub(crate) ttl: Duration,
     /// Hand out an already expired link (the `ExpiredLink` fault).
     pub(crate) expired: bool,
+    /// Links per response ([`crate::EmulatorConfig::links_per_response`]).
+    pub(crate) per_response: usize,
 }
 
 pub(crate) const CHECK_HEADER: &str = "x-ms-emulator-check";
@@ -247,6 +249,7 @@ impl Statement {
         let Outcome::Succeeded { result, inline } = &self.outcome else {
             return None;
         };
+        let (result, inline) = (Arc::clone(result), inline.clone());
         if self.state(now) != State::Succeeded {
             return None;
         }
@@ -261,7 +264,7 @@ impl Statement {
         data.insert("chunk_index".into(), json!(chunk.index));
         data.insert("row_offset".into(), json!(chunk.row_offset));
         data.insert("row_count".into(), json!(chunk.row_count));
-        match (self.disposition, inline) {
+        match (self.disposition, &inline) {
             (Disposition::Inline, Some(rows)) => {
                 data.insert("data_array".into(), json!(rows.get(index)?));
                 if !last {
@@ -271,46 +274,79 @@ impl Statement {
                 Some(Value::Object(data))
             }
             _ => {
-                let sig = format!(
-                    "{}{}",
-                    uuid::Uuid::new_v4().simple(),
-                    uuid::Uuid::new_v4().simple()
-                );
-                let expires = if links.expired {
-                    Utc::now() - chrono::Duration::seconds(1)
-                } else {
-                    Utc::now() + chrono::Duration::from_std(links.ttl).unwrap_or_default()
-                };
-                self.links.insert(
-                    sig.clone(),
-                    Link {
-                        chunk: index,
-                        expires,
-                    },
-                );
-                data.insert("byte_count".into(), json!(chunk.byte_count));
-                data.insert(
-                    "external_link".into(),
-                    json!(format!(
-                        "{}/external/{}/{}?exp={}&sig={sig}",
-                        links.base,
-                        self.id,
-                        index,
-                        expires.timestamp()
-                    )),
-                );
-                data.insert(
-                    "expiration".into(),
-                    json!(expires.to_rfc3339_opts(SecondsFormat::Millis, true)),
-                );
-                data.insert("http_headers".into(), json!({CHECK_HEADER: self.check}));
-                if !last {
-                    data.insert("next_chunk_index".into(), json!(index + 1));
-                    data.insert("next_chunk_internal_link".into(), json!(next_link));
-                }
-                Some(json!({"external_links": [Value::Object(data)]}))
+                let last_in_response = (index + links.per_response).min(result.chunks.len());
+                let external_links: Vec<Value> = (index..last_in_response)
+                    .map(|i| {
+                        let chunk = result.chunks[i];
+                        Value::Object(self.external_link(&chunk, i, result.chunks.len(), links))
+                    })
+                    .collect();
+                Some(json!({ "external_links": external_links }))
             }
         }
+    }
+}
+
+impl Statement {
+    /// One `external_links[]` element for chunk `index` of `total`: a fresh signed link (kept
+    /// for the download route), its expiry, the headers the download must send, and the next
+    /// chunk's index unless it is the last.
+    fn external_link(
+        &mut self,
+        chunk: &crate::result::ChunkInfo,
+        index: usize,
+        total: usize,
+        links: &LinkMaker,
+    ) -> Map<String, Value> {
+        let sig = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let expires = if links.expired {
+            Utc::now() - chrono::Duration::seconds(1)
+        } else {
+            Utc::now() + chrono::Duration::from_std(links.ttl).unwrap_or_default()
+        };
+        self.links.insert(
+            sig.clone(),
+            Link {
+                chunk: index,
+                expires,
+            },
+        );
+        let mut data = Map::new();
+        data.insert("chunk_index".into(), json!(chunk.index));
+        data.insert("row_offset".into(), json!(chunk.row_offset));
+        data.insert("row_count".into(), json!(chunk.row_count));
+        data.insert("byte_count".into(), json!(chunk.byte_count));
+        data.insert(
+            "external_link".into(),
+            json!(format!(
+                "{}/external/{}/{}?exp={}&sig={sig}",
+                links.base,
+                self.id,
+                index,
+                expires.timestamp()
+            )),
+        );
+        data.insert(
+            "expiration".into(),
+            json!(expires.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        );
+        data.insert("http_headers".into(), json!({CHECK_HEADER: self.check}));
+        if index + 1 < total {
+            data.insert("next_chunk_index".into(), json!(index + 1));
+            data.insert(
+                "next_chunk_internal_link".into(),
+                json!(format!(
+                    "/api/2.0/sql/statements/{}/result/chunks/{}",
+                    self.id,
+                    index + 1
+                )),
+            );
+        }
+        data
     }
 }
 

@@ -309,3 +309,17 @@ async fn an_ip_access_list_refusal_passes_the_message_through() {
         "{err}"
     );
 }
+
+/// Databricks sends several external links in one response (each with its successor's
+/// `next_chunk_index`): they are all downloaded, in order, and only the chunk after the last of
+/// them is asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_links_in_one_response_are_all_used() {
+    let env = Env::start_with(|c| c.links_per_response = 3).await;
+    let source = env.source();
+    let schema = described(&source).await;
+    read_people(&env, &source, &schema).await;
+    // 250 rows in chunks of 64: the statement brings links 0-2, one chunk request brings 3.
+    assert_eq!(env.count(Operation::GetChunk), 1);
+    assert_eq!(env.count(Operation::Download), 4);
+}
