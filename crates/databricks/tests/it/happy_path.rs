@@ -251,3 +251,29 @@ async fn a_read_keeps_the_version_it_started_at() {
     assert_eq!(stream.snapshot.as_deref(), Some("delta version 2"));
     assert_batches_eq(&collect(stream).await, &ids(&[100]), "version 2");
 }
+
+/// A column of NULL literals is `VOID` in Databricks (type text `void`, Arrow `Null` on the
+/// wire): it is described as a text column and read as all NULL, in every row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_void_column_is_read_as_null_text() {
+    let env = Env::start().await;
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("nothing", DataType::Null, true),
+        ])),
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef,
+            Arc::new(arrow::array::NullArray::new(3)),
+        ],
+    )
+    .expect("batch");
+    write_table(env.dir.path(), CATALOG, SCHEMA, "voids", &[batch], None).expect("write");
+    let source = env.source();
+    let (schema, stream) = source.open(&request("voids", None)).await.expect("open");
+    assert_eq!(schema.columns[1].data_type.to_string(), "void");
+    let got = collect(stream).await;
+    assert_eq!(got.num_rows(), 3);
+    assert_eq!(got.column(1).data_type(), &DataType::Utf8);
+    assert_eq!(got.column(1).null_count(), 3);
+}
