@@ -63,6 +63,21 @@ impl Api {
     }
 
     /// Packages `tables` as the dataset `name` (by default, one named after its schema) of
+    /// The bytes the emulator's downloads have carried so far (`GET /emulator/stats`).
+    pub(crate) async fn emulator_download_bytes(&self, emulator: &str) -> Result<u64> {
+        let stats: serde_json::Value = self
+            .http
+            .get(format!("{emulator}/emulator/stats"))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        stats["download_bytes"]
+            .as_u64()
+            .context("the emulator's stats carry no download_bytes")
+    }
+
     /// `project`; returns the wall time of the request.
     pub(crate) async fn package_dataset(
         &self,

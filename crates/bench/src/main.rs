@@ -66,6 +66,14 @@ struct Args {
     /// narrow table packaged alone.
     #[arg(long)]
     no_datasets_check: bool,
+    /// Pace every chunk download of the emulator to this many megabits per second, a stand-in
+    /// for the network between the warehouse's storage and the service (issue 11).
+    #[arg(long)]
+    bandwidth_mbit: Option<u64>,
+    /// At the largest size, also package both tables with LZ4 results on and off and report
+    /// time and bytes on the wire of each (issue 11); best with --bandwidth-mbit.
+    #[arg(long)]
+    lz4_check: bool,
     /// Where datasets, logs and the destination go; by default `<target dir>/publish-bench`.
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -178,6 +186,7 @@ async fn bench(args: Args) -> Result<bool> {
     let mut all_ok = true;
     let mut concurrency = None;
     let mut datasets = None;
+    let mut lz4_runs = Vec::new();
     let concurrent_rows = args
         .concurrent_rows
         .unwrap_or_else(|| sizes.iter().copied().max().unwrap_or(args.rows));
@@ -200,6 +209,7 @@ async fn bench(args: Args) -> Result<bool> {
             &bins,
             &dataset.dir,
             chunk_rows,
+            args.bandwidth_mbit,
             &setup.logs.join(format!("emulator-{rows}.log")),
         )?;
         eprintln!(
@@ -228,10 +238,28 @@ async fn bench(args: Args) -> Result<bool> {
         if !args.no_datasets_check && Some(&rows) == sizes.iter().max() {
             datasets = Some(second_dataset(&setup, &layout, &emulator, &dataset).await?);
         }
+        if args.lz4_check && Some(&rows) == sizes.iter().max() {
+            for lz4 in [true, false] {
+                lz4_runs.push(
+                    lz4_run(
+                        &setup,
+                        &layout,
+                        &emulator,
+                        &dataset,
+                        lz4,
+                        args.bandwidth_mbit,
+                    )
+                    .await?,
+                );
+            }
+        }
     }
     print!("{}", report::render(&results, concurrency.as_ref(), shm));
     if let Some(d) = &datasets {
         print!("{}", report::render_datasets(d));
+    }
+    if !lz4_runs.is_empty() {
+        print!("{}", report::render_lz4(&lz4_runs));
     }
     eprintln!("logs: {}", setup.logs.display());
     Ok(all_ok)
@@ -457,6 +485,53 @@ async fn second_dataset(
         "datasets at {} rows: narrow alone {:.2} s; wide as dataset 1 {:.2} s ({} bytes); narrow \
          as dataset 2 {:.2} s",
         dataset.rows, result.alone_s, result.first_s, first_bytes, result.second_s
+    );
+    Ok(result)
+}
+
+/// Both tables packaged by a fresh server with LZ4 results on or off: the time, and the bytes
+/// the emulator's downloads carried (its `/emulator/stats`, read before and after).
+async fn lz4_run(
+    setup: &Setup<'_>,
+    layout: &Layout,
+    emulator: &Service,
+    dataset: &Dataset,
+    lz4: bool,
+    bandwidth_mbit: Option<u64>,
+) -> Result<report::Lz4Run> {
+    let mut env = setup.server_env.clone();
+    env.push(("PUBLISH_DATABRICKS_LZ4".into(), lz4.to_string()));
+    let mut server = Service::server(
+        setup.bins,
+        &layout.server_env(&env),
+        &setup
+            .logs
+            .join(format!("server-{}-lz4-{lz4}.log", dataset.rows)),
+    )?;
+    let api = Api::new(&server.url, &layout.api_key, &setup.fixtures)?;
+    let project = format!("bench-lz4-{lz4}");
+    layout.remove_project(&project)?;
+    let tables: Vec<&str> = dataset.tables.iter().map(|t| t.name).collect();
+    let before = api.emulator_download_bytes(&emulator.url).await?;
+    let package = api
+        .package_dataset(&project, &emulator.url, None, &tables)
+        .await?;
+    let after = api.emulator_download_bytes(&emulator.url).await?;
+    server.check_alive()?;
+    let rss = server.peak_rss()? >> 20;
+    drop(server);
+    layout.remove_project(&project)?;
+    let result = report::Lz4Run {
+        rows_per_table: dataset.rows,
+        bandwidth_mbit,
+        lz4,
+        package_s: package.as_secs_f64(),
+        wire_bytes: after - before,
+        rss_mib: rss,
+    };
+    eprintln!(
+        "lz4 {lz4} at {} rows: package {:.2} s, {} bytes on the wire",
+        dataset.rows, result.package_s, result.wire_bytes
     );
     Ok(result)
 }

@@ -75,11 +75,13 @@ pub(crate) struct Service {
 }
 
 impl Service {
-    /// Starts the emulator on `data` with `chunk_rows` rows per result chunk.
+    /// Starts the emulator on `data` with `chunk_rows` rows per result chunk, each download
+    /// paced to `bandwidth_mbit` when given.
     pub(crate) fn emulator(
         bins: &Binaries,
         data: &Path,
         chunk_rows: u64,
+        bandwidth_mbit: Option<u64>,
         log: &Path,
     ) -> Result<Service> {
         let mut command = Command::new(&bins.emulator);
@@ -90,6 +92,9 @@ impl Service {
             .arg(data)
             .args(["--bind", "127.0.0.1:0"])
             .args(["--chunk-rows", &chunk_rows.to_string()]);
+        if let Some(mbit) = bandwidth_mbit {
+            command.args(["--bandwidth-mbit", &mbit.to_string()]);
+        }
         Service::start("databricks-emulator", command, log)
     }
 

@@ -208,3 +208,47 @@ pub(crate) fn render_datasets(d: &Datasets) -> String {
     ));
     out
 }
+
+/// One package of both tables with LZ4 results on or off (issue 11).
+#[derive(Debug, Clone)]
+pub(crate) struct Lz4Run {
+    /// Rows of each table.
+    pub(crate) rows_per_table: u64,
+    /// The emulator's pace per download, if any.
+    pub(crate) bandwidth_mbit: Option<u64>,
+    /// Whether the server asked for LZ4 results.
+    pub(crate) lz4: bool,
+    /// The package, both tables.
+    pub(crate) package_s: f64,
+    /// Bytes the chunk downloads carried.
+    pub(crate) wire_bytes: u64,
+    /// The server's peak RSS.
+    pub(crate) rss_mib: u64,
+}
+
+/// The LZ4 table: each run, and on/off ratios of time and bytes.
+pub(crate) fn render_lz4(runs: &[Lz4Run]) -> String {
+    let mut out = String::from(
+        "\n| rows per table | bandwidth per download | LZ4 | package s | bytes on the wire | server peak RSS MiB |\n|---|---|---|---|---|---|\n",
+    );
+    for r in runs {
+        out.push_str(&format!(
+            "| {} | {} | {} | {:.2} | {} | {} |\n",
+            r.rows_per_table,
+            r.bandwidth_mbit
+                .map_or_else(|| "uncapped".to_owned(), |m| format!("{m} Mbit/s")),
+            if r.lz4 { "on" } else { "off" },
+            r.package_s,
+            r.wire_bytes,
+            r.rss_mib
+        ));
+    }
+    if let (Some(on), Some(off)) = (runs.iter().find(|r| r.lz4), runs.iter().find(|r| !r.lz4)) {
+        out.push_str(&format!(
+            "\nLZ4 on / off: package time {:.2}, bytes on the wire {:.2}\n",
+            on.package_s / off.package_s.max(1e-9),
+            on.wire_bytes as f64 / (off.wire_bytes as f64).max(1.0)
+        ));
+    }
+    out
+}

@@ -160,6 +160,9 @@ pub struct EmulatorConfig {
     /// each with the `next_chunk_index` of its successor, as Databricks sends several at once.
     /// Default 1; at least 1 is used.
     pub links_per_response: usize,
+    /// Bytes per second each download is paced to (a stand-in for the network); `None` (the
+    /// default): as fast as it is produced.
+    pub download_bandwidth: Option<u64>,
 }
 
 impl EmulatorConfig {
@@ -179,6 +182,7 @@ impl EmulatorConfig {
             warehouses: None,
             complex_as_json_text: false,
             links_per_response: 1,
+            download_bandwidth: None,
         }
     }
 }
@@ -219,6 +223,7 @@ impl Emulator {
             statements: statements::Statements::default(),
             faults: Faults::default(),
             journal: journal::Journal::default(),
+            download_bytes: std::sync::atomic::AtomicU64::new(0),
         });
         let app = server::app(server::AppState(shared.clone()));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

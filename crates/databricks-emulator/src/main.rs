@@ -41,6 +41,9 @@ struct Args {
     /// Send ARRAY/MAP/STRUCT columns of ARROW_STREAM results as JSON text (Utf8).
     #[arg(long = "complex-as-json")]
     complex_as_json: bool,
+    /// Pace each chunk download to this many megabits per second (a stand-in for the network).
+    #[arg(long = "bandwidth-mbit")]
+    bandwidth_mbit: Option<u64>,
 }
 
 #[tokio::main]
@@ -62,6 +65,7 @@ async fn main() -> ExitCode {
     config.pending_delay = Duration::from_millis(args.pending_delay_ms);
     config.warehouses = (!args.warehouses.is_empty()).then_some(args.warehouses);
     config.complex_as_json_text = args.complex_as_json;
+    config.download_bandwidth = args.bandwidth_mbit.map(|m| m * 1_000_000 / 8);
     let emulator = match Emulator::start(config).await {
         Ok(emulator) => emulator,
         Err(e) => {

@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     pub(crate) statements: Statements,
     pub(crate) faults: Faults,
     pub(crate) journal: Journal,
+    /// Bytes of chunk bodies sent from the external-link routes (`GET /emulator/stats`).
+    pub(crate) download_bytes: std::sync::atomic::AtomicU64,
 }
 
 /// Handler state: a cheap handle on [`Shared`].
@@ -206,6 +208,7 @@ pub(crate) fn app(state: AppState) -> Router {
             post(admin_push_fault).delete(admin_clear_faults),
         )
         .route("/emulator/journal", get(admin_journal))
+        .route("/emulator/stats", get(admin_stats))
         .route("/emulator/statements/{id}", get(admin_statement))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(17 * 1024 * 1024))
@@ -1093,8 +1096,28 @@ async fn download(
             writer.fail(e);
         }
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+    // Counted as sent, and paced to `download_bandwidth` when set: a stand-in for the network
+    // between a warehouse's storage and the service.
+    let bandwidth = state.config.download_bandwidth;
+    let state = state.clone();
+    let began = tokio::time::Instant::now();
+    let stream = futures::stream::unfold((rx, 0_u64), move |(mut rx, mut sent)| {
+        let state = state.clone();
+        async move {
+            let item = rx.recv().await?;
+            if let Ok(bytes) = &item {
+                let n = bytes.len() as u64;
+                sent += n;
+                state
+                    .download_bytes
+                    .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                if let Some(rate) = bandwidth.filter(|r| *r > 0) {
+                    let due = began + Duration::from_secs_f64(sent as f64 / rate as f64);
+                    tokio::time::sleep_until(due).await;
+                }
+            }
+            Some((item, (rx, sent)))
+        }
     });
     (
         StatusCode::OK,
@@ -1120,6 +1143,14 @@ async fn admin_push_fault(
 async fn admin_clear_faults(State(state): State<AppState>) -> Response {
     state.faults.clear();
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// `{"download_bytes": n}`: the bytes of chunk bodies sent so far, what a network carried.
+async fn admin_stats(State(state): State<AppState>) -> Response {
+    let bytes = state
+        .download_bytes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    Json(serde_json::json!({ "download_bytes": bytes })).into_response()
 }
 
 async fn admin_journal(State(state): State<AppState>) -> Response {

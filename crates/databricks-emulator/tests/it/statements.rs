@@ -676,3 +676,29 @@ async fn trailing_slashes_sessions_and_bodies_on_get() {
         .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// A paced emulator sends no chunk faster than its bandwidth, and counts what it sent.
+#[tokio::test]
+async fn downloads_are_paced_and_counted() {
+    let env = Env::start_with(|c| c.download_bandwidth = Some(200_000)).await;
+    let (status, response) = env.execute(SELECT_ALL, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{response}");
+    let (_, before) = env.get("/emulator/stats").await;
+    let began = std::time::Instant::now();
+    let bodies = env.fetch_all(&response).await;
+    let elapsed = began.elapsed().as_secs_f64();
+    let sent: usize = bodies.iter().map(Vec::len).sum();
+    let (_, after) = env.get("/emulator/stats").await;
+    let counted =
+        after["download_bytes"].as_u64().unwrap() - before["download_bytes"].as_u64().unwrap();
+    assert_eq!(counted, sent as u64, "every byte sent is counted");
+    // Each chunk is paced on its own: its bytes at 200 kB/s at the least.
+    let slowest_allowed = bodies
+        .iter()
+        .map(|b| b.len() as f64 / 200_000.0)
+        .sum::<f64>();
+    assert!(
+        elapsed >= slowest_allowed * 0.95,
+        "{sent} bytes took {elapsed:.3} s, less than the pace allows ({slowest_allowed:.3} s)"
+    );
+}
