@@ -163,6 +163,10 @@ pub struct EmulatorConfig {
     /// Bytes per second each download is paced to (a stand-in for the network); `None` (the
     /// default): as fast as it is produced.
     pub download_bandwidth: Option<u64>,
+    /// How long a succeeded statement's result stays fetchable; then the statement is `CLOSED`,
+    /// its chunks answer 404 `NOT_FOUND` and its links are refused. Databricks keeps results
+    /// for about an hour; tests set seconds. Default 1 hour.
+    pub result_ttl: Duration,
 }
 
 impl EmulatorConfig {
@@ -183,6 +187,7 @@ impl EmulatorConfig {
             complex_as_json_text: false,
             links_per_response: 1,
             download_bandwidth: None,
+            result_ttl: Duration::from_secs(60 * 60),
         }
     }
 }

@@ -27,6 +27,7 @@ use crate::result::{Format, ResultSet};
 use crate::sql;
 use crate::statements::{
     CHECK_HEADER, Disposition, LinkMaker, Outcome, State as StatementState, Statement, Statements,
+    Timing,
 };
 use crate::types::{backtick, quote_if_needed};
 
@@ -790,9 +791,12 @@ async fn execute(
         disposition,
         format,
         compress,
-        submitted,
-        state.config.pending_delay,
-        running,
+        Timing {
+            submitted,
+            pending: state.config.pending_delay,
+            running,
+            result_ttl: state.config.result_ttl,
+        },
         outcome,
     ));
     let deadline = submitted + wait;
@@ -1025,8 +1029,12 @@ async fn download(
     let (Some(sig), Ok(chunk)) = (query.sig, chunk.parse::<usize>()) else {
         return denied();
     };
+    let now = Instant::now();
     let found = state.statements.with(&id, |s| {
-        let link = s.links.get(&sig).cloned();
+        // A result that is gone takes its links with it.
+        let link = (s.state(now) == StatementState::Succeeded)
+            .then(|| s.links.get(&sig).cloned())
+            .flatten();
         let result = match &s.outcome {
             Outcome::Succeeded { result, .. } => Some(result.clone()),
             Outcome::Failed { .. } => None,

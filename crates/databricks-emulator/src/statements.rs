@@ -74,6 +74,9 @@ pub(crate) struct Statement {
     pub(crate) compress: bool,
     pending_until: Instant,
     pub(crate) ready_at: Instant,
+    /// When a succeeded statement's result is gone (state `CLOSED`), as Databricks keeps it
+    /// for about an hour ([`crate::EmulatorConfig::result_ttl`]).
+    result_until: Instant,
     pub(crate) outcome: Outcome,
     ended: Option<State>,
     pub(crate) links: HashMap<String, Link>,
@@ -94,16 +97,32 @@ pub(crate) struct LinkMaker {
 
 pub(crate) const CHECK_HEADER: &str = "x-ms-emulator-check";
 
+/// When a statement was submitted, and how long each of its phases lasts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    pub(crate) submitted: Instant,
+    /// PENDING for the first half of this, RUNNING for the second.
+    pub(crate) pending: Duration,
+    /// RUNNING after that.
+    pub(crate) running: Duration,
+    /// How long the result stays once it succeeded.
+    pub(crate) result_ttl: Duration,
+}
+
 impl Statement {
     pub(crate) fn new(
         disposition: Disposition,
         format: Format,
         compress: bool,
-        submitted: Instant,
-        pending: Duration,
-        running: Duration,
+        timing: Timing,
         outcome: Outcome,
     ) -> Statement {
+        let Timing {
+            submitted,
+            pending,
+            running,
+            result_ttl,
+        } = timing;
         Statement {
             id: uuid::Uuid::new_v4().to_string(),
             disposition,
@@ -111,6 +130,7 @@ impl Statement {
             compress,
             pending_until: submitted + pending / 2,
             ready_at: submitted + pending + running,
+            result_until: submitted + pending + running + result_ttl,
             outcome,
             ended: None,
             links: HashMap::new(),
@@ -127,6 +147,7 @@ impl Statement {
             State::Running
         } else {
             match self.outcome {
+                Outcome::Succeeded { .. } if now >= self.result_until => State::Closed,
                 Outcome::Succeeded { .. } => State::Succeeded,
                 Outcome::Failed { .. } => State::Failed,
             }

@@ -51,7 +51,16 @@ const LZ4_UNKNOWN_CAP: u64 = 2 << 30;
 /// What every download of one result shares.
 struct Ctx {
     client: Arc<Client>,
-    statement_id: String,
+    /// The statement whose result is being read: the first one, or the re-run that replaced
+    /// it after its result expired.
+    current: std::sync::Mutex<Current>,
+    /// Held while a re-run is under way, so that concurrent downloads run it once.
+    rerun_lock: tokio::sync::Mutex<()>,
+    /// How to run the statement again, if its result expires mid-read.
+    rerun: Rerun,
+    /// The first run's totals, which a re-run must reproduce.
+    total_rows: Option<u64>,
+    total_chunks: Option<u64>,
     table: String,
     target: SchemaRef,
     lz4: bool,
@@ -61,7 +70,122 @@ struct Ctx {
     total_bytes: Option<u64>,
 }
 
+/// The statement being read.
+struct Current {
+    id: String,
+    /// How many times the statement was re-run.
+    generation: u64,
+    /// The re-run's cancel guard (the first run's is the producer's).
+    guard: Option<CancelOnDrop>,
+}
+
+/// What a re-run needs: the same SQL, which reads the same snapshot only when it is pinned to a
+/// Delta version.
+pub(crate) struct Rerun {
+    pub(crate) sql: String,
+    pub(crate) catalog: publish_types::ObjectName,
+    pub(crate) pinned: bool,
+}
+
+/// How many times one read re-runs its statement after its result expired.
+const MAX_RERUNS: u64 = 3;
+
 impl Ctx {
+    /// The current statement's id (for requests and logs).
+    fn statement_id(&self) -> String {
+        self.lock().id.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Current> {
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The links of chunk `index`; when the statement's result is gone (it is kept for about
+    /// an hour after it succeeded: `404`), the statement is run again — on the same pinned
+    /// version — and the read goes on with the re-run's chunk `index`.
+    async fn chunk_links(&self, index: u64) -> Result<crate::wire::ResultData, SourceError> {
+        loop {
+            let (id, generation) = {
+                let current = self.lock();
+                (current.id.clone(), current.generation)
+            };
+            match get_chunk(&self.client, &id, index).await {
+                Err(SourceError::Rejected { status: 404, .. }) => {
+                    self.run_again(generation, index).await?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Runs the statement again unless another download already did since `generation`.
+    async fn run_again(&self, generation: u64, index: u64) -> Result<(), SourceError> {
+        let _one_at_a_time = self.rerun_lock.lock().await;
+        let old = {
+            let current = self.lock();
+            if current.generation != generation {
+                return Ok(());
+            }
+            current.id.clone()
+        };
+        let table = &self.table;
+        if !self.rerun.pinned {
+            return Err(SourceError::Unavailable {
+                operation: format!("reading chunk {index} of table `{table}`"),
+                message: format!(
+                    "the result of statement {old} expired before it was read, and the table \
+                     has no pinned Delta version to read again from; package it again"
+                ),
+            });
+        }
+        if generation >= MAX_RERUNS {
+            return Err(SourceError::Unavailable {
+                operation: format!("reading chunk {index} of table `{table}`"),
+                message: format!(
+                    "the result expired {MAX_RERUNS} times before it was read; the read is \
+                     too slow for the warehouse's result lifetime"
+                ),
+            });
+        }
+        tracing::warn!(statement_id = %old, table, chunk_index = index, "the result expired before it was read; running the statement again at the same version");
+        let (guard, finished) = crate::statement::run(
+            &self.client,
+            &self.rerun.sql,
+            &self.rerun.catalog,
+            table,
+            crate::statement::Disposition::ArrowLinks,
+        )
+        .await?;
+        let manifest = &finished.manifest;
+        if manifest.total_row_count != self.total_rows
+            || manifest.total_chunk_count != self.total_chunks
+        {
+            return Err(SourceError::protocol(format!(
+                "statement {} (a re-run of {old} at the same version) answered {:?} rows in {:?} \
+                 chunks, the first run {:?} in {:?}; the read cannot go on from chunk {index}",
+                guard.statement_id(),
+                manifest.total_row_count,
+                manifest.total_chunk_count,
+                self.total_rows,
+                self.total_chunks
+            )));
+        }
+        let mut current = self.lock();
+        current.id = guard.statement_id().to_owned();
+        current.generation += 1;
+        current.guard = Some(guard);
+        Ok(())
+    }
+
+    /// The read is complete: nothing is left to cancel.
+    fn disarm(&self) {
+        if let Some(guard) = self.lock().guard.as_mut() {
+            guard.disarm();
+        }
+    }
+
     fn inflate_limit(&self, index: u64) -> InflateLimit {
         InflateLimit::new(self.chunk_bytes.get(&index).copied().or(self.total_bytes))
     }
@@ -118,6 +242,7 @@ pub(crate) fn stream(
     finished: Finished,
     target: SchemaRef,
     table: String,
+    rerun: Rerun,
 ) -> Result<BatchStream, SourceError> {
     let manifest = &finished.manifest;
     let statement_id = guard.statement_id().to_owned();
@@ -173,7 +298,15 @@ pub(crate) fn stream(
     };
     let ctx = Arc::new(Ctx {
         client: client.clone(),
-        statement_id,
+        current: std::sync::Mutex::new(Current {
+            id: statement_id,
+            generation: 0,
+            guard: None,
+        }),
+        rerun_lock: tokio::sync::Mutex::new(()),
+        rerun,
+        total_rows: manifest.total_row_count,
+        total_chunks: manifest.total_chunk_count,
         table,
         target: target.clone(),
         lz4,
@@ -217,7 +350,7 @@ impl LinkWalk {
     }
 
     async fn step(&mut self, ctx: &Ctx) -> Option<Result<(u64, ExternalLink), SourceError>> {
-        let id = &ctx.statement_id;
+        let id = &ctx.statement_id();
         loop {
             if self.done {
                 return None;
@@ -243,7 +376,7 @@ impl LinkWalk {
                 return Some(Ok((index, link)));
             }
             match self.next.take() {
-                Some(n) => match get_chunk(&ctx.client, id, n).await {
+                Some(n) => match ctx.chunk_links(n).await {
                     Ok(data) => {
                         self.pending = data.external_links.unwrap_or_default().into();
                         if self.pending.is_empty() {
@@ -322,14 +455,15 @@ async fn produce(
         let _ = tx
             .send(Err(SourceError::protocol(format!(
                 "statement {}: the manifest announces {total} rows, the chunks held {rows}",
-                ctx.statement_id
+                ctx.statement_id()
             ))))
             .await;
         return;
     }
     guard.disarm();
+    ctx.disarm();
     tracing::info!(
-        statement_id = %ctx.statement_id,
+        statement_id = %ctx.statement_id(),
         table = %ctx.table,
         chunks,
         rows,
@@ -400,7 +534,7 @@ impl<'a> ChunkDownload<'a> {
     async fn refresh_expiring_link(&mut self) -> Result<(), SourceError> {
         while self.refreshes < self.options.max_link_refreshes && expires_soon(&self.link) {
             self.refreshes += 1;
-            tracing::debug!(statement_id = %self.ctx.statement_id, chunk_index = self.index, "link about to expire; refreshing");
+            tracing::debug!(statement_id = %self.ctx.statement_id(), chunk_index = self.index, "link about to expire; refreshing");
             self.link = fresh_link(self.ctx, self.index).await?;
         }
         Ok(())
@@ -447,7 +581,7 @@ impl<'a> ChunkDownload<'a> {
         match decoded {
             Ok(chunk) => {
                 tracing::debug!(
-                    statement_id = %self.ctx.statement_id,
+                    statement_id = %self.ctx.statement_id(),
                     chunk_index = index,
                     rows = chunk.rows,
                     bytes,
@@ -460,7 +594,8 @@ impl<'a> ChunkDownload<'a> {
             Err(DecodeError::Mismatch(message)) => Err(SourceError::protocol(format!(
                 "chunk {index} of table `{}` (statement {}) does not match the \
                  declared columns: {message}",
-                self.ctx.table, self.ctx.statement_id
+                self.ctx.table,
+                self.ctx.statement_id()
             ))),
             Err(DecodeError::Garbled(message)) => {
                 self.count_garbled(bytes, &message).map(|()| None)
@@ -476,10 +611,11 @@ impl<'a> ChunkDownload<'a> {
             return Err(SourceError::protocol(format!(
                 "chunk {index} of table `{}` (statement {}) could not be \
                  decoded after {garbled} downloads: {message}",
-                self.ctx.table, self.ctx.statement_id
+                self.ctx.table,
+                self.ctx.statement_id()
             )));
         }
-        tracing::warn!(statement_id = %self.ctx.statement_id, chunk_index = self.index, bytes, %message, "garbled chunk; downloading it again");
+        tracing::warn!(statement_id = %self.ctx.statement_id(), chunk_index = self.index, bytes, %message, "garbled chunk; downloading it again");
         self.options.retries.record(RetryCause::GarbledChunk);
         Ok(())
     }
@@ -492,7 +628,7 @@ impl<'a> ChunkDownload<'a> {
             Failure::Firewall if self.refreshes >= 1 => Err(self.firewall_error()),
             Failure::Firewall => {
                 self.refreshes += 1;
-                tracing::info!(statement_id = %self.ctx.statement_id, chunk_index = self.index, "result storage refused the download (AuthorizationFailure); trying one fresh link");
+                tracing::info!(statement_id = %self.ctx.statement_id(), chunk_index = self.index, "result storage refused the download (AuthorizationFailure); trying one fresh link");
                 self.options.retries.record(RetryCause::ExpiredLink);
                 self.link = fresh_link(self.ctx, self.index).await?;
                 Ok(())
@@ -551,7 +687,7 @@ impl<'a> ChunkDownload<'a> {
             });
         }
         self.refreshes += 1;
-        tracing::info!(statement_id = %self.ctx.statement_id, chunk_index = self.index, %status, "link refused; fetching a fresh one");
+        tracing::info!(statement_id = %self.ctx.statement_id(), chunk_index = self.index, %status, "link refused; fetching a fresh one");
         self.options.retries.record(RetryCause::ExpiredLink);
         self.link = fresh_link(self.ctx, self.index).await?;
         Ok(())
@@ -571,7 +707,7 @@ impl<'a> ChunkDownload<'a> {
                 message: format!("HTTP {status} after {} attempts", self.retry.attempts()),
             });
         };
-        tracing::warn!(statement_id = %self.ctx.statement_id, chunk_index = self.index, %status, ?wait, "download failed; retrying");
+        tracing::warn!(statement_id = %self.ctx.statement_id(), chunk_index = self.index, %status, ?wait, "download failed; retrying");
         self.options.retries.record(cause);
         tokio::time::sleep(wait).await;
         Ok(())
@@ -582,7 +718,7 @@ impl<'a> ChunkDownload<'a> {
         let Some(wait) = self.retry.next(None) else {
             return Err(transport_error(&self.operation, e, self.options));
         };
-        tracing::warn!(statement_id = %self.ctx.statement_id, chunk_index = self.index, error = %describe_reqwest(e), ?wait, "download failed; retrying");
+        tracing::warn!(statement_id = %self.ctx.statement_id(), chunk_index = self.index, error = %describe_reqwest(e), ?wait, "download failed; retrying");
         self.options.retries.record(RetryCause::Connection);
         tokio::time::sleep(wait).await;
         Ok(())
@@ -634,7 +770,7 @@ fn expires_soon(link: &ExternalLink) -> bool {
 }
 
 async fn fresh_link(ctx: &Ctx, index: u64) -> Result<ExternalLink, SourceError> {
-    let data = get_chunk(&ctx.client, &ctx.statement_id, index).await?;
+    let data = ctx.chunk_links(index).await?;
     data.external_links
         .unwrap_or_default()
         .into_iter()
@@ -642,7 +778,7 @@ async fn fresh_link(ctx: &Ctx, index: u64) -> Result<ExternalLink, SourceError> 
         .ok_or_else(|| {
             SourceError::protocol(format!(
                 "statement {}: no link for chunk {index} in its chunk answer",
-                ctx.statement_id
+                ctx.statement_id()
             ))
         })
 }

@@ -344,7 +344,19 @@ impl Source for DatabricksSource {
             statement::Disposition::ArrowLinks,
         )
         .await?;
-        let batches = chunks::stream(self.client.clone(), guard, finished, target.clone(), table)?;
+        let rerun = chunks::Rerun {
+            sql,
+            catalog: self.catalog.clone(),
+            pinned: version.is_some(),
+        };
+        let batches = chunks::stream(
+            self.client.clone(),
+            guard,
+            finished,
+            target.clone(),
+            table,
+            rerun,
+        )?;
         Ok(TableStream {
             schema: target,
             batches,

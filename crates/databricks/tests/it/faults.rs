@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use databricks_emulator::{Fault, Operation};
+use futures::StreamExt;
 use publish_databricks::DatabricksSource;
 use publish_source::conformance::{assert_batches_eq, collect};
 use publish_source::{Source, SourceError};
@@ -322,4 +323,80 @@ async fn several_links_in_one_response_are_all_used() {
     // 250 rows in chunks of 64: the statement brings links 0-2, one chunk request brings 3.
     assert_eq!(env.count(Operation::GetChunk), 1);
     assert_eq!(env.count(Operation::Download), 4);
+}
+
+/// A result kept only a second (Databricks keeps one about an hour) expires while the first
+/// chunk downloads: the statement is run again at the same Delta version and the read goes on
+/// from where it was, every row exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_that_expires_mid_read_is_read_again_at_the_same_version() {
+    let env = Env::start_with(|c| c.result_ttl = Duration::from_secs(1)).await;
+    let source = env.source_with(|c| c.options.max_parallel_downloads = 1);
+    let schema = described(&source).await;
+    env.emulator.faults().push(
+        Operation::Download,
+        Fault::Slow {
+            delay: Duration::from_millis(1500),
+        },
+    );
+    read_people(&env, &source, &schema).await;
+    let submitted: Vec<String> = env
+        .emulator
+        .submitted_statements()
+        .iter()
+        .map(|b| b["statement"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        submitted.len(),
+        3,
+        "DESCRIBE HISTORY, the SELECT, its re-run: {submitted:?}"
+    );
+    assert!(
+        submitted[0].starts_with("DESCRIBE HISTORY"),
+        "{submitted:?}"
+    );
+    assert_eq!(
+        submitted[1], submitted[2],
+        "the re-run is the same pinned SELECT"
+    );
+    assert!(submitted[2].ends_with("VERSION AS OF 0"), "{submitted:?}");
+}
+
+/// Without a pinned version a re-run could read another snapshot: the expired result is an
+/// error saying so, not a mix of two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpinned_result_that_expires_is_an_error_not_a_mix() {
+    let env = Env::start_with(|c| c.result_ttl = Duration::from_secs(1)).await;
+    let source = env.source_with(|c| c.options.max_parallel_downloads = 1);
+    let schema = described(&source).await;
+    let faults = env.emulator.faults();
+    faults.push(
+        Operation::ExecuteStatement,
+        Fault::FailStatement {
+            error_code: "BAD_REQUEST".into(),
+            message: "[DELTA_MISSING_DELTA_TABLE] `tre`.`cohort_a`.`people` is not a Delta table."
+                .into(),
+        },
+    );
+    faults.push(
+        Operation::Download,
+        Fault::Slow {
+            delay: Duration::from_millis(1500),
+        },
+    );
+    let stream = source.read(&schema).await.expect("read starts");
+    assert_eq!(stream.snapshot, None, "unpinned");
+    let mut batches = stream.batches;
+    let mut error = None;
+    while let Some(item) = batches.next().await {
+        if let Err(e) = item {
+            error = Some(e);
+            break;
+        }
+    }
+    let error = error.expect("the expired result ends the read");
+    assert!(
+        error.to_string().contains("no pinned Delta version"),
+        "{error}"
+    );
 }

@@ -297,7 +297,7 @@ async fn sigterm_during_a_package_stops_it_cleanly_and_exits_0() {
         },
     );
     let before = d.snapshot();
-    let mut server = Server::start(&d);
+    let server = Server::start(&d);
     let mut body = fixture("package-shape-b.json");
     body["source"]["host_url"] = json!(emulator.url());
     let url = server.url.clone();
@@ -324,8 +324,12 @@ async fn sigterm_during_a_package_stops_it_cleanly_and_exits_0() {
         .unwrap();
     let (status, json) = package.await.unwrap();
     assert_eq!(status, 503, "{json}");
-    let exit = server.child.wait().unwrap();
-    assert_eq!(exit.code(), Some(0), "exit status after SIGTERM");
+    let (exit, logs) = server.wait();
+    assert_eq!(
+        exit.code(),
+        Some(0),
+        "exit status after SIGTERM ({exit}); server log:\n{logs}"
+    );
     assert_eq!(d.snapshot(), before, "nothing partial was left");
     emulator.shutdown().await;
 }

@@ -215,6 +215,17 @@ impl Server {
         }
     }
 
+    /// Waits for the server to exit on its own; its exit status and everything it logged.
+    pub(crate) fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        let logs = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        (status, logs)
+    }
+
     /// Stops the server and returns everything it logged.
     pub(crate) fn stop(mut self) -> String {
         let _ = Command::new("kill")
