@@ -150,6 +150,10 @@ impl Ctx {
             });
         }
         tracing::warn!(statement_id = %old, table, chunk_index = index, "the result expired before it was read; running the statement again at the same version");
+        self.client
+            .options
+            .retries
+            .record(RetryCause::ExpiredResult);
         let (guard, finished) = crate::statement::run(
             &self.client,
             &self.rerun.sql,

@@ -17,16 +17,19 @@ pub enum RetryCause {
     ExpiredLink,
     /// A chunk arrived truncated or garbled and was downloaded again.
     GarbledChunk,
+    /// A statement's result expired before it was read, and the statement was run again.
+    ExpiredResult,
 }
 
 impl RetryCause {
     /// Every cause, in the order of [`RetryCounts::snapshot`].
-    pub const ALL: [RetryCause; 5] = [
+    pub const ALL: [RetryCause; 6] = [
         Self::Throttled,
         Self::ServerError,
         Self::Connection,
         Self::ExpiredLink,
         Self::GarbledChunk,
+        Self::ExpiredResult,
     ];
 
     /// The cause's label, e.g. `throttled`.
@@ -37,6 +40,7 @@ impl RetryCause {
             Self::Connection => "connection",
             Self::ExpiredLink => "expired_link",
             Self::GarbledChunk => "garbled_chunk",
+            Self::ExpiredResult => "expired_result",
         }
     }
 
@@ -54,7 +58,7 @@ impl RetryCause {
 
 /// Retries counted by cause; clones share the counts (compare equal when they share them).
 #[derive(Debug, Clone, Default)]
-pub struct RetryCounts(Arc<[AtomicU64; 5]>);
+pub struct RetryCounts(Arc<[AtomicU64; 6]>);
 
 impl RetryCounts {
     /// Counts one retry.
@@ -67,7 +71,7 @@ impl RetryCounts {
     }
 
     /// Every cause with its count.
-    pub fn snapshot(&self) -> [(RetryCause, u64); 5] {
+    pub fn snapshot(&self) -> [(RetryCause, u64); 6] {
         RetryCause::ALL.map(|c| {
             let i = RetryCause::ALL.iter().position(|x| *x == c).unwrap_or(0);
             (c, self.0[i].load(Ordering::Relaxed))

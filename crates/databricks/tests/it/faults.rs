@@ -331,7 +331,11 @@ async fn several_links_in_one_response_are_all_used() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_result_that_expires_mid_read_is_read_again_at_the_same_version() {
     let env = Env::start_with(|c| c.result_ttl = Duration::from_secs(1)).await;
-    let source = env.source_with(|c| c.options.max_parallel_downloads = 1);
+    let counts = publish_source::RetryCounts::default();
+    let source = env.source_with(|c| {
+        c.options.max_parallel_downloads = 1;
+        c.options.retries = counts.clone();
+    });
     let schema = described(&source).await;
     env.emulator.faults().push(
         Operation::Download,
@@ -360,6 +364,12 @@ async fn a_result_that_expires_mid_read_is_read_again_at_the_same_version() {
         "the re-run is the same pinned SELECT"
     );
     assert!(submitted[2].ends_with("VERSION AS OF 0"), "{submitted:?}");
+    let reruns = counts
+        .snapshot()
+        .iter()
+        .find(|(cause, _)| *cause == publish_source::RetryCause::ExpiredResult)
+        .map_or(0, |(_, n)| *n);
+    assert_eq!(reruns, 1, "the re-run is counted for /metrics");
 }
 
 /// Without a pinned version a re-run could read another snapshot: the expired result is an
