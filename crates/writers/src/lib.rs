@@ -57,6 +57,8 @@ mod files;
 mod parquet_file;
 mod worker;
 
+pub use worker::wait_for_writers;
+
 #[cfg(feature = "test-util")]
 pub mod conformance;
 

@@ -65,9 +65,13 @@ where
     let (tx, rx) = mpsc::channel(depth);
     let (exit_tx, exit_rx) = oneshot::channel();
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+    let running = Running::start();
     std::thread::Builder::new()
         .name(format!("publish-sink-{format}"))
-        .spawn(move || run(open, rx, exit_tx, ready_tx))
+        .spawn(move || {
+            let _running = running;
+            run(open, rx, exit_tx, ready_tx);
+        })
         .map_err(|e| SinkError::Internal {
             message: format!("cannot start the {format} writer thread: {e}"),
         })?;
@@ -87,6 +91,41 @@ where
         failed: false,
         written: TablesBegun::default(),
     }))
+}
+
+/// Writer threads still running (also those of dropped sinks, which close their files on
+/// their own).
+static RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts one writer thread for as long as it lives (also when its thread cannot start).
+struct Running;
+
+impl Running {
+    fn start() -> Self {
+        RUNNING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Waits up to `timeout` for every writer thread to end — those of dropped sinks still close
+/// their files and detach their databases — and says whether they all did. A process that
+/// exits while one is inside DuckDB would tear DuckDB down under it; the server calls this
+/// before it exits.
+pub fn wait_for_writers(timeout: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while RUNNING.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    true
 }
 
 fn run<W, F>(

@@ -21,6 +21,11 @@ fn main() -> ExitCode {
     // Work stopped at shutdown may still hold a blocking thread (a copy being abandoned);
     // what it leaves is in a work folder that the next start sweeps, so do not wait for it.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    // A package stopped at shutdown leaves its writer thread closing its file; exiting under
+    // it would tear DuckDB down while it works.
+    if !publish_writers::wait_for_writers(std::time::Duration::from_secs(5)) {
+        eprintln!("publish-server: a writer thread was still running at exit");
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => {

@@ -285,3 +285,34 @@ mod adding {
         assert!(matches!(err, SinkError::OutputExists { .. }), "{err:?}");
     }
 }
+
+/// A sink dropped in the middle of a table still ends its writer thread (closing and detaching
+/// its file), and the process can wait for that before it exits, as the server does.
+#[tokio::test]
+async fn the_writer_threads_of_dropped_sinks_end_and_can_be_waited_for() {
+    use publish_sink::{Output, SinkFactory};
+    use publish_writers::{SinkOptions, Writers, conformance, wait_for_writers};
+
+    let root = tempfile::tempdir().unwrap();
+    let writers = Writers::new(SinkOptions {
+        duckdb_threads: Some(1),
+        duckdb_memory_limit: Some("256MB".into()),
+        ..SinkOptions::default()
+    });
+    let mut sink = writers
+        .open(OutputFormat::Duckdb, root.path(), Output::Fresh)
+        .unwrap();
+    let fixture = conformance::big();
+    let mut table = sink
+        .begin_table(&fixture.table, fixture.input_schema())
+        .await
+        .unwrap();
+    table.write_batch(fixture.batches[0].clone()).await.unwrap();
+    drop(table);
+    drop(sink);
+    // Other tests of this binary run sinks at the same time: they end within seconds too.
+    assert!(
+        wait_for_writers(std::time::Duration::from_secs(60)),
+        "a writer thread did not end"
+    );
+}
