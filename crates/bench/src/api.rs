@@ -24,6 +24,15 @@ pub(crate) struct Api {
     publish_template: Value,
 }
 
+/// What the emulator counted so far.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EmulatorStats {
+    /// Bytes of chunk bodies sent.
+    pub(crate) download_bytes: u64,
+    /// Statements submitted.
+    pub(crate) statements: u64,
+}
+
 /// One published file as the server reported it.
 #[derive(Debug, Clone)]
 pub(crate) struct Published {
@@ -62,9 +71,8 @@ impl Api {
         self.package_dataset(project, emulator, None, &tables).await
     }
 
-    /// Packages `tables` as the dataset `name` (by default, one named after its schema) of
-    /// The bytes the emulator's downloads have carried so far (`GET /emulator/stats`).
-    pub(crate) async fn emulator_download_bytes(&self, emulator: &str) -> Result<u64> {
+    /// The emulator's counters (`GET /emulator/stats`).
+    pub(crate) async fn emulator_stats(&self, emulator: &str) -> Result<EmulatorStats> {
         let stats: serde_json::Value = self
             .http
             .get(format!("{emulator}/emulator/stats"))
@@ -73,11 +81,18 @@ impl Api {
             .error_for_status()?
             .json()
             .await?;
-        stats["download_bytes"]
-            .as_u64()
-            .context("the emulator's stats carry no download_bytes")
+        let field = |name: &str| {
+            stats[name]
+                .as_u64()
+                .with_context(|| format!("the emulator's stats carry no {name}"))
+        };
+        Ok(EmulatorStats {
+            download_bytes: field("download_bytes")?,
+            statements: field("statements")?,
+        })
     }
 
+    /// Packages `tables` as the dataset `name` (by default, one named after its schema) of
     /// `project`; returns the wall time of the request.
     pub(crate) async fn package_dataset(
         &self,

@@ -74,6 +74,18 @@ struct Args {
     /// time and bytes on the wire of each (issue 11); best with --bandwidth-mbit.
     #[arg(long)]
     lz4_check: bool,
+    /// At the largest size, also package both tables from an emulator whose result cap makes
+    /// the wide table about this many times larger than one result, so that it is read in parts
+    /// (docs/DATABRICKS-WIRE.md §6.4), and report that against the same tables read whole
+    /// (issue 11). 0 skips it.
+    #[arg(long, default_value_t = 0)]
+    split_check: u64,
+    /// A Python interpreter with `databricks-sdk`, `duckdb` and `pyarrow` (e.g. a venv's
+    /// `bin/python`): each measured run also runs the script a user would write instead of the
+    /// service (`crates/bench/reference/sdk_to_duckdb.py`) against the same emulator, and the
+    /// report sets the service's package time and peak RSS against the script's (issue 11).
+    #[arg(long, value_name = "PYTHON")]
+    python_reference: Option<PathBuf>,
     /// Where datasets, logs and the destination go; by default `<target dir>/publish-bench`.
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -118,6 +130,8 @@ fn main() -> ExitCode {
 /// Everything one size's runs share.
 struct Setup<'a> {
     bins: &'a Binaries,
+    /// The interpreter and the script of the Python reference, if it runs.
+    python: Option<(PathBuf, PathBuf)>,
     fixtures: PathBuf,
     logs: PathBuf,
     server_env: Vec<(String, String)>,
@@ -175,6 +189,10 @@ async fn bench(args: Args) -> Result<bool> {
     let bins = processes::build(&root, &args.profile)?;
     let setup = Setup {
         bins: &bins,
+        python: args
+            .python_reference
+            .clone()
+            .map(|python| (python, root.join("crates/bench/reference/sdk_to_duckdb.py"))),
         fixtures: root.join("fixtures/requests"),
         logs,
         server_env,
@@ -187,6 +205,7 @@ async fn bench(args: Args) -> Result<bool> {
     let mut concurrency = None;
     let mut datasets = None;
     let mut lz4_runs = Vec::new();
+    let mut split_runs = Vec::new();
     let concurrent_rows = args
         .concurrent_rows
         .unwrap_or_else(|| sizes.iter().copied().max().unwrap_or(args.rows));
@@ -210,6 +229,7 @@ async fn bench(args: Args) -> Result<bool> {
             &dataset.dir,
             chunk_rows,
             args.bandwidth_mbit,
+            None,
             &setup.logs.join(format!("emulator-{rows}.log")),
         )?;
         eprintln!(
@@ -238,6 +258,10 @@ async fn bench(args: Args) -> Result<bool> {
         if !args.no_datasets_check && Some(&rows) == sizes.iter().max() {
             datasets = Some(second_dataset(&setup, &layout, &emulator, &dataset).await?);
         }
+        if args.split_check > 0 && Some(&rows) == sizes.iter().max() {
+            split_runs =
+                split_check(&setup, &layout, &emulator, &dataset, &args, chunk_rows).await?;
+        }
         if args.lz4_check && Some(&rows) == sizes.iter().max() {
             for lz4 in [true, false] {
                 lz4_runs.push(
@@ -255,6 +279,9 @@ async fn bench(args: Args) -> Result<bool> {
         }
     }
     print!("{}", report::render(&results, concurrency.as_ref(), shm));
+    if !split_runs.is_empty() {
+        print!("{}", report::render_split(&split_runs));
+    }
     if let Some(d) = &datasets {
         print!("{}", report::render_datasets(d));
     }
@@ -277,6 +304,16 @@ async fn measure(
     let rows = dataset.rows;
     let ingest = references::duckdb_ingest(dataset, &layout.ingest_file(), &setup.limits)?;
     let _ = std::fs::remove_file(layout.ingest_file());
+    let script = match &setup.python {
+        Some((python, script)) => Some(references::python_sdk_script(
+            python,
+            script,
+            &emulator.url,
+            dataset,
+            &layout.ingest_file(),
+        )?),
+        None => None,
+    };
 
     let mut server = Service::server(
         setup.bins,
@@ -326,6 +363,7 @@ async fn measure(
         refs,
         peak_rss,
         bytes: file.total_bytes,
+        script,
     };
     eprintln!(
         "run {run} at {rows} rows: package {:.2} s (DuckDB ingest {:.2} s), publish {:.2} s \
@@ -489,8 +527,98 @@ async fn second_dataset(
     Ok(result)
 }
 
+/// One package of both tables by a fresh server with `extra_env`: its time, the bytes the
+/// emulator's downloads carried and the statements it was sent (its `/emulator/stats`, read
+/// before and after), and the server's peak RSS.
+struct Packaged {
+    package_s: f64,
+    wire_bytes: u64,
+    statements: u64,
+    rss_mib: u64,
+}
+
+async fn package_once(
+    setup: &Setup<'_>,
+    layout: &Layout,
+    emulator: &Service,
+    dataset: &Dataset,
+    name: &str,
+    extra_env: &[(&str, String)],
+) -> Result<Packaged> {
+    let mut env = setup.server_env.clone();
+    env.extend(extra_env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    let mut server = Service::server(
+        setup.bins,
+        &layout.server_env(&env),
+        &setup
+            .logs
+            .join(format!("server-{}-{name}.log", dataset.rows)),
+    )?;
+    let api = Api::new(&server.url, &layout.api_key, &setup.fixtures)?;
+    let project = format!("bench-{name}");
+    layout.remove_project(&project)?;
+    let tables: Vec<&str> = dataset.tables.iter().map(|t| t.name).collect();
+    let before = api.emulator_stats(&emulator.url).await?;
+    let package = api
+        .package_dataset(&project, &emulator.url, None, &tables)
+        .await
+        .with_context(|| format!("package {name} (server log {})", server.log().display()))?;
+    let after = api.emulator_stats(&emulator.url).await?;
+    server.check_alive()?;
+    let rss_mib = server.peak_rss()? >> 20;
+    drop(server);
+    layout.remove_project(&project)?;
+    Ok(Packaged {
+        package_s: package.as_secs_f64(),
+        wire_bytes: after.download_bytes - before.download_bytes,
+        statements: after.statements - before.statements,
+        rss_mib,
+    })
+}
+
+/// Both tables read whole, then from an emulator whose result cap is the wide table's Arrow
+/// size divided by `--split-check`, so that the tables are read in parts; same bandwidth.
+async fn split_check(
+    setup: &Setup<'_>,
+    layout: &Layout,
+    emulator: &Service,
+    dataset: &Dataset,
+    args: &Args,
+    chunk_rows: u64,
+) -> Result<Vec<report::SplitRun>> {
+    let wide_bytes = dataset.wide().arrow_bytes_per_row * dataset.rows as f64;
+    let cap = (wide_bytes / args.split_check as f64) as u64;
+    let capped = Service::emulator(
+        setup.bins,
+        &dataset.dir,
+        chunk_rows,
+        args.bandwidth_mbit,
+        Some(cap),
+        &setup
+            .logs
+            .join(format!("emulator-{}-capped.log", dataset.rows)),
+    )?;
+    let mut runs = Vec::new();
+    for (name, emulator, cap) in [("whole", emulator, None), ("split", &capped, Some(cap))] {
+        let p = package_once(setup, layout, emulator, dataset, name, &[]).await?;
+        eprintln!(
+            "{name} at {} rows: package {:.2} s, {} statements",
+            dataset.rows, p.package_s, p.statements
+        );
+        runs.push(report::SplitRun {
+            rows_per_table: dataset.rows,
+            result_cap: cap,
+            package_s: p.package_s,
+            statements: p.statements,
+            wire_bytes: p.wire_bytes,
+            rss_mib: p.rss_mib,
+        });
+    }
+    Ok(runs)
+}
+
 /// Both tables packaged by a fresh server with LZ4 results on or off: the time, and the bytes
-/// the emulator's downloads carried (its `/emulator/stats`, read before and after).
+/// the emulator's downloads carried.
 async fn lz4_run(
     setup: &Setup<'_>,
     layout: &Layout,
@@ -499,35 +627,16 @@ async fn lz4_run(
     lz4: bool,
     bandwidth_mbit: Option<u64>,
 ) -> Result<report::Lz4Run> {
-    let mut env = setup.server_env.clone();
-    env.push(("PUBLISH_DATABRICKS_LZ4".into(), lz4.to_string()));
-    let mut server = Service::server(
-        setup.bins,
-        &layout.server_env(&env),
-        &setup
-            .logs
-            .join(format!("server-{}-lz4-{lz4}.log", dataset.rows)),
-    )?;
-    let api = Api::new(&server.url, &layout.api_key, &setup.fixtures)?;
-    let project = format!("bench-lz4-{lz4}");
-    layout.remove_project(&project)?;
-    let tables: Vec<&str> = dataset.tables.iter().map(|t| t.name).collect();
-    let before = api.emulator_download_bytes(&emulator.url).await?;
-    let package = api
-        .package_dataset(&project, &emulator.url, None, &tables)
-        .await?;
-    let after = api.emulator_download_bytes(&emulator.url).await?;
-    server.check_alive()?;
-    let rss = server.peak_rss()? >> 20;
-    drop(server);
-    layout.remove_project(&project)?;
+    let name = format!("lz4-{lz4}");
+    let env = [("PUBLISH_DATABRICKS_LZ4", lz4.to_string())];
+    let p = package_once(setup, layout, emulator, dataset, &name, &env).await?;
     let result = report::Lz4Run {
         rows_per_table: dataset.rows,
         bandwidth_mbit,
         lz4,
-        package_s: package.as_secs_f64(),
-        wire_bytes: after - before,
-        rss_mib: rss,
+        package_s: p.package_s,
+        wire_bytes: p.wire_bytes,
+        rss_mib: p.rss_mib,
     };
     eprintln!(
         "lz4 {lz4} at {} rows: package {:.2} s, {} bytes on the wire",

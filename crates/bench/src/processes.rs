@@ -76,12 +76,14 @@ pub(crate) struct Service {
 
 impl Service {
     /// Starts the emulator on `data` with `chunk_rows` rows per result chunk, each download
-    /// paced to `bandwidth_mbit` when given.
+    /// paced to `bandwidth_mbit` when given, and results capped at `result_byte_limit` bytes
+    /// when given (by default Databricks' 100 GiB).
     pub(crate) fn emulator(
         bins: &Binaries,
         data: &Path,
         chunk_rows: u64,
         bandwidth_mbit: Option<u64>,
+        result_byte_limit: Option<u64>,
         log: &Path,
     ) -> Result<Service> {
         let mut command = Command::new(&bins.emulator);
@@ -94,6 +96,9 @@ impl Service {
             .args(["--chunk-rows", &chunk_rows.to_string()]);
         if let Some(mbit) = bandwidth_mbit {
             command.args(["--bandwidth-mbit", &mbit.to_string()]);
+        }
+        if let Some(limit) = result_byte_limit {
+            command.args(["--result-byte-limit", &limit.to_string()]);
         }
         Service::start("databricks-emulator", command, log)
     }

@@ -1,6 +1,7 @@
 //! The references the service is measured against, on the same data in the same run: DuckDB's
 //! own ingest of the Parquet files (`CREATE TABLE … AS SELECT * FROM read_parquet(…)`, through
-//! the same duckdb crate, into a fresh file), and `cp` + `sha512sum` of the produced database.
+//! the same duckdb crate, into a fresh file), `cp` + `sha512sum` of the produced database, and
+//! optionally the Python script a user would write instead of the service.
 
 use std::fs;
 use std::path::Path;
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use duckdb::{Config, Connection};
 
-use crate::dataset::{Dataset, SCHEMA};
+use crate::dataset::{CATALOG, Dataset, SCHEMA};
 
 /// DuckDB settings shared by the service and the reference, so both ingest under the same limits.
 #[derive(Debug, Clone)]
@@ -145,4 +146,68 @@ pub(crate) fn published_rows(db: &Path, dataset: &Dataset) -> Result<Vec<u64>> {
             Ok(n as u64)
         })
         .collect()
+}
+
+/// What the reference script (`crates/bench/reference/sdk_to_duckdb.py`) measured of itself.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ScriptRun {
+    /// From creating the SDK client to closing the database, as the script timed it.
+    pub(crate) seconds: f64,
+    /// The script's peak RSS (`ru_maxrss`), bytes.
+    pub(crate) peak_rss: u64,
+}
+
+/// Runs the script a user would write instead of the service — Databricks' Python SDK, three
+/// parallel downloads, DuckDB's `CREATE TABLE … AS SELECT` over a RecordBatchReader — with
+/// `python` (which must have `databricks-sdk`, `duckdb` and `pyarrow`) against the emulator,
+/// writing every table of `dataset` to `out`.
+pub(crate) fn python_sdk_script(
+    python: &Path,
+    script: &Path,
+    emulator: &str,
+    dataset: &Dataset,
+    out: &Path,
+) -> Result<ScriptRun> {
+    let _ = fs::remove_file(out);
+    let mut command = Command::new(python);
+    command
+        .arg(script)
+        .args([
+            "--host",
+            emulator,
+            "--warehouse",
+            "8f3c2a1b9d4e7f60",
+            "--out",
+        ])
+        .arg(out);
+    for table in &dataset.tables {
+        command.args(["--table", &format!("{CATALOG}.{SCHEMA}.{}", table.name)]);
+    }
+    let output = command
+        .output()
+        .with_context(|| format!("running {} {}", python.display(), script.display()))?;
+    let _ = fs::remove_file(out);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!(
+            "the reference script failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let field = |name: &str| {
+        stdout
+            .lines()
+            .last()
+            .and_then(|line| {
+                line.split_whitespace()
+                    .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            })
+            .and_then(|v| v.parse::<f64>().ok())
+            .with_context(|| format!("the reference script printed no {name}: {stdout}"))
+    };
+    Ok(ScriptRun {
+        seconds: field("seconds")?,
+        peak_rss: (field("peak_rss_kib")? * 1024.0) as u64,
+    })
 }

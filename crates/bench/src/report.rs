@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::references::CopyAndHash;
+use crate::references::{CopyAndHash, ScriptRun};
 
 /// One measured run: a fresh server, one package, one publish.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +21,8 @@ pub(crate) struct Run {
     pub(crate) peak_rss: u64,
     /// Bytes published (the database file).
     pub(crate) bytes: u64,
+    /// The Python SDK script's run on the same data, if it ran.
+    pub(crate) script: Option<ScriptRun>,
 }
 
 impl Run {
@@ -119,6 +121,36 @@ pub(crate) fn render(sizes: &[SizeResult], concurrency: Option<&Concurrency>, sh
             med(&s.runs, |r| r.package_s / r.ingest_s),
             med(&s.runs, |r| r.publish_s / r.cp_sha_s()),
         );
+    }
+    if sizes
+        .iter()
+        .any(|s| s.runs.iter().all(|r| r.script.is_some()))
+    {
+        let _ = writeln!(
+            out,
+            "\nthe Python SDK script (crates/bench/reference/sdk_to_duckdb.py; medians, same data, same run): | rows per table | script s | script peak RSS MiB | package s | server peak RSS MiB | package / script time | server / script peak RSS |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+        for s in sizes
+            .iter()
+            .filter(|s| s.runs.iter().all(|r| r.script.is_some()))
+        {
+            let script =
+                |f: fn(&ScriptRun) -> f64| move |r: &Run| r.script.as_ref().map_or(f64::NAN, f);
+            let _ = writeln!(
+                out,
+                "| {} | {:.2} | {:.0} | {:.2} | {:.0} | {:.2} | {:.2} |",
+                s.rows_per_table,
+                med(&s.runs, script(|x| x.seconds)),
+                med(&s.runs, script(|x| x.peak_rss as f64 / MIB)),
+                med(&s.runs, |r| r.package_s),
+                med(&s.runs, |r| r.peak_rss as f64 / MIB),
+                med(&s.runs, |r| r.package_s
+                    / r.script.as_ref().map_or(f64::NAN, |x| x.seconds)),
+                med(&s.runs, |r| r.peak_rss as f64
+                    / r.script.as_ref().map_or(f64::NAN, |x| x.peak_rss as f64)),
+            );
+        }
     }
     let _ = writeln!(
         out,
@@ -248,6 +280,56 @@ pub(crate) fn render_lz4(runs: &[Lz4Run]) -> String {
             "\nLZ4 on / off: package time {:.2}, bytes on the wire {:.2}\n",
             on.package_s / off.package_s.max(1e-9),
             on.wire_bytes as f64 / (off.wire_bytes as f64).max(1.0)
+        ));
+    }
+    out
+}
+
+/// One package of both tables read whole, or from an emulator whose result cap splits them
+/// (issue 11).
+#[derive(Debug, Clone)]
+pub(crate) struct SplitRun {
+    /// Rows of each table.
+    pub(crate) rows_per_table: u64,
+    /// The emulator's result cap, bytes; `None`: Databricks' 100 GiB (read whole).
+    pub(crate) result_cap: Option<u64>,
+    /// The package, both tables.
+    pub(crate) package_s: f64,
+    /// Statements the server submitted.
+    pub(crate) statements: u64,
+    /// Bytes the chunk downloads carried.
+    pub(crate) wire_bytes: u64,
+    /// The server's peak RSS.
+    pub(crate) rss_mib: u64,
+}
+
+/// The split table: each run, and split / whole ratios.
+pub(crate) fn render_split(runs: &[SplitRun]) -> String {
+    let mut out = String::from(
+        "\n| rows per table | result cap | statements | package s | bytes on the wire | server peak RSS MiB |\n|---|---|---|---|---|---|\n",
+    );
+    for r in runs {
+        out.push_str(&format!(
+            "| {} | {} | {} | {:.2} | {} | {} |\n",
+            r.rows_per_table,
+            r.result_cap.map_or_else(
+                || "100 GiB (whole)".to_owned(),
+                |c| format!("{} MiB (parts)", c >> 20)
+            ),
+            r.statements,
+            r.package_s,
+            r.wire_bytes,
+            r.rss_mib
+        ));
+    }
+    if let (Some(split), Some(whole)) = (
+        runs.iter().find(|r| r.result_cap.is_some()),
+        runs.iter().find(|r| r.result_cap.is_none()),
+    ) {
+        out.push_str(&format!(
+            "\nsplit / whole: package time {:.2}, server peak RSS {:.2}\n",
+            split.package_s / whole.package_s.max(1e-9),
+            split.rss_mib as f64 / (whole.rss_mib as f64).max(1.0)
         ));
     }
     out

@@ -178,10 +178,6 @@ impl Table {
         format!("{}.{}.{}", self.catalog, self.schema, self.name)
     }
 
-    pub(crate) fn num_rows(&self) -> u64 {
-        u64::try_from(self.reader.metadata().file_metadata().num_rows()).unwrap_or(0)
-    }
-
     /// `TableInfo` JSON with the `parts` asked for.
     pub(crate) fn info(&self, parts: InfoParts) -> Value {
         let full_name = self.full_name();
@@ -266,6 +262,18 @@ fn column_info(c: &Column, position: usize) -> Value {
     Value::Object(info)
 }
 
+/// Where Delta would keep row group `group` of `table` at `version`: a data file under the
+/// table's managed storage, named as Delta names them
+/// (`part-<n>-<uuid>.c000.snappy.parquet`), stable for a version.
+pub(crate) fn data_file(table: &Table, version: u64, group: usize) -> String {
+    let full_name = table.full_name();
+    format!(
+        "abfss://metastore@emulator.dfs.core.windows.net/__unitystorage/tables/{}/part-{group:05}-{}.c000.snappy.parquet",
+        fake_uuid(&full_name),
+        fake_uuid(&format!("{full_name}@{version}#{group}"))
+    )
+}
+
 /// A stable uuid-shaped id derived from a name.
 fn fake_uuid(name: &str) -> String {
     let mut a = DefaultHasher::new();
@@ -299,14 +307,20 @@ fn stamp_of(path: &Path) -> Option<(Option<SystemTime>, u64)> {
 pub(crate) struct Catalog {
     root: PathBuf,
     cache: Mutex<HashMap<PathBuf, (Stamp, Arc<Table>)>>,
+    /// Where derived tables (histories, data file lists) are written: a folder of the
+    /// emulator's own, removed with it, so the data directory is only ever read.
+    derived: tempfile::TempDir,
 }
 
 impl Catalog {
-    pub(crate) fn new(root: PathBuf) -> Catalog {
-        Catalog {
+    pub(crate) fn new(root: PathBuf) -> std::io::Result<Catalog> {
+        Ok(Catalog {
             root,
             cache: Mutex::new(HashMap::new()),
-        }
+            derived: tempfile::Builder::new()
+                .prefix("databricks-emulator-")
+                .tempdir()?,
+        })
     }
 
     /// Resolves a three-part name case-insensitively (UC names are lower-case, SQL lookups are not
@@ -454,14 +468,13 @@ impl Catalog {
     }
 
     /// `DESCRIBE HISTORY` of `current` as a table of its own: `version`, `timestamp` and
-    /// `operation`, newest first (written beside the versions, then read like any table).
+    /// `operation`, newest first (written to the scratch folder, then read like any table).
     pub(crate) fn history(&self, current: &Arc<Table>) -> Result<Arc<Table>, LookupError> {
         use arrow::array::{Int64Array, StringArray, TimestampMicrosecondArray};
         use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
         let unreadable = |e: String| LookupError::Unreadable(format!("history: {e}"));
         let latest = current.version();
         let dir = versions_dir(&current.path);
-        std::fs::create_dir_all(&dir).map_err(|e| unreadable(e.to_string()))?;
         let versions: Vec<i64> = (0..=latest).rev().map(|v| v as i64).collect();
         let stamp = |v: i64| {
             let path = if v as u64 == latest {
@@ -485,7 +498,7 @@ impl Catalog {
             Field::new("operation", DataType::Utf8, true),
         ]));
         let batch = arrow::record_batch::RecordBatch::try_new(
-            schema.clone(),
+            schema,
             vec![
                 Arc::new(Int64Array::from(versions.clone())),
                 Arc::new(
@@ -503,20 +516,65 @@ impl Catalog {
             ],
         )
         .map_err(|e| unreadable(e.to_string()))?;
-        let path = dir.join(format!(".history-{latest}.parquet"));
+        self.derived(current, &format!(".history-{latest}"), &batch)
+    }
+
+    /// The data files of `at` (the table `current` at Delta `version`) as a table of its own:
+    /// `file_path` and `num_rows`, one per Parquet row group, which stands for one Delta data
+    /// file ([`data_file`]).
+    pub(crate) fn files(
+        &self,
+        current: &Arc<Table>,
+        at: &Table,
+        version: u64,
+    ) -> Result<Arc<Table>, LookupError> {
+        use arrow::array::{Int64Array, StringArray};
+        use arrow::datatypes::{DataType, Field, Schema};
+        let groups = at.reader.metadata().row_groups();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("file_path", DataType::Utf8, true),
+            Field::new("num_rows", DataType::Int64, false),
+        ]));
+        let batch = arrow::record_batch::RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(
+                    (0..groups.len())
+                        .map(|g| data_file(at, version, g))
+                        .collect::<Vec<_>>(),
+                )),
+                Arc::new(Int64Array::from(
+                    groups.iter().map(|g| g.num_rows()).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .map_err(|e| LookupError::Unreadable(format!("files: {e}")))?;
+        self.derived(current, &format!(".files-{version}"), &batch)
+    }
+
+    /// A small table derived from `current` (its history, its files), written once as
+    /// `<stem>.parquet` in the emulator's scratch folder and then read like any table.
+    fn derived(
+        &self,
+        current: &Arc<Table>,
+        stem: &str,
+        batch: &arrow::record_batch::RecordBatch,
+    ) -> Result<Arc<Table>, LookupError> {
+        let unreadable = |e: String| LookupError::Unreadable(format!("{stem}: {e}"));
+        let dir = self
+            .derived
+            .path()
+            .join(fake_uuid(&current.path.to_string_lossy()));
+        std::fs::create_dir_all(&dir).map_err(|e| unreadable(e.to_string()))?;
+        let path = dir.join(format!("{stem}.parquet"));
         if !path.is_file() {
-            // A name of its own per writer: concurrent reads each write the history, and the
+            // A name of its own per writer: concurrent reads each write the table, and the
             // first rename wins with a complete file.
-            let partial = dir.join(format!(
-                ".history-{latest}.{}.partial",
-                uuid::Uuid::new_v4().simple()
-            ));
+            let partial = dir.join(format!("{stem}.{}.partial", uuid::Uuid::new_v4().simple()));
             let file = File::create(&partial).map_err(|e| unreadable(e.to_string()))?;
-            let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None)
+            let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None)
                 .map_err(|e| unreadable(e.to_string()))?;
-            writer
-                .write(&batch)
-                .map_err(|e| unreadable(e.to_string()))?;
+            writer.write(batch).map_err(|e| unreadable(e.to_string()))?;
             writer.close().map_err(|e| unreadable(e.to_string()))?;
             std::fs::rename(&partial, &path).map_err(|e| unreadable(e.to_string()))?;
         }

@@ -14,6 +14,13 @@ pub enum Error {
         /// The configured path.
         path: PathBuf,
     },
+    /// The scratch folder for derived tables (histories, data file lists) could not be made.
+    #[error("cannot create a scratch folder for derived tables: {source}")]
+    Scratch {
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
     /// The listening socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

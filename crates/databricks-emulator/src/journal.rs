@@ -50,6 +50,14 @@ impl Journal {
             .push(body);
     }
 
+    /// How many statements were submitted.
+    pub(crate) fn submitted_count(&self) -> usize {
+        self.submitted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
     pub(crate) fn submitted(&self) -> Vec<serde_json::Value> {
         self.submitted
             .lock()

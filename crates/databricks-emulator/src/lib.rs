@@ -28,8 +28,15 @@
 //! each chunk is read (just its rows and columns) and streamed when downloaded, so tables far
 //! larger than memory work.
 //!
-//! Statements are `SELECT <columns | *> FROM <table> [VERSION AS OF <n>]` and `DESCRIBE HISTORY
-//! <table> [LIMIT <n>]`. A table written over ([`fixtures::TableWriter::finish`]) gets a new
+//! Statements are `SELECT <columns | *> FROM <table> [VERSION AS OF <n>] [WHERE
+//! _metadata.file_path IN (:p, …)]` (named `STRING` parameters bound in `parameters`), the data
+//! files query `SELECT _metadata.file_path AS file_path, COUNT(*) AS num_rows FROM <table>
+//! [VERSION AS OF <n>] GROUP BY _metadata.file_path`, and `DESCRIBE HISTORY <table> [LIMIT
+//! <n>]`. Each Parquet row group of a table stands for one Delta data file
+//! (`abfss://…/part-<n>-<uuid>.c000.snappy.parquet`, stable per version), so a read can be split
+//! by file. A result is capped at [`EmulatorConfig::result_byte_limit`] (or the request's
+//! `byte_limit`) as Databricks caps one at 100 GiB: past it the rows are cut and `truncated`
+//! is `true`. A table written over ([`fixtures::TableWriter::finish`]) gets a new
 //! Delta version; the data it replaced stays readable `VERSION AS OF` from
 //! `<table>.versions/<n>.parquet`, and `DESCRIBE HISTORY` lists the versions newest first
 //! (`version`, `timestamp`, `operation`).
@@ -50,10 +57,11 @@
 //!   `CANCELED` at once, and leaves a statement that already ended (`SUCCEEDED`, `FAILED`,
 //!   `CLOSED`) unchanged, its result still fetchable. Real warehouses may take a while to cancel,
 //!   and may still finish a statement that was cancelled at the last moment.
-//! - **SQL**: only `SELECT <columns | *> FROM [catalog.][schema.]table [;]` is understood
-//!   (identifiers plain or back-quoted). No `WHERE`, `LIMIT`, expressions, aliases or parameter
-//!   markers; `parameters`, `byte_limit`, `query_tags` and `session_id` are ignored. Everything
-//!   else fails with `PARSE_SYNTAX_ERROR`, which real Databricks would run.
+//! - **SQL**: only the statements above are understood (identifiers plain or back-quoted). No
+//!   other `WHERE`, no `LIMIT`, expressions or aliases; parameters only as the file list, only
+//!   `STRING`; `query_tags` and `session_id` are ignored. Everything else fails with
+//!   `PARSE_SYNTAX_ERROR`, which real Databricks would run. The byte cap counts the estimated
+//!   sizes below, not Databricks' internal ones.
 //! - **Permissions**: every token sees every catalog, schema and table; there is no
 //!   `PERMISSION_DENIED`, no views, no foreign keys. `include_browse` is checked to be `true` or
 //!   `false` but changes nothing, since nothing is browse-only (`browse_only` is always `false`
@@ -167,6 +175,11 @@ pub struct EmulatorConfig {
     /// its chunks answer 404 `NOT_FOUND` and its links are refused. Databricks keeps results
     /// for about an hour; tests set seconds. Default 1 hour.
     pub result_ttl: Duration,
+    /// The most (estimated, uncompressed) bytes one statement's result holds, as Databricks
+    /// caps a downloaded result at 100 GiB: rows past it are cut and the manifest says
+    /// `truncated: true`. A request's smaller `byte_limit` wins. Default 100 GiB; tests set a
+    /// few kilobytes to make a table too large for one result.
+    pub result_byte_limit: u64,
 }
 
 impl EmulatorConfig {
@@ -188,6 +201,7 @@ impl EmulatorConfig {
             links_per_response: 1,
             download_bandwidth: None,
             result_ttl: Duration::from_secs(60 * 60),
+            result_byte_limit: 100 << 30,
         }
     }
 }
@@ -222,7 +236,8 @@ impl Emulator {
         })?;
         let shared = Arc::new(server::Shared {
             url: format!("http://{addr}"),
-            catalog: catalog::Catalog::new(config.data_dir.clone()),
+            catalog: catalog::Catalog::new(config.data_dir.clone())
+                .map_err(|source| Error::Scratch { source })?,
             config,
             tokens: auth::Tokens::default(),
             statements: statements::Statements::default(),

@@ -44,6 +44,10 @@ struct Args {
     /// Pace each chunk download to this many megabits per second (a stand-in for the network).
     #[arg(long = "bandwidth-mbit")]
     bandwidth_mbit: Option<u64>,
+    /// The most bytes (estimated, uncompressed) one statement's result holds before it is
+    /// truncated; Databricks' cap is 100 GiB.
+    #[arg(long, default_value_t = 100 << 30)]
+    result_byte_limit: u64,
 }
 
 #[tokio::main]
@@ -66,6 +70,7 @@ async fn main() -> ExitCode {
     config.warehouses = (!args.warehouses.is_empty()).then_some(args.warehouses);
     config.complex_as_json_text = args.complex_as_json;
     config.download_bandwidth = args.bandwidth_mbit.map(|m| m * 1_000_000 / 8);
+    config.result_byte_limit = args.result_byte_limit;
     let emulator = match Emulator::start(config).await {
         Ok(emulator) => emulator,
         Err(e) => {

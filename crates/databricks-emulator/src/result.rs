@@ -81,6 +81,10 @@ pub(crate) struct ChunkInfo {
 #[derive(Debug)]
 pub(crate) struct ResultSet {
     table: Arc<Table>,
+    /// The row groups read, in file order (all of them unless the statement named data files):
+    /// `(row group index, its rows)`. A result's row offsets count the rows of these groups
+    /// only.
+    groups: Vec<(usize, u64)>,
     projection: Vec<usize>,
     pub(crate) columns: Vec<OutputColumn>,
     pub(crate) schema: SchemaRef,
@@ -102,7 +106,7 @@ impl ResultSet {
     pub(crate) fn plan(
         table: Arc<Table>,
         select: Option<&[String]>,
-        row_limit: Option<u64>,
+        limits: Limits,
         chunk_rows: usize,
         complex_as_json: bool,
     ) -> Result<ResultSet, UnresolvedColumn> {
@@ -153,9 +157,13 @@ impl ResultSet {
                     .with_metadata(HashMap::from([(SQL_NAME_KEY.to_owned(), out.ty.sql())]))
             })
             .collect();
-        let available = table.num_rows();
-        let total_rows = row_limit.map_or(available, |limit| limit.min(available));
-        let bytes_per_row = bytes_per_row(&table, &picked);
+        let groups = selected_groups(&table, limits.row_groups.as_deref());
+        let available: u64 = groups.iter().map(|g| g.1).sum();
+        let bytes_per_row = bytes_per_row(&table, &picked, &groups);
+        let total_rows = limits
+            .rows
+            .map_or(available, |limit| limit.min(available))
+            .min(rows_within(&bytes_per_row, limits.bytes));
         let chunk_rows = chunk_rows.max(1) as u64;
         let chunks = (0..total_rows.div_ceil(chunk_rows))
             .map(|index| {
@@ -173,6 +181,7 @@ impl ResultSet {
         Ok(ResultSet {
             truncated: total_rows < available,
             table,
+            groups,
             projection,
             columns,
             schema: Arc::new(Schema::new(fields)),
@@ -192,12 +201,11 @@ impl ResultSet {
             .get(chunk)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such chunk"))?;
         let (start, end) = (info.row_offset, info.row_offset + info.row_count);
-        let metadata = self.table.reader.metadata().clone();
         let mut row_groups = Vec::new();
         let mut selectors = Vec::new();
+        // `first` counts the result's rows (those of the groups read), not the file's.
         let mut first = 0u64;
-        for (i, rg) in metadata.row_groups().iter().enumerate() {
-            let rows = u64::try_from(rg.num_rows()).unwrap_or(0);
+        for &(i, rows) in &self.groups {
             let last = first + rows;
             if last > start && first < end {
                 row_groups.push(i);
@@ -389,15 +397,64 @@ fn to_usize(n: u64) -> usize {
 }
 
 /// Per row group: (first row, rows, estimated bytes per row for the picked columns).
-fn bytes_per_row(table: &Table, picked: &[&crate::catalog::Column]) -> Vec<(u64, u64, f64)> {
+/// What bounds a result: the rows asked for, the bytes the warehouse returns at most, and the
+/// data files (row groups) named.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Limits {
+    /// `row_limit` (or `DESCRIBE HISTORY`'s `LIMIT`).
+    pub(crate) rows: Option<u64>,
+    /// `byte_limit`, or the emulator's cap: rows past it are cut and `truncated` set.
+    pub(crate) bytes: Option<u64>,
+    /// The row groups of the data files a `WHERE _metadata.file_path IN (…)` named.
+    pub(crate) row_groups: Option<Vec<usize>>,
+}
+
+/// `(row group, rows)` of the groups read: `only`, in file order, or all.
+fn selected_groups(table: &Table, only: Option<&[usize]>) -> Vec<(usize, u64)> {
+    table
+        .reader
+        .metadata()
+        .row_groups()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| only.is_none_or(|only| only.contains(i)))
+        .map(|(i, rg)| (i, u64::try_from(rg.num_rows()).unwrap_or(0)))
+        .collect()
+}
+
+/// How many of the result's first rows fit in `limit` estimated bytes (all of them without one).
+fn rows_within(groups: &[(u64, u64, f64)], limit: Option<u64>) -> u64 {
+    let total: u64 = groups.iter().map(|g| g.1).sum();
+    let Some(limit) = limit else {
+        return total;
+    };
+    let mut left = limit.saturating_sub(512) as f64;
+    let mut rows = 0u64;
+    for &(_, group_rows, per_row) in groups {
+        let group_bytes = group_rows as f64 * per_row;
+        if group_bytes <= left {
+            left -= group_bytes;
+            rows += group_rows;
+        } else {
+            return rows + (left / per_row.max(f64::MIN_POSITIVE)) as u64;
+        }
+    }
+    rows
+}
+
+/// `(first result row, rows, estimated bytes per row)` of each group read.
+fn bytes_per_row(
+    table: &Table,
+    picked: &[&crate::catalog::Column],
+    groups: &[(usize, u64)],
+) -> Vec<(u64, u64, f64)> {
     let metadata = table.reader.metadata();
     let schema = table.reader.parquet_schema();
     let mut first = 0u64;
-    metadata
-        .row_groups()
+    groups
         .iter()
-        .map(|rg| {
-            let rows = u64::try_from(rg.num_rows()).unwrap_or(0);
+        .map(|&(i, rows)| {
+            let rg = metadata.row_group(i);
             let mut per_root: HashMap<usize, i64> = HashMap::new();
             for leaf in 0..rg.num_columns() {
                 *per_root

@@ -20,10 +20,10 @@ use serde_json::{Value, json};
 
 use crate::EmulatorConfig;
 use crate::auth::{self, Authenticated, Tokens, host_url};
-use crate::catalog::{Catalog, InfoParts, LookupError};
+use crate::catalog::{Catalog, InfoParts, LookupError, data_file};
 use crate::faults::{Fault, FaultRequest, Faults, Operation};
 use crate::journal::{Journal, JournalEntry};
-use crate::result::{Format, ResultSet};
+use crate::result::{Format, Limits, ResultSet};
 use crate::sql;
 use crate::statements::{
     CHECK_HEADER, Disposition, LinkMaker, Outcome, State as StatementState, Statement, Statements,
@@ -527,7 +527,18 @@ struct ExecuteRequest {
     wait_timeout: Option<String>,
     on_wait_timeout: Option<String>,
     row_limit: Option<i64>,
+    byte_limit: Option<i64>,
+    parameters: Option<Vec<Parameter>>,
     result_compression: Option<String>,
+}
+
+/// One named parameter of a statement (`:name` in the SQL).
+#[derive(Debug, Deserialize)]
+struct Parameter {
+    name: String,
+    value: Option<String>,
+    #[serde(rename = "type")]
+    ty: Option<String>,
 }
 
 fn parse_wait_timeout(value: Option<&str>) -> Result<Duration, ApiError> {
@@ -542,6 +553,37 @@ fn parse_wait_timeout(value: Option<&str>) -> Result<Duration, ApiError> {
             ))
         })?;
     Ok(Duration::from_secs(secs))
+}
+
+/// The values of the parameters `names` as the request binds them, as `STRING`s; an unbound
+/// name fails the statement as Databricks does.
+fn bound_values(request: &ExecuteRequest, names: &[String]) -> Result<Vec<String>, Outcome> {
+    let bound = request.parameters.as_deref().unwrap_or_default();
+    names
+        .iter()
+        .map(|name| {
+            let parameter = bound.iter().find(|p| p.name == *name).ok_or_else(|| {
+                failed(
+                    "BAD_REQUEST",
+                    format!(
+                        "[UNBOUND_SQL_PARAMETER] Found the unbound parameter: {name}. Please, fix \
+                         `args` and provide a mapping of the parameter to either a SQL literal \
+                         or collection constructor functions such as `map()`, `array()`, \
+                         `struct()`. SQLSTATE: 42P02"
+                    ),
+                    Some("42P02"),
+                )
+            })?;
+            match parameter.ty.as_deref() {
+                None | Some("STRING") => Ok(parameter.value.clone().unwrap_or_default()),
+                Some(other) => Err(failed(
+                    "BAD_REQUEST",
+                    format!("The emulator binds only STRING parameters; `{name}` is {other}."),
+                    None,
+                )),
+            }
+        })
+        .collect()
 }
 
 fn failed(error_code: &str, message: String, sql_state: Option<&str>) -> Outcome {
@@ -566,7 +608,8 @@ fn plan_statement(
                 "BAD_REQUEST",
                 format!(
                     "[PARSE_SYNTAX_ERROR] Syntax error at or near '{}'. The emulator answers only \
-                     SELECT <columns | *> FROM <catalog>.<schema>.<table> [VERSION AS OF <n>] and \
+                     SELECT <columns | *> FROM <catalog>.<schema>.<table> [VERSION AS OF <n>] \
+                     [WHERE _metadata.file_path IN (:p, …)], the data files query and \
                      DESCRIBE HISTORY <table> [LIMIT <n>]. SQLSTATE: 42601 (line 1, pos {})",
                     e.near, e.pos
                 ),
@@ -574,9 +617,24 @@ fn plan_statement(
             );
         }
     };
+    let mut files = None;
+    let mut list_files = false;
     let (parts, columns, version, history_limit) = match parsed {
-        sql::Statement::Select(select) => (select.table, select.columns, select.version, None),
+        sql::Statement::Select(select) => {
+            files = match select.files {
+                Some(names) => match bound_values(request, &names) {
+                    Ok(values) => Some(values),
+                    Err(outcome) => return outcome,
+                },
+                None => None,
+            };
+            (select.table, select.columns, select.version, None)
+        }
         sql::Statement::History { table, limit } => (table, None, None, Some(limit)),
+        sql::Statement::Files { table, version } => {
+            list_files = true;
+            (table, None, version, None)
+        }
     };
     let mut name = parts.clone();
     if name.len() < 3
@@ -612,11 +670,12 @@ fn plan_statement(
             None,
         )
     };
-    let table = match state.catalog.table(&name[0], &name[1], &name[2]) {
+    let current = match state.catalog.table(&name[0], &name[1], &name[2]) {
         Ok(table) => table,
         Err(LookupError::Unreadable(detail)) => return unreadable(detail),
         Err(_) => return not_found(),
     };
+    let table = current.clone();
     let (table, limit) = match (history_limit, version) {
         (Some(limit), _) => match state.catalog.history(&table) {
             Ok(history) => (history, limit),
@@ -641,15 +700,38 @@ fn plan_statement(
         },
         (None, None) => (table, None),
     };
+    let at_version = version.unwrap_or_else(|| current.version());
+    let (table, row_groups) = if list_files {
+        match state.catalog.files(&current, &table, at_version) {
+            Ok(files) => (files, None),
+            Err(LookupError::Unreadable(detail)) => return unreadable(detail),
+            Err(_) => return not_found(),
+        }
+    } else {
+        let groups = files.map(|paths| {
+            (0..table.reader.metadata().num_row_groups())
+                .filter(|&g| paths.contains(&data_file(&table, at_version, g)))
+                .collect()
+        });
+        (table, groups)
+    };
     let row_limit = request.row_limit.and_then(|n| u64::try_from(n).ok());
     let row_limit = match (row_limit, limit) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
+    let byte_limit = request.byte_limit.and_then(|n| u64::try_from(n).ok());
+    let limits = Limits {
+        rows: row_limit,
+        bytes: Some(byte_limit.map_or(state.config.result_byte_limit, |b| {
+            b.min(state.config.result_byte_limit)
+        })),
+        row_groups,
+    };
     let result = match ResultSet::plan(
         table,
         columns.as_deref(),
-        row_limit,
+        limits,
         state.config.chunk_rows,
         state.config.complex_as_json_text,
     ) {
@@ -1153,12 +1235,14 @@ async fn admin_clear_faults(State(state): State<AppState>) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// `{"download_bytes": n}`: the bytes of chunk bodies sent so far, what a network carried.
+/// `{"download_bytes": n, "statements": m}`: the bytes of chunk bodies sent so far (what a
+/// network carried), and the statements submitted.
 async fn admin_stats(State(state): State<AppState>) -> Response {
     let bytes = state
         .download_bytes
         .load(std::sync::atomic::Ordering::Relaxed);
-    Json(serde_json::json!({ "download_bytes": bytes })).into_response()
+    let statements = state.journal.submitted_count();
+    Json(serde_json::json!({ "download_bytes": bytes, "statements": statements })).into_response()
 }
 
 async fn admin_journal(State(state): State<AppState>) -> Response {

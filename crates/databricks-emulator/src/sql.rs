@@ -1,5 +1,8 @@
 //! The statement shapes the emulator answers: `SELECT <columns | *> FROM <table name>
-//! [VERSION AS OF <n>] [;]` and `DESCRIBE HISTORY <table name> [LIMIT <n>] [;]`.
+//! [VERSION AS OF <n>] [WHERE _metadata.file_path IN (:p, …)] [;]`, `SELECT _metadata.file_path
+//! AS file_path, COUNT(*) AS num_rows FROM <table name> [VERSION AS OF <n>] GROUP BY
+//! _metadata.file_path [;]` (a table's data files and their rows) and `DESCRIBE HISTORY <table
+//! name> [LIMIT <n>] [;]`.
 
 /// A parsed statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +16,13 @@ pub(crate) enum Statement {
         /// `LIMIT n`.
         limit: Option<u64>,
     },
+    /// The table's data files, each with its number of rows.
+    Files {
+        /// One to three name parts, unquoted.
+        table: Vec<String>,
+        /// `VERSION AS OF n`.
+        version: Option<u64>,
+    },
 }
 
 /// A parsed `SELECT`.
@@ -24,6 +34,9 @@ pub(crate) struct Select {
     pub(crate) table: Vec<String>,
     /// `VERSION AS OF n`: the table as it was at Delta version `n`.
     pub(crate) version: Option<u64>,
+    /// `WHERE _metadata.file_path IN (:a, :b, …)`: the names of the parameters holding the data
+    /// files to read.
+    pub(crate) files: Option<Vec<String>>,
 }
 
 /// Where parsing stopped: the offending token as written.
@@ -152,7 +165,7 @@ impl Parser<'_> {
             Token::Ident {
                 text,
                 quoted: false,
-            } if !["select", "from", "version", "limit"]
+            } if !["select", "from", "version", "limit", "where", "group"]
                 .iter()
                 .any(|k| text.eq_ignore_ascii_case(k)) => {}
             _ => return Err(self.error()),
@@ -209,6 +222,90 @@ impl Parser<'_> {
             Ok(false)
         }
     }
+
+    /// The punctuation `symbol` (`(`, `)`, `:`).
+    fn symbol(&mut self, symbol: &str) -> Result<(), SyntaxError> {
+        if self.eat(&Token::Other(symbol.into()))? {
+            Ok(())
+        } else {
+            Err(self.error())
+        }
+    }
+
+    /// `_metadata.file_path`, in any case.
+    fn file_path_column(&mut self) -> Result<(), SyntaxError> {
+        self.keyword("_metadata")?;
+        self.symbol_token(&Token::Dot)?;
+        self.keyword("file_path")
+    }
+
+    fn symbol_token(&mut self, token: &Token) -> Result<(), SyntaxError> {
+        if self.eat(token)? {
+            Ok(())
+        } else {
+            Err(self.error())
+        }
+    }
+
+    /// `VERSION AS OF <n>`, if it comes next.
+    fn version(&mut self) -> Result<Option<u64>, SyntaxError> {
+        if !self.at_keyword("version") {
+            return Ok(None);
+        }
+        self.keyword("version")?;
+        self.keyword("as")?;
+        self.keyword("of")?;
+        Ok(Some(self.number()?))
+    }
+
+    /// `IN (:a, :b, …)`: the parameter names.
+    fn parameter_list(&mut self) -> Result<Vec<String>, SyntaxError> {
+        self.keyword("in")?;
+        self.symbol("(")?;
+        let mut names = Vec::new();
+        loop {
+            self.symbol(":")?;
+            match &self.current.0 {
+                Token::Ident {
+                    text,
+                    quoted: false,
+                } if text.chars().next().is_some_and(|c| !c.is_ascii_digit()) => {
+                    names.push(text.clone());
+                    self.advance()?;
+                }
+                _ => return Err(self.error()),
+            }
+            if !self.eat(&Token::Comma)? {
+                break;
+            }
+        }
+        self.symbol(")")?;
+        Ok(names)
+    }
+
+    /// After `SELECT _metadata`: `.file_path AS file_path, COUNT(*) AS num_rows FROM <t>
+    /// [VERSION AS OF <n>] GROUP BY _metadata.file_path`.
+    fn files_statement(&mut self) -> Result<Statement, SyntaxError> {
+        self.symbol_token(&Token::Dot)?;
+        self.keyword("file_path")?;
+        self.keyword("as")?;
+        self.keyword("file_path")?;
+        self.symbol_token(&Token::Comma)?;
+        self.keyword("count")?;
+        self.symbol("(")?;
+        self.symbol_token(&Token::Star)?;
+        self.symbol(")")?;
+        self.keyword("as")?;
+        self.keyword("num_rows")?;
+        self.keyword("from")?;
+        let table = self.table_name()?;
+        let version = self.version()?;
+        self.keyword("group")?;
+        self.keyword("by")?;
+        self.file_path_column()?;
+        self.end()?;
+        Ok(Statement::Files { table, version })
+    }
 }
 
 /// Parses `SELECT <columns | *> FROM <name>[.<name>[.<name>]] [VERSION AS OF <n>] [;]`, or
@@ -235,6 +332,10 @@ pub(crate) fn parse_statement(statement: &str) -> Result<Statement, SyntaxError>
         return Ok(Statement::History { table, limit });
     }
     parser.keyword("select")?;
+    if parser.at_keyword("_metadata") {
+        parser.keyword("_metadata")?;
+        return parser.files_statement();
+    }
     let columns = if parser.eat(&Token::Star)? {
         None
     } else {
@@ -246,11 +347,11 @@ pub(crate) fn parse_statement(statement: &str) -> Result<Statement, SyntaxError>
     };
     parser.keyword("from")?;
     let table = parser.table_name()?;
-    let version = if parser.at_keyword("version") {
-        parser.keyword("version")?;
-        parser.keyword("as")?;
-        parser.keyword("of")?;
-        Some(parser.number()?)
+    let version = parser.version()?;
+    let files = if parser.at_keyword("where") {
+        parser.keyword("where")?;
+        parser.file_path_column()?;
+        Some(parser.parameter_list()?)
     } else {
         None
     };
@@ -259,6 +360,7 @@ pub(crate) fn parse_statement(statement: &str) -> Result<Statement, SyntaxError>
         columns,
         table,
         version,
+        files,
     }))
 }
 
@@ -267,7 +369,7 @@ pub(crate) fn parse_statement(statement: &str) -> Result<Statement, SyntaxError>
 fn parse(statement: &str) -> Result<Select, SyntaxError> {
     match parse_statement(statement)? {
         Statement::Select(select) => Ok(select),
-        Statement::History { .. } => Err(SyntaxError {
+        Statement::History { .. } | Statement::Files { .. } => Err(SyntaxError {
             near: "DESCRIBE".into(),
             pos: 0,
         }),
@@ -311,7 +413,7 @@ mod tests {
             Ok((Some(&["from", " sp ace"]), &["a", "b"])),
         );
         check("SELECT * FROM a.b.c.d", Err("."));
-        check("SELECT * FROM a.b.c WHERE x = 1", Err("WHERE"));
+        check("SELECT * FROM a.b.c WHERE x = 1", Err("x"));
         check("SELECT * FROM a.b.c; SELECT 1", Err("SELECT"));
         check("SELECT FROM a", Err("FROM"));
         check("DROP TABLE a", Err("DROP"));
@@ -341,5 +443,36 @@ mod tests {
         );
         assert!(parse_statement("DESCRIBE HISTORY t LIMIT").is_err());
         assert!(parse_statement("DESCRIBE t").is_err());
+    }
+
+    #[test]
+    fn data_files_and_reads_by_file() {
+        assert_eq!(
+            parse_statement(
+                "SELECT _metadata.file_path AS file_path, COUNT(*) AS num_rows FROM `c`.`s`.`t` \
+                 VERSION AS OF 3 GROUP BY _metadata.file_path"
+            )
+            .unwrap(),
+            Statement::Files {
+                table: vec!["c".into(), "s".into(), "t".into()],
+                version: Some(3)
+            }
+        );
+        let select =
+            parse("SELECT `a` FROM c.s.t VERSION AS OF 2 WHERE _metadata.file_path IN (:f0, :f1)")
+                .unwrap();
+        assert_eq!(select.version, Some(2));
+        assert_eq!(select.files, Some(vec!["f0".into(), "f1".into()]));
+        for bad in [
+            "SELECT `a` FROM t WHERE _metadata.file_path IN ()",
+            "SELECT `a` FROM t WHERE _metadata.file_path IN (:0)",
+            "SELECT `a` FROM t WHERE _metadata.file_path IN ('x')",
+            "SELECT `a` FROM t WHERE _metadata.file_path = :f0",
+            "SELECT `a` FROM t WHERE a IN (:f0)",
+            "SELECT _metadata.file_path AS file_path, COUNT(*) AS num_rows FROM t",
+            "SELECT _metadata.file_path FROM t GROUP BY _metadata.file_path",
+        ] {
+            assert!(parse_statement(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -82,7 +82,7 @@ struct Current {
 /// What a re-run needs: the same SQL, which reads the same snapshot only when it is pinned to a
 /// Delta version.
 pub(crate) struct Rerun {
-    pub(crate) sql: String,
+    pub(crate) query: crate::statement::Query,
     pub(crate) catalog: publish_types::ObjectName,
     pub(crate) pinned: bool,
 }
@@ -156,7 +156,7 @@ impl Ctx {
             .record(RetryCause::ExpiredResult);
         let (guard, finished) = crate::statement::run(
             &self.client,
-            &self.rerun.sql,
+            &self.rerun.query,
             &self.rerun.catalog,
             table,
             crate::statement::Disposition::ArrowLinks,
@@ -260,7 +260,8 @@ pub(crate) fn stream(
     if manifest.truncated == Some(true) {
         return Err(SourceError::protocol(format!(
             "the warehouse truncated the result of table `{table}` (statement {statement_id}); \
-             it is larger than the warehouse returns in one query"
+             it is larger than the warehouse returns in one query, and without a Delta version \
+             to read it from it cannot be read in parts"
         )));
     }
     if let Some(schema) = &manifest.schema
@@ -899,7 +900,7 @@ fn inflate(body: &[u8], limit: InflateLimit) -> Result<Vec<u8>, DecodeError> {
 }
 
 /// A spawned task that is aborted when this handle is dropped.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+pub(crate) struct AbortOnDrop<T>(pub(crate) tokio::task::JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {

@@ -6,11 +6,14 @@
 //!   single-flight when less than 5 minutes remain; a 401 from any call refreshes it once and
 //!   retries once.
 //! - **Describe**: `GET /api/2.1/unity-catalog/tables/{catalog.schema.table}`.
-//! - **Read**: one `SELECT` of the described columns through the Statement Execution API with
+//! - **Read**: one `SELECT` of the described columns, pinned to the table's Delta version,
+//!   through the Statement Execution API with
 //!   `EXTERNAL_LINKS` + `ARROW_STREAM` (LZ4-compressed unless
 //!   [`DatabricksOptions::lz4_compression`] is off), polled with backoff until it ends (under
 //!   [`DatabricksOptions::overall_timeout`]); chunks are downloaded in parallel (bounded), from
-//!   presigned links that never receive the bearer token, and yielded in chunk order.
+//!   presigned links that never receive the bearer token, and yielded in chunk order. A table
+//!   larger than one result (`truncated`) is read again in parts by data file over the same
+//!   version ([`DatabricksOptions::parallel_parts`], docs/DATABRICKS-WIRE.md §6.4).
 //! - **Retries**: 429 and 503 (any call) wait for `Retry-After`, capped, with backoff; other 5xx
 //!   and connection errors are retried only for calls that are safe to repeat (everything but
 //!   submitting the statement); expired links are refreshed; garbled chunks downloaded again.
@@ -36,6 +39,7 @@ use publish_source::{Source, SourceError, TableRequest, TableStream};
 mod catalog;
 mod chunks;
 mod client;
+mod split;
 mod statement;
 mod wire;
 
@@ -106,6 +110,10 @@ pub struct DatabricksOptions {
     /// decoded, and a chunk that decompresses far past the manifest's uncompressed size for it
     /// is refused as garbled.
     pub lz4_compression: bool,
+    /// Statements of one table read in parts (a table larger than one result, see
+    /// `docs/DATABRICKS-WIRE.md` §6.4) under way at once, the one being downloaded included:
+    /// the next parts run on the warehouse while one is downloaded. Default 2.
+    pub parallel_parts: usize,
     /// `query_tags` sent with every statement (`[{"key", "value"}]`, at most 20 kept by
     /// Databricks), so the workspace's query history shows who read what. Default none; the
     /// service sends its name, the project, its start time and the destination.
@@ -133,6 +141,7 @@ impl Default for DatabricksOptions {
             max_chunk_attempts: 3,
             max_link_refreshes: 3,
             lz4_compression: true,
+            parallel_parts: 2,
             query_tags: Vec::new(),
             retries: publish_source::RetryCounts::default(),
         }
@@ -255,10 +264,10 @@ impl DatabricksSource {
         schema: &TableSchema,
         table: &str,
     ) -> Result<Option<u64>, SourceError> {
-        let sql = statement::history_sql(schema);
+        let query = statement::Query::plain(statement::history_sql(schema));
         let run = statement::run(
             &self.client,
-            &sql,
+            &query,
             &self.catalog,
             table,
             statement::Disposition::InlineJson,
@@ -335,28 +344,53 @@ impl Source for DatabricksSource {
         }
         let target = arrow_schema(schema);
         let version = self.latest_version(schema, &table).await?;
-        let sql = statement::select_sql(schema, version);
-        let (guard, finished) = statement::run(
+        let query = statement::Query::plain(statement::select_sql(schema, version));
+        let (mut guard, finished) = statement::run(
             &self.client,
-            &sql,
+            &query,
             &self.catalog,
             &table,
             statement::Disposition::ArrowLinks,
         )
         .await?;
-        let rerun = chunks::Rerun {
-            sql,
-            catalog: self.catalog.clone(),
-            pinned: version.is_some(),
+        let batches = match (finished.manifest.truncated, version) {
+            // Larger than one result: read again in parts over the same version. The truncated
+            // result is left unread.
+            (Some(true), Some(version)) => {
+                guard.disarm();
+                let kept = finished.manifest.total_row_count.unwrap_or(0);
+                let files =
+                    split::data_files(&self.client, &self.catalog, schema, version, &table).await?;
+                let parts = split::plan(files.clone(), (kept / 2).max(1));
+                split::stream(
+                    split::Split {
+                        client: self.client.clone(),
+                        catalog: self.catalog.clone(),
+                        schema: schema.clone(),
+                        version,
+                        target: target.clone(),
+                        table,
+                        files,
+                    },
+                    parts,
+                )
+            }
+            _ => {
+                let rerun = chunks::Rerun {
+                    query,
+                    catalog: self.catalog.clone(),
+                    pinned: version.is_some(),
+                };
+                chunks::stream(
+                    self.client.clone(),
+                    guard,
+                    finished,
+                    target.clone(),
+                    table,
+                    rerun,
+                )?
+            }
         };
-        let batches = chunks::stream(
-            self.client.clone(),
-            guard,
-            finished,
-            target.clone(),
-            table,
-            rerun,
-        )?;
         Ok(TableStream {
             schema: target,
             batches,

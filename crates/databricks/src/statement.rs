@@ -44,6 +44,52 @@ pub(crate) fn select_sql(schema: &TableSchema, version: Option<u64>) -> String {
     )
 }
 
+/// `SELECT _metadata.file_path AS file_path, COUNT(*) AS num_rows FROM <table> VERSION AS OF <v>
+/// GROUP BY _metadata.file_path`: the snapshot's data files and the rows each holds, for
+/// splitting a read (docs/DATABRICKS-WIRE.md §6.4).
+pub(crate) fn files_sql(schema: &TableSchema, version: u64) -> String {
+    format!(
+        "SELECT _metadata.file_path AS file_path, COUNT(*) AS num_rows FROM {} VERSION AS OF \
+         {version} GROUP BY _metadata.file_path",
+        table_sql(schema)
+    )
+}
+
+/// One part of a split read: [`select_sql`] at `version` with `WHERE _metadata.file_path IN
+/// (:f0, :f1, …)`, the file paths bound as `STRING` parameters, never spliced.
+pub(crate) fn part_query(schema: &TableSchema, version: u64, files: &[String]) -> Query {
+    let markers: Vec<String> = (0..files.len()).map(|i| format!(":f{i}")).collect();
+    Query {
+        sql: format!(
+            "{} WHERE _metadata.file_path IN ({})",
+            select_sql(schema, Some(version)),
+            markers.join(", ")
+        ),
+        parameters: files
+            .iter()
+            .enumerate()
+            .map(|(i, file)| (format!("f{i}"), file.clone()))
+            .collect(),
+    }
+}
+
+/// A statement's text and its named `STRING` parameters (`:name` in the text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Query {
+    pub(crate) sql: String,
+    pub(crate) parameters: Vec<(String, String)>,
+}
+
+impl Query {
+    /// A statement without parameters.
+    pub(crate) fn plain(sql: String) -> Self {
+        Query {
+            sql,
+            parameters: Vec::new(),
+        }
+    }
+}
+
 /// How a statement's result comes back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Disposition {
@@ -129,14 +175,14 @@ pub(crate) struct Finished {
 /// which cancels a statement that may still run.
 pub(crate) async fn run(
     client: &Arc<Client>,
-    sql: &str,
+    query: &Query,
     catalog: &ObjectName,
     table: &str,
     disposition: Disposition,
 ) -> Result<(CancelOnDrop, Finished), SourceError> {
     let started = Instant::now();
     let deadline = started + client.options.overall_timeout;
-    let submitted = submit(client, sql, catalog, table, disposition).await?;
+    let submitted = submit(client, query, catalog, table, disposition).await?;
     let mut guard = CancelOnDrop::new(client.clone(), submitted.statement_id.clone());
     tracing::info!(statement_id = %submitted.statement_id, table, "query submitted");
     let status = wait_until_ended(client, &mut guard, submitted, deadline, table).await?;
@@ -166,13 +212,13 @@ pub(crate) async fn run(
 /// `POST /api/2.0/sql/statements`: the statement's first status, which may already be final.
 async fn submit(
     client: &Client,
-    sql: &str,
+    query: &Query,
     catalog: &ObjectName,
     table: &str,
     disposition: Disposition,
 ) -> Result<StatementResponse, SourceError> {
     let url = client.url("/api/2.0/sql/statements");
-    let body = submit_body(client, sql, catalog, disposition);
+    let body = submit_body(client, query, catalog, disposition);
     let operation = format!("submitting the query for table `{table}`");
     let response = client
         .send(&operation, Call::Once, |http| http.post(&url).json(&body))
@@ -185,10 +231,10 @@ async fn submit(
 }
 
 /// The execute request: external links to Arrow streams with LZ4 per the options (or inline
-/// JSON rows), and query tags.
+/// JSON rows), the parameters, and query tags.
 fn submit_body(
     client: &Client,
-    sql: &str,
+    query: &Query,
     catalog: &ObjectName,
     disposition: Disposition,
 ) -> serde_json::Value {
@@ -197,7 +243,7 @@ fn submit_body(
         Disposition::InlineJson => ("INLINE", "JSON_ARRAY"),
     };
     let mut body = json!({
-        "statement": sql,
+        "statement": query.sql,
         "warehouse_id": client.warehouse_id,
         "catalog": catalog.as_str(),
         "disposition": disposition_name,
@@ -205,6 +251,13 @@ fn submit_body(
         "wait_timeout": wait_timeout(client.options.submit_wait),
         "on_wait_timeout": "CONTINUE",
     });
+    if !query.parameters.is_empty() {
+        body["parameters"] = query
+            .parameters
+            .iter()
+            .map(|(name, value)| json!({"name": name, "value": value, "type": "STRING"}))
+            .collect();
+    }
     if client.options.lz4_compression && disposition == Disposition::ArrowLinks {
         body["result_compression"] = json!("LZ4_FRAME");
     }
@@ -381,6 +434,25 @@ mod tests {
         assert_eq!(
             history_sql(&schema),
             "DESCRIBE HISTORY `tre`.`co``h`.`we\"ird` LIMIT 1"
+        );
+        assert_eq!(
+            files_sql(&schema, 3),
+            "SELECT _metadata.file_path AS file_path, COUNT(*) AS num_rows FROM \
+             `tre`.`co``h`.`we\"ird` VERSION AS OF 3 GROUP BY _metadata.file_path"
+        );
+        let hostile = "abfss://c@a.dfs.core.windows.net/t/part-0'); DROP TABLE x; --.parquet";
+        let part = part_query(&schema, 3, &["a.parquet".into(), hostile.into()]);
+        assert_eq!(
+            part.sql,
+            "SELECT `a``b`, `x; DROP TABLE y --` FROM `tre`.`co``h`.`we\"ird` VERSION AS OF 3 \
+             WHERE _metadata.file_path IN (:f0, :f1)"
+        );
+        assert_eq!(
+            part.parameters,
+            vec![
+                ("f0".to_owned(), "a.parquet".to_owned()),
+                ("f1".to_owned(), hostile.to_owned())
+            ]
         );
     }
 }

@@ -197,6 +197,9 @@ pub(crate) struct ResultData {
     /// Rows of an `INLINE` + `JSON_ARRAY` result, each value as text (`null` for NULL).
     #[serde(default)]
     pub(crate) data_array: Option<Vec<Vec<Option<String>>>>,
+    /// The next chunk of an `INLINE` result, when more follow.
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub(crate) next_chunk_index: Option<u64>,
 }
 
 /// One presigned link to a result chunk. Deliberately not `Debug`: the URL and the headers are

@@ -49,6 +49,7 @@ pub enum LogFormat {
 /// | `PUBLISH_STATEMENT_TIMEOUT_SECS` | 3600 | [`DatabricksOptions::overall_timeout`]: how long a query may run on the warehouse |
 /// | `PUBLISH_PARALLEL_DOWNLOADS` | 3 | [`DatabricksOptions::max_parallel_downloads`] |
 /// | `PUBLISH_DATABRICKS_LZ4` | true | [`DatabricksOptions::lz4_compression`] |
+/// | `PUBLISH_PARALLEL_PARTS` | 2 | [`DatabricksOptions::parallel_parts`]: statements at once for a table read in parts |
 /// | `PUBLISH_DUCKDB_THREADS` | DuckDB's (the cores) | [`SinkOptions::duckdb_threads`] |
 /// | `PUBLISH_DUCKDB_MEMORY_LIMIT` | `256MB` (all packages together) | [`SinkOptions::duckdb_memory_limit`] |
 #[derive(Debug, Clone)]
@@ -322,6 +323,11 @@ impl Raw<'_> {
                 1..=64,
             )? as usize,
             lz4_compression: self.switch("PUBLISH_DATABRICKS_LZ4", defaults.lz4_compression)?,
+            parallel_parts: self.bounded(
+                "PUBLISH_PARALLEL_PARTS",
+                defaults.parallel_parts as u64,
+                1..=16,
+            )? as usize,
             ..defaults
         })
     }
@@ -399,6 +405,8 @@ mod tests {
             ("PUBLISH_STATEMENT_TIMEOUT_SECS", "soon"),
             ("PUBLISH_MAX_CONCURRENT_OPERATIONS", "0"),
             ("PUBLISH_HEADER_READ_TIMEOUT_SECS", "0"),
+            ("PUBLISH_PARALLEL_PARTS", "0"),
+            ("PUBLISH_PARALLEL_PARTS", "17"),
         ] {
             let err = load(&[(k, v)]).unwrap_err();
             assert_eq!(err.key, k, "{err}");
@@ -418,6 +426,14 @@ mod tests {
         assert_eq!(s.source.request_timeout, Duration::from_secs(30));
         assert_eq!(s.source.overall_timeout, Duration::from_secs(900));
         assert_eq!(s.http.operation_timeout, Duration::from_secs(1800));
+        assert_eq!(load(&[]).unwrap().source.parallel_parts, 2);
+        assert_eq!(
+            load(&[("PUBLISH_PARALLEL_PARTS", "4")])
+                .unwrap()
+                .source
+                .parallel_parts,
+            4
+        );
     }
 
     #[test]

@@ -702,3 +702,118 @@ async fn downloads_are_paced_and_counted() {
         "{sent} bytes took {elapsed:.3} s, less than the pace allows ({slowest_allowed:.3} s)"
     );
 }
+
+/// Each Parquet row group is one Delta data file: the data files query lists them with their
+/// rows, a SELECT restricted to some of them (named by bound parameters) returns just their rows,
+/// an unbound parameter fails the statement, and a result over the byte cap is cut and says
+/// `truncated`.
+#[tokio::test]
+async fn data_files_reads_by_file_and_the_result_cap() {
+    let env = Env::start_with(|c| c.result_byte_limit = 16 << 10).await;
+    let inline = json!({"disposition": "INLINE", "format": "JSON_ARRAY"});
+    let (status, listed) = env
+        .execute(
+            "SELECT _metadata.file_path AS file_path, COUNT(*) AS num_rows FROM \
+             `tre`.`cohort_a`.`admissions` GROUP BY _metadata.file_path",
+            inline.clone(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed["status"]["state"], "SUCCEEDED", "{listed}");
+    let columns: Vec<&str> = listed["manifest"]["schema"]["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(columns, ["file_path", "num_rows"]);
+    let files: Vec<(String, usize)> = listed["result"]["data_array"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row[0].as_str().unwrap().to_owned(),
+                row[1].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    // 2 500 rows in row groups of 300: nine files.
+    assert_eq!(files.len(), ROWS.div_ceil(crate::ROW_GROUP_ROWS));
+    assert_eq!(files.iter().map(|f| f.1).sum::<usize>(), ROWS);
+    for (path, _) in &files {
+        assert!(
+            path.starts_with("abfss://") && path.ends_with(".c000.snappy.parquet"),
+            "{path}"
+        );
+    }
+    let (_, again) = env
+        .execute(
+            "SELECT _metadata.file_path AS file_path, COUNT(*) AS num_rows FROM \
+             tre.cohort_a.admissions VERSION AS OF 0 GROUP BY _metadata.file_path",
+            inline,
+        )
+        .await;
+    assert_eq!(
+        again["result"]["data_array"], listed["result"]["data_array"],
+        "file names are stable for a version"
+    );
+
+    // The whole table is over the 16 KiB cap.
+    let (_, whole) = env.execute(SELECT_ALL, json!({})).await;
+    assert_eq!(whole["manifest"]["truncated"], true, "{whole}");
+    let kept = whole["manifest"]["total_row_count"].as_u64().unwrap();
+    assert!(kept > 0 && kept < ROWS as u64, "{kept}");
+    // A smaller byte_limit of the request wins.
+    let (_, limited) = env.execute(SELECT_ALL, json!({"byte_limit": 4096})).await;
+    assert!(limited["manifest"]["total_row_count"].as_u64().unwrap() < kept);
+
+    // Files 1 and 3 (rows 300..600 and 900..1200), as STRING parameters.
+    let (_, part) = env
+        .execute(
+            "SELECT `AdmissionId` FROM tre.cohort_a.admissions WHERE _metadata.file_path IN \
+             (:a, :b)",
+            json!({"parameters": [
+                {"name": "a", "value": files[1].0},
+                {"name": "b", "value": files[3].0, "type": "STRING"},
+            ]}),
+        )
+        .await;
+    assert_eq!(part["status"]["state"], "SUCCEEDED", "{part}");
+    assert_eq!(part["manifest"]["truncated"], false);
+    assert_eq!(part["manifest"]["total_row_count"], 600);
+    let batches: Vec<_> = env
+        .fetch_all(&part)
+        .await
+        .iter()
+        .flat_map(|body| decode(body).unwrap())
+        .collect();
+    let ids: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+        .collect();
+    let want: Vec<i64> = (300..600).chain(900..1200).collect();
+    assert_eq!(ids, want);
+
+    // A file that is not the table's matches nothing; an unbound marker fails.
+    let (_, none) = env
+        .execute(
+            "SELECT `AdmissionId` FROM tre.cohort_a.admissions WHERE _metadata.file_path IN (:a)",
+            json!({"parameters": [{"name": "a", "value": "abfss://elsewhere/part-0.parquet"}]}),
+        )
+        .await;
+    assert_eq!(none["manifest"]["total_row_count"], 0, "{none}");
+    let (_, unbound) = env
+        .execute(
+            "SELECT `AdmissionId` FROM tre.cohort_a.admissions WHERE _metadata.file_path IN \
+             (:a, :b)",
+            json!({"parameters": [{"name": "a", "value": files[0].0}]}),
+        )
+        .await;
+    assert_eq!(unbound["status"]["state"], "FAILED");
+    let message = unbound["status"]["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("[UNBOUND_SQL_PARAMETER] Found the unbound parameter: b."),
+        "{message}"
+    );
+}

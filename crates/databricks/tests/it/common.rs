@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use databricks_emulator::fixtures::{Sidecar, SidecarColumn, write_table};
-use databricks_emulator::{Emulator, EmulatorConfig, JournalEntry, Operation};
+use databricks_emulator::{Emulator, EmulatorConfig, Fault, JournalEntry, Operation};
 use publish_databricks::{DatabricksConfig, DatabricksOptions, DatabricksSource};
 use publish_source::TableRequest;
 use publish_source::conformance::{Fixture, Suite};
@@ -118,6 +118,19 @@ impl Env {
         let mut config = self.config();
         configure(&mut config);
         DatabricksSource::new(config, &loopback()).expect("build source")
+    }
+
+    /// The next read's `DESCRIBE HISTORY` answers at once and its `SELECT` waits `delay`
+    /// first: time for a test to write a new version of the table meanwhile.
+    pub(crate) fn slow_select(&self, delay: Duration) {
+        let faults = self.emulator.faults();
+        faults.push(
+            Operation::ExecuteStatement,
+            Fault::Slow {
+                delay: Duration::ZERO,
+            },
+        );
+        faults.push(Operation::ExecuteStatement, Fault::Slow { delay });
     }
 
     pub(crate) fn journal(&self) -> Vec<JournalEntry> {

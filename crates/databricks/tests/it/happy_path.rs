@@ -8,8 +8,8 @@ use arrow::array::{
     ArrayRef, DurationMicrosecondArray, Int64Array, IntervalYearMonthArray, RecordBatch,
 };
 use arrow::datatypes::{DataType, Field, Schema};
+use databricks_emulator::Operation;
 use databricks_emulator::fixtures::write_table;
-use databricks_emulator::{Fault, Operation};
 use publish_source::conformance::{PEOPLE_ROWS, assert_batches_eq, collect};
 use publish_source::{Source, SourceExt};
 
@@ -219,19 +219,7 @@ async fn a_read_keeps_the_version_it_started_at() {
         .expect("describe");
     // The first statement (DESCRIBE HISTORY) runs at once; the SELECT waits 1.5 s, and version 2
     // is written meanwhile.
-    let faults = env.emulator.faults();
-    faults.push(
-        Operation::ExecuteStatement,
-        Fault::Slow {
-            delay: Duration::ZERO,
-        },
-    );
-    faults.push(
-        Operation::ExecuteStatement,
-        Fault::Slow {
-            delay: Duration::from_millis(1500),
-        },
-    );
+    env.slow_select(Duration::from_millis(1500));
     let dir = env.dir.path().to_path_buf();
     let writer = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -9,3 +9,4 @@ mod conformance;
 mod errors;
 mod faults;
 mod happy_path;
+mod split;

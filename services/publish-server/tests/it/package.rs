@@ -20,8 +20,17 @@ pub(crate) async fn setup() -> (Deployment, Emulator) {
 
 /// [`setup`] with the emulator serving the catalogs under `data_dir`.
 pub(crate) async fn setup_with(data_dir: PathBuf) -> (Deployment, Emulator) {
+    setup_configured(data_dir, |_| {}).await
+}
+
+/// [`setup_with`], the emulator's configuration changed by `configure`.
+pub(crate) async fn setup_configured(
+    data_dir: PathBuf,
+    configure: impl FnOnce(&mut EmulatorConfig),
+) -> (Deployment, Emulator) {
     let mut d = Deployment::new();
-    let config = EmulatorConfig::new(data_dir);
+    let mut config = EmulatorConfig::new(data_dir);
+    configure(&mut config);
     std::fs::write(
         d.path().join("secrets/databricksspnclientid"),
         &config.client_id,
@@ -164,6 +173,103 @@ async fn brief_package_then_publish_duckdb_in_both_shapes() {
         "secret in logs"
     );
     assert!(!logs.contains("/external/"), "an external link was logged");
+    emulator.shutdown().await;
+}
+
+/// A table larger than one statement's result (the emulator's cap set to 64 KiB, Databricks'
+/// is 100 GiB) is packaged completely: read in parts by data file over one Delta version, every
+/// row in the staged database, the version in the package record.
+#[tokio::test]
+async fn a_table_over_the_result_cap_is_packaged_completely() {
+    const ROWS: i64 = 40_000;
+    let data = tempfile::tempdir().unwrap();
+    let schema_dir = data.path().join("catalog_name/example_schema_name");
+    std::fs::create_dir_all(&schema_dir).unwrap();
+    for file in ["address.parquet", "address.json", "person.json"] {
+        std::fs::copy(
+            fixtures_dir()
+                .join("catalog_name/example_schema_name")
+                .join(file),
+            schema_dir.join(file),
+        )
+        .unwrap();
+    }
+    // 40 000 people in row groups (the emulator's Delta data files) of 2 048 rows.
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    conn.execute_batch(&format!(
+        "SET autoinstall_known_extensions=false; SET autoload_known_extensions=false;
+         COPY (SELECT i::BIGINT AS person_key, 'p' || i AS person_id, (i % 90)::INTEGER AS age
+               FROM range({ROWS}) t(i))
+         TO '{}' (FORMAT parquet, ROW_GROUP_SIZE 2048);",
+        schema_dir.join("person.parquet").display()
+    ))
+    .unwrap();
+    let (d, emulator) = setup_configured(data.path().to_path_buf(), |c| {
+        c.result_byte_limit = 64 << 10;
+    })
+    .await;
+    let server = Server::start(&d);
+    let (status, body) = post(
+        &server.url,
+        "/data-publish/package",
+        Some(API_KEY),
+        &package_body("a", &emulator, "duckdb"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let staged = d
+        .mount("lsc")
+        .join("staging/Pr004/20250205_010101/data/outputs");
+    let db = duckdb::Connection::open_with_flags(
+        staged.join("database.duckdb"),
+        duckdb::Config::default()
+            .access_mode(duckdb::AccessMode::ReadOnly)
+            .unwrap(),
+    )
+    .unwrap();
+    let (rows, distinct, sum): (i64, i64, i64) = db
+        .query_row(
+            "SELECT count(*), count(DISTINCT person_key), sum(person_key)::BIGINT \
+             FROM example_schema_name.person",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (rows, distinct, sum),
+        (ROWS, ROWS, ROWS * (ROWS - 1) / 2),
+        "every row once"
+    );
+    let record: Value = serde_json::from_slice(
+        &std::fs::read(
+            d.mount("lsc")
+                .join("staging/Pr004/20250205_010101/package-record.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let person = record["datasets"][0]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "person")
+        .cloned()
+        .unwrap_or_else(|| panic!("no person in {record}"));
+    assert_eq!(person["snapshot"], json!("delta version 0"), "{person}");
+    assert_eq!(person["rows"], json!(ROWS), "{person}");
+    let parts = emulator
+        .submitted_statements()
+        .iter()
+        .filter(|s| {
+            s["statement"]
+                .as_str()
+                .is_some_and(|t| t.contains("WHERE _metadata.file_path IN"))
+        })
+        .count();
+    assert!(parts >= 2, "read in {parts} parts");
+    let logs = server.stop();
+    assert!(logs.contains("reading it in parts"), "{logs}");
+    assert!(!logs.contains("abfss://"), "a data file path was logged");
     emulator.shutdown().await;
 }
 
