@@ -195,6 +195,72 @@ pub(crate) async fn token(
     .into_response()
 }
 
+/// The scope of an Entra ID token for Azure Databricks (its first-party application id).
+const AZURE_DATABRICKS_SCOPE: &str = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default";
+
+/// `POST /{tenant}/oauth2/v2.0/token`: Microsoft Entra ID's client-credentials endpoint for
+/// an Azure service principal, standing in for `login.microsoftonline.com`. Credentials come in
+/// the form (`client_secret_post`), the secret is [`crate::EmulatorConfig::entra_client_secret`]
+/// (not the Databricks OAuth secret), the scope must be Azure Databricks'; errors carry the
+/// AADSTS codes Entra ID sends. The tokens work on the workspace API like Databricks' own.
+pub(crate) async fn entra_token(
+    State(state): State<AppState>,
+    axum::extract::Path(tenant): axum::extract::Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = form_fields(&body);
+    let config = &state.config;
+    if tenant != config.entra_tenant {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &format!(
+                "AADSTS90002: Tenant '{tenant}' not found. Check to make sure you have the \
+                 correct tenant ID and are signing into the correct cloud."
+            ),
+        );
+    }
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "AADSTS70003: The app requested an unsupported grant type.",
+        );
+    }
+    let id_ok = form.get("client_id") == Some(&config.client_id);
+    if !id_ok {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "AADSTS700016: Application with identifier was not found in the directory.",
+        );
+    }
+    if form.get("client_secret") != Some(&config.entra_client_secret) {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the \
+             request is the client secret value, not the client secret ID.",
+        );
+    }
+    if form.get("scope").map(String::as_str) != Some(AZURE_DATABRICKS_SCOPE) {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "AADSTS1002012: The provided value for scope is not valid. Client credential flows \
+             must have a scope value with /.default suffixed to the resource identifier.",
+        );
+    }
+    let access_token = state.tokens.issue(config.token_ttl);
+    Json(json!({
+        "token_type": "Bearer",
+        "expires_in": config.token_ttl.as_secs(),
+        "ext_expires_in": config.token_ttl.as_secs(),
+        "access_token": access_token,
+    }))
+    .into_response()
+}
+
 /// `http://<host>` as the client addressed the emulator.
 pub(crate) fn host_url(headers: &HeaderMap, state: &AppState) -> String {
     headers

@@ -7,6 +7,9 @@
 //!
 //! - `POST /oidc/v1/token` (client credentials, Basic or form fields), the discovery documents
 //!   `/.well-known/databricks-config` and `/oidc/.well-known/oauth-authorization-server`;
+//! - `POST /{tenant}/oauth2/v2.0/token`, Microsoft Entra ID's client-credentials endpoint for an
+//!   Azure service principal ([`EmulatorConfig::entra_tenant`], its own secret, the Azure
+//!   Databricks scope), standing in for `login.microsoftonline.com`;
 //! - `GET /api/2.1/unity-catalog/schemas/{catalog.schema}` (a `SchemaInfo`: what `cr8tor validate`
 //!   asks before listing a schema);
 //! - `GET /api/2.1/unity-catalog/tables/{full_name}` and the list `GET
@@ -147,6 +150,12 @@ pub struct EmulatorConfig {
     pub client_id: String,
     /// OAuth client secret the token endpoint accepts.
     pub client_secret: String,
+    /// The tenant whose Entra ID token endpoint (`POST /{tenant}/oauth2/v2.0/token`) the
+    /// emulator also serves, standing in for `login.microsoftonline.com`.
+    pub entra_tenant: String,
+    /// The Entra ID client secret of the same client id: a different secret from the
+    /// Databricks OAuth one, as for a real Azure service principal.
+    pub entra_client_secret: String,
     /// Rows per result chunk.
     pub chunk_rows: usize,
     /// Lifetime of an external link.
@@ -183,7 +192,8 @@ pub struct EmulatorConfig {
 }
 
 impl EmulatorConfig {
-    /// Defaults: client `emulator-client-id` / `emulator-client-secret`, 500 000 rows per chunk,
+    /// Defaults: client `emulator-client-id` / `emulator-client-secret` (Entra ID: tenant
+    /// `11111111-2222-3333-4444-555555555555`, secret `emulator-entra-secret`), 500 000 rows per chunk,
     /// links for 15 minutes, tokens for 1 hour, no pending delay, `127.0.0.1:0`, any warehouse
     /// id, native nested types, one link per response.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
@@ -191,6 +201,8 @@ impl EmulatorConfig {
             data_dir: data_dir.into(),
             client_id: "emulator-client-id".into(),
             client_secret: "emulator-client-secret".into(),
+            entra_tenant: "11111111-2222-3333-4444-555555555555".into(),
+            entra_client_secret: "emulator-entra-secret".into(),
             chunk_rows: 500_000,
             link_ttl: Duration::from_secs(15 * 60),
             token_ttl: Duration::from_secs(60 * 60),

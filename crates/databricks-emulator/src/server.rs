@@ -145,6 +145,10 @@ pub(crate) fn app(state: AppState) -> Router {
             observed(s, Operation::Token, post(auth::token)),
         )
         .route(
+            "/{tenant}/oauth2/v2.0/token",
+            observed(s, Operation::Token, post(auth::entra_token)),
+        )
+        .route(
             "/.well-known/databricks-config",
             observed(s, Operation::Discovery, get(auth::databricks_config)),
         )

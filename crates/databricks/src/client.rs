@@ -12,8 +12,8 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
-use crate::DatabricksOptions;
 use crate::wire;
+use crate::{DatabricksOptions, TokenSource};
 use publish_source::RetryCause;
 use publish_source::SourceError;
 
@@ -265,9 +265,20 @@ impl Client {
         }
     }
 
-    /// `POST /oidc/v1/token` (docs/DATABRICKS-WIRE.md §2): Basic auth + form body.
+    /// The token endpoint (docs/DATABRICKS-WIRE.md §2): the workspace's `/oidc/v1/token`, or
+    /// Entra ID's for the configured tenant.
+    fn token_url(&self) -> String {
+        match &self.options.token_source {
+            TokenSource::Databricks => self.url("/oidc/v1/token"),
+            TokenSource::EntraId { authority, tenant } => {
+                format!("{authority}/{tenant}/oauth2/v2.0/token")
+            }
+        }
+    }
+
+    /// A client-credentials token (docs/DATABRICKS-WIRE.md §2), with retries.
     async fn fetch_token(&self) -> Result<Token, SourceError> {
-        let url = self.url("/oidc/v1/token");
+        let url = self.token_url();
         let mut retry = Retry::new(&self.options);
         loop {
             let started = Instant::now();
@@ -299,21 +310,32 @@ impl Client {
             ) {
                 return Err(ApiFailure::read(response).await.rejected(TOKEN_OP));
             }
-            return Err(token_refused(response, status).await);
+            return Err(token_refused(response, status, &self.options.token_source).await);
         }
     }
 
-    /// One client-credentials request to the token endpoint.
+    /// One client-credentials request to the token endpoint: Databricks' with Basic auth and
+    /// scope `all-apis`; Entra ID's with the credentials in the form and the Azure Databricks
+    /// scope.
     async fn post_token_request(&self, url: &str) -> Result<reqwest::Response, reqwest::Error> {
-        self.api
-            .post(url)
-            .basic_auth(
-                self.client_id.expose_secret(),
-                Some(self.client_secret.expose_secret()),
-            )
-            .form(&[("grant_type", "client_credentials"), ("scope", "all-apis")])
-            .send()
-            .await
+        let (id, secret) = (
+            self.client_id.expose_secret(),
+            self.client_secret.expose_secret(),
+        );
+        let request = match &self.options.token_source {
+            TokenSource::Databricks => self
+                .api
+                .post(url)
+                .basic_auth(id, Some(secret))
+                .form(&[("grant_type", "client_credentials"), ("scope", "all-apis")]),
+            TokenSource::EntraId { .. } => self.api.post(url).form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", secret),
+                ("scope", crate::AZURE_DATABRICKS_SCOPE),
+            ]),
+        };
+        request.send().await
     }
 
     /// Waits before asking for a token again after no answer, while the retry budget lasts.
@@ -455,7 +477,11 @@ async fn read_token(response: reqwest::Response, started: Instant) -> Result<Tok
 
 /// The token endpoint refused the credentials (HTTP `status`: 400, 401 or 403): its OAuth
 /// error, with a hint at what to check.
-async fn token_refused(response: reqwest::Response, status: StatusCode) -> SourceError {
+async fn token_refused(
+    response: reqwest::Response,
+    status: StatusCode,
+    source: &TokenSource,
+) -> SourceError {
     let body = response.bytes().await.unwrap_or_default();
     let parsed: wire::OAuthError = serde_json::from_slice(&body).unwrap_or_default();
     let code = parsed.error.or(parsed.error_code);
@@ -469,14 +495,24 @@ async fn token_refused(response: reqwest::Response, status: StatusCode) -> Sourc
         (None, Some(d)) => d,
         (None, None) => format!("HTTP {status} from the token endpoint"),
     };
-    let hint = if invalid_client {
+    let hint = match (source, invalid_client) {
         // The usual mistake: the Microsoft Entra ID client secret of an Azure service
         // principal, which Databricks' own token endpoint does not accept.
-        "the secret must be a Databricks OAuth secret of the service principal (created \
-         in the Databricks account or workspace for it), not its Microsoft Entra ID \
-         client secret; check the client id and that secret"
-    } else {
-        "check the service principal's client id and secret"
+        (TokenSource::Databricks, true) => {
+            "the secret must be a Databricks OAuth secret of the service principal (created \
+             in the Databricks account or workspace for it), not its Microsoft Entra ID \
+             client secret; check the client id and that secret"
+        }
+        (TokenSource::EntraId { .. }, true) => {
+            "Microsoft Entra ID is configured (PUBLISH_DATABRICKS_AUTH=entra-id): the secret \
+             must be the Entra ID client secret's value (not its id) of the service principal's \
+             app registration in the configured tenant, not a Databricks OAuth secret"
+        }
+        (TokenSource::EntraId { .. }, false) => {
+            "check the Entra ID tenant (PUBLISH_ENTRA_TENANT_ID) and the service principal's \
+             application (client) id and secret"
+        }
+        (TokenSource::Databricks, false) => "check the service principal's client id and secret",
     };
     SourceError::Authentication {
         message: format!("{message} ({hint})"),

@@ -2,7 +2,8 @@
 //! REST APIs. The only crate that knows Databricks' wire format (see `docs/DATABRICKS-WIRE.md`).
 //!
 //! - **Auth**: OAuth machine-to-machine. One access token per source, fetched from
-//!   `{host}/oidc/v1/token` with the service principal's id and secret, cached, refreshed
+//!   `{host}/oidc/v1/token` with the service principal's id and secret (or, with
+//!   [`TokenSource::EntraId`], from Microsoft Entra ID), cached, refreshed
 //!   single-flight when less than 5 minutes remain; a 401 from any call refreshes it once and
 //!   retries once.
 //! - **Describe**: `GET /api/2.1/unity-catalog/tables/{catalog.schema.table}`.
@@ -58,7 +59,8 @@ pub struct DatabricksConfig {
     pub catalog: ObjectName,
     /// The service principal's application (client) id.
     pub client_id: SecretString,
-    /// The service principal's OAuth secret.
+    /// The service principal's OAuth secret: its Databricks OAuth secret, or with
+    /// [`TokenSource::EntraId`] its Entra ID client secret.
     pub client_secret: SecretString,
     /// Timeouts, parallelism and retry policy.
     pub options: DatabricksOptions,
@@ -118,8 +120,73 @@ pub struct DatabricksOptions {
     /// Databricks), so the workspace's query history shows who read what. Default none; the
     /// service sends its name, the project, its start time and the destination.
     pub query_tags: Vec<(String, String)>,
+    /// Where access tokens come from. Default [`TokenSource::Databricks`].
+    pub token_source: TokenSource,
     /// Where retries are counted by cause (for metrics); clones share the counts.
     pub retries: publish_source::RetryCounts,
+}
+
+/// Where the source gets its access tokens (docs/DATABRICKS-WIRE.md §2).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TokenSource {
+    /// The workspace's own OAuth endpoint (`{host}/oidc/v1/token`), with the service
+    /// principal's Databricks OAuth secret: works on every cloud.
+    #[default]
+    Databricks,
+    /// Microsoft Entra ID, for an Azure service principal with an Entra ID client secret:
+    /// `POST {authority}/{tenant}/oauth2/v2.0/token`, scope
+    /// [`AZURE_DATABRICKS_SCOPE`]. The authority and tenant come from the service's
+    /// configuration, never from a request.
+    EntraId {
+        /// The Entra ID authority, `https://login.microsoftonline.com` (sovereign clouds have
+        /// their own); an origin without a path.
+        authority: String,
+        /// The directory (tenant) id: a GUID or a verified domain name.
+        tenant: String,
+    },
+}
+
+/// The scope of an Entra ID token for Azure Databricks: its first-party application id.
+pub const AZURE_DATABRICKS_SCOPE: &str = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default";
+
+impl TokenSource {
+    /// Entra ID at the public cloud's authority, checking the tenant's spelling.
+    pub fn entra_id(tenant: &str) -> Result<TokenSource, String> {
+        TokenSource::entra_id_at("https://login.microsoftonline.com", tenant)
+    }
+
+    /// Entra ID at `authority` (an `http(s)://host[:port]` origin), checking both.
+    pub fn entra_id_at(authority: &str, tenant: &str) -> Result<TokenSource, String> {
+        let authority = authority.trim_end_matches('/');
+        let origin_ok = ["https://", "http://"].iter().any(|scheme| {
+            authority.strip_prefix(scheme).is_some_and(|host| {
+                !host.is_empty()
+                    && host
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
+            })
+        });
+        if !origin_ok {
+            return Err(format!(
+                "the Entra ID authority {authority:?} must be an origin such as \
+                 https://login.microsoftonline.com"
+            ));
+        }
+        if tenant.is_empty()
+            || tenant.len() > 253
+            || !tenant
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+        {
+            return Err(format!(
+                "the Entra ID tenant {tenant:?} must be a directory id (a GUID) or a domain name"
+            ));
+        }
+        Ok(TokenSource::EntraId {
+            authority: authority.to_owned(),
+            tenant: tenant.to_owned(),
+        })
+    }
 }
 
 impl Default for DatabricksOptions {
@@ -143,6 +210,7 @@ impl Default for DatabricksOptions {
             lz4_compression: true,
             parallel_parts: 2,
             query_tags: Vec::new(),
+            token_source: TokenSource::Databricks,
             retries: publish_source::RetryCounts::default(),
         }
     }

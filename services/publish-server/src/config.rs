@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use publish_databricks::DatabricksOptions;
+use publish_databricks::{DatabricksOptions, TokenSource};
 use publish_hash::HashAlgorithm;
 use publish_storage::Destinations;
 use publish_types::HostAllowList;
@@ -49,6 +49,9 @@ pub enum LogFormat {
 /// | `PUBLISH_STATEMENT_TIMEOUT_SECS` | 3600 | [`DatabricksOptions::overall_timeout`]: how long a query may run on the warehouse |
 /// | `PUBLISH_PARALLEL_DOWNLOADS` | 3 | [`DatabricksOptions::max_parallel_downloads`] |
 /// | `PUBLISH_DATABRICKS_LZ4` | true | [`DatabricksOptions::lz4_compression`] |
+/// | `PUBLISH_DATABRICKS_AUTH` | `databricks` | [`DatabricksOptions::token_source`]: `databricks` (the workspace's OAuth, a Databricks OAuth secret) or `entra-id` (Microsoft Entra ID, the Azure service principal's Entra ID client secret) |
+/// | `PUBLISH_ENTRA_TENANT_ID` | none; required with `entra-id` | the Entra ID directory (tenant) |
+/// | `PUBLISH_ENTRA_AUTHORITY` | `https://login.microsoftonline.com` | the Entra ID authority (sovereign clouds have their own) |
 /// | `PUBLISH_PARALLEL_PARTS` | 2 | [`DatabricksOptions::parallel_parts`]: statements at once for a table read in parts |
 /// | `PUBLISH_DUCKDB_THREADS` | DuckDB's (the cores) | [`SinkOptions::duckdb_threads`] |
 /// | `PUBLISH_DUCKDB_MEMORY_LIMIT` | `256MB` (all packages together) | [`SinkOptions::duckdb_memory_limit`] |
@@ -323,6 +326,7 @@ impl Raw<'_> {
                 1..=64,
             )? as usize,
             lz4_compression: self.switch("PUBLISH_DATABRICKS_LZ4", defaults.lz4_compression)?,
+            token_source: self.token_source()?,
             parallel_parts: self.bounded(
                 "PUBLISH_PARALLEL_PARTS",
                 defaults.parallel_parts as u64,
@@ -330,6 +334,37 @@ impl Raw<'_> {
             )? as usize,
             ..defaults
         })
+    }
+
+    fn token_source(&self) -> Result<TokenSource, ConfigError> {
+        match self.get("PUBLISH_DATABRICKS_AUTH").unwrap_or("databricks") {
+            "databricks" => Ok(TokenSource::Databricks),
+            "entra-id" => {
+                let tenant = self.get("PUBLISH_ENTRA_TENANT_ID").ok_or_else(|| {
+                    bad(
+                        "PUBLISH_ENTRA_TENANT_ID",
+                        "required with PUBLISH_DATABRICKS_AUTH=entra-id: the directory (tenant) \
+                         id of the service principal"
+                            .to_owned(),
+                    )
+                })?;
+                let authority = self
+                    .get("PUBLISH_ENTRA_AUTHORITY")
+                    .unwrap_or("https://login.microsoftonline.com");
+                TokenSource::entra_id_at(authority, tenant).map_err(|why| {
+                    let key = if why.contains("authority") {
+                        "PUBLISH_ENTRA_AUTHORITY"
+                    } else {
+                        "PUBLISH_ENTRA_TENANT_ID"
+                    };
+                    bad(key, why)
+                })
+            }
+            other => Err(bad(
+                "PUBLISH_DATABRICKS_AUTH",
+                format!("{other:?}: use databricks or entra-id"),
+            )),
+        }
     }
 
     fn sink(
@@ -405,6 +440,7 @@ mod tests {
             ("PUBLISH_STATEMENT_TIMEOUT_SECS", "soon"),
             ("PUBLISH_MAX_CONCURRENT_OPERATIONS", "0"),
             ("PUBLISH_HEADER_READ_TIMEOUT_SECS", "0"),
+            ("PUBLISH_DATABRICKS_AUTH", "azure"),
             ("PUBLISH_PARALLEL_PARTS", "0"),
             ("PUBLISH_PARALLEL_PARTS", "17"),
         ] {
@@ -434,6 +470,44 @@ mod tests {
                 .parallel_parts,
             4
         );
+    }
+
+    #[test]
+    fn entra_id_tokens() {
+        assert_eq!(
+            load(&[]).unwrap().source.token_source,
+            TokenSource::Databricks
+        );
+        let s = load(&[
+            ("PUBLISH_DATABRICKS_AUTH", "entra-id"),
+            ("PUBLISH_ENTRA_TENANT_ID", "contoso.onmicrosoft.com"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.source.token_source,
+            TokenSource::EntraId {
+                authority: "https://login.microsoftonline.com".into(),
+                tenant: "contoso.onmicrosoft.com".into()
+            }
+        );
+        let err = load(&[("PUBLISH_DATABRICKS_AUTH", "entra-id")]).unwrap_err();
+        assert_eq!(
+            err.key, "PUBLISH_ENTRA_TENANT_ID",
+            "a tenant is required: {err}"
+        );
+        let err = load(&[
+            ("PUBLISH_DATABRICKS_AUTH", "entra-id"),
+            ("PUBLISH_ENTRA_TENANT_ID", "a/b"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.key, "PUBLISH_ENTRA_TENANT_ID", "{err}");
+        let err = load(&[
+            ("PUBLISH_DATABRICKS_AUTH", "entra-id"),
+            ("PUBLISH_ENTRA_TENANT_ID", "t"),
+            ("PUBLISH_ENTRA_AUTHORITY", "login.microsoftonline.com"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.key, "PUBLISH_ENTRA_AUTHORITY", "{err}");
     }
 
     #[test]

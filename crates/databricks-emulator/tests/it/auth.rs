@@ -142,3 +142,77 @@ async fn discovery_documents() {
     );
     assert!(server["authorization_endpoint"].is_string());
 }
+
+/// The Entra ID stand-in: the tenant's v2.0 endpoint, the Entra ID secret (not the Databricks
+/// one), the Azure Databricks scope; its tokens work on the workspace API.
+#[tokio::test]
+async fn entra_id_client_credentials() {
+    let env = Env::start().await;
+    let tenant = "11111111-2222-3333-4444-555555555555";
+    let scope = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d%2F.default";
+    let call = |tenant: &str, secret: &str, scope: &str| {
+        let url = env.url(&format!("/{tenant}/oauth2/v2.0/token"));
+        let body = format!(
+            "grant_type=client_credentials&client_id=emulator-client-id&client_secret={secret}&scope={scope}"
+        );
+        let http = env.http.clone();
+        async move {
+            into_json(
+                http.post(url)
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let (status, body) = call(tenant, "emulator-entra-secret", scope).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    let response = env
+        .http
+        .get(env.url("/api/2.1/unity-catalog/tables/tre.cohort_a.admissions"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    for (tenant, secret, scope, status, error, code) in [
+        (
+            tenant,
+            "emulator-client-secret",
+            scope,
+            401,
+            "invalid_client",
+            "AADSTS7000215",
+        ),
+        (
+            tenant,
+            "emulator-entra-secret",
+            "all-apis",
+            400,
+            "invalid_scope",
+            "AADSTS1002012",
+        ),
+        (
+            "other-tenant",
+            "emulator-entra-secret",
+            scope,
+            400,
+            "invalid_request",
+            "AADSTS90002",
+        ),
+    ] {
+        let (got, body) = call(tenant, secret, scope).await;
+        assert_eq!(got.as_u16(), status, "{body}");
+        assert_eq!(body["error"], error, "{body}");
+        let description: &Value = &body["error_description"];
+        assert!(
+            description.as_str().unwrap().starts_with(code),
+            "{description}"
+        );
+    }
+}

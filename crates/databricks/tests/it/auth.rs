@@ -150,3 +150,89 @@ async fn an_unknown_warehouse_fails_check_and_read() {
     );
     assert_eq!(env.count(Operation::ExecuteStatement), 1);
 }
+
+/// With `TokenSource::EntraId`, tokens come from the tenant's Entra ID endpoint (the emulator's
+/// stand-in for login.microsoftonline.com) with the Entra ID client secret and the Azure
+/// Databricks scope, and the workspace accepts them; the Databricks endpoint is never asked.
+#[tokio::test]
+async fn entra_id_tokens_for_an_azure_service_principal() {
+    let env = Env::start().await;
+    let tenant = "11111111-2222-3333-4444-555555555555";
+    let entra = |secret: &str, tenant: &str| {
+        let authority = env.emulator.url();
+        let secret = secret.to_owned();
+        let tenant = tenant.to_owned();
+        env.source_with(move |c| {
+            c.client_secret = secret.into();
+            c.options.token_source =
+                publish_databricks::TokenSource::entra_id_at(&authority, &tenant).unwrap();
+        })
+    };
+    let source = entra("emulator-entra-secret", tenant);
+    let schema = source
+        .describe(&request("people", None))
+        .await
+        .expect("describe with an Entra ID token");
+    assert_eq!(schema, env.suite.people().definition);
+    let token_calls: Vec<String> = env
+        .journal()
+        .iter()
+        .filter(|e| e.operation == Some(Operation::Token))
+        .map(|e| e.path.clone())
+        .collect();
+    assert_eq!(token_calls, [format!("/{tenant}/oauth2/v2.0/token")]);
+
+    // The Databricks OAuth secret is not an Entra ID secret: said so, without the secret.
+    let err = entra("emulator-client-secret", tenant)
+        .describe(&request("people", None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SourceError::Authentication { .. }), "{err:?}");
+    let text = format!("{err} {err:?}");
+    assert!(
+        text.contains("AADSTS7000215")
+            && text.contains("must be the Entra ID client secret's value (not its id)"),
+        "{text}"
+    );
+    assert!(!text.contains("emulator-client-secret"), "{text}");
+    // A wrong tenant is named by Entra ID and the hint points at the tenant setting.
+    let err = entra(
+        "emulator-entra-secret",
+        "22222222-0000-0000-0000-000000000000",
+    )
+    .describe(&request("people", None))
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("AADSTS90002") && text.contains("PUBLISH_ENTRA_TENANT_ID"),
+        "{text}"
+    );
+}
+
+#[test]
+fn entra_id_settings_are_checked() {
+    use publish_databricks::TokenSource;
+    assert!(TokenSource::entra_id("contoso.onmicrosoft.com").is_ok());
+    assert_eq!(
+        TokenSource::entra_id("11111111-2222-3333-4444-555555555555").unwrap(),
+        TokenSource::EntraId {
+            authority: "https://login.microsoftonline.com".into(),
+            tenant: "11111111-2222-3333-4444-555555555555".into()
+        }
+    );
+    for tenant in ["", "a/b", "x?y=1", "a b"] {
+        assert!(TokenSource::entra_id(tenant).is_err(), "{tenant:?}");
+    }
+    for authority in [
+        "login.microsoftonline.com",
+        "https://",
+        "https://x/path",
+        "ftp://x",
+    ] {
+        assert!(
+            TokenSource::entra_id_at(authority, "t").is_err(),
+            "{authority:?}"
+        );
+    }
+}
