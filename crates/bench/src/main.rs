@@ -527,16 +527,8 @@ async fn second_dataset(
     Ok(result)
 }
 
-/// One package of both tables by a fresh server with `extra_env`: its time, the bytes the
-/// emulator's downloads carried and the statements it was sent (its `/emulator/stats`, read
-/// before and after), and the server's peak RSS.
-struct Packaged {
-    package_s: f64,
-    wire_bytes: u64,
-    statements: u64,
-    rss_mib: u64,
-}
-
+/// One package of both tables by a fresh server with `extra_env`, measured as
+/// [`report::Packaged`] says (the emulator's `/emulator/stats` read before and after).
 async fn package_once(
     setup: &Setup<'_>,
     layout: &Layout,
@@ -544,7 +536,7 @@ async fn package_once(
     dataset: &Dataset,
     name: &str,
     extra_env: &[(&str, String)],
-) -> Result<Packaged> {
+) -> Result<report::Packaged> {
     let mut env = setup.server_env.clone();
     env.extend(extra_env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
     let mut server = Service::server(
@@ -568,7 +560,7 @@ async fn package_once(
     let rss_mib = server.peak_rss()? >> 20;
     drop(server);
     layout.remove_project(&project)?;
-    Ok(Packaged {
+    Ok(report::Packaged {
         package_s: package.as_secs_f64(),
         wire_bytes: after.download_bytes - before.download_bytes,
         statements: after.statements - before.statements,
@@ -608,10 +600,7 @@ async fn split_check(
         runs.push(report::SplitRun {
             rows_per_table: dataset.rows,
             result_cap: cap,
-            package_s: p.package_s,
-            statements: p.statements,
-            wire_bytes: p.wire_bytes,
-            rss_mib: p.rss_mib,
+            measured: p,
         });
     }
     Ok(runs)
@@ -634,13 +623,11 @@ async fn lz4_run(
         rows_per_table: dataset.rows,
         bandwidth_mbit,
         lz4,
-        package_s: p.package_s,
-        wire_bytes: p.wire_bytes,
-        rss_mib: p.rss_mib,
+        measured: p,
     };
     eprintln!(
         "lz4 {lz4} at {} rows: package {:.2} s, {} bytes on the wire",
-        dataset.rows, result.package_s, result.wire_bytes
+        dataset.rows, result.measured.package_s, result.measured.wire_bytes
     );
     Ok(result)
 }

@@ -250,10 +250,19 @@ pub(crate) struct Lz4Run {
     pub(crate) bandwidth_mbit: Option<u64>,
     /// Whether the server asked for LZ4 results.
     pub(crate) lz4: bool,
-    /// The package, both tables.
+    /// The package.
+    pub(crate) measured: Packaged,
+}
+
+/// One package of both tables by a fresh server.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Packaged {
+    /// The package request, wall seconds.
     pub(crate) package_s: f64,
     /// Bytes the chunk downloads carried.
     pub(crate) wire_bytes: u64,
+    /// Statements the server submitted.
+    pub(crate) statements: u64,
     /// The server's peak RSS.
     pub(crate) rss_mib: u64,
 }
@@ -270,16 +279,16 @@ pub(crate) fn render_lz4(runs: &[Lz4Run]) -> String {
             r.bandwidth_mbit
                 .map_or_else(|| "uncapped".to_owned(), |m| format!("{m} Mbit/s")),
             if r.lz4 { "on" } else { "off" },
-            r.package_s,
-            r.wire_bytes,
-            r.rss_mib
+            r.measured.package_s,
+            r.measured.wire_bytes,
+            r.measured.rss_mib
         ));
     }
     if let (Some(on), Some(off)) = (runs.iter().find(|r| r.lz4), runs.iter().find(|r| !r.lz4)) {
         out.push_str(&format!(
             "\nLZ4 on / off: package time {:.2}, bytes on the wire {:.2}\n",
-            on.package_s / off.package_s.max(1e-9),
-            on.wire_bytes as f64 / (off.wire_bytes as f64).max(1.0)
+            on.measured.package_s / off.measured.package_s.max(1e-9),
+            on.measured.wire_bytes as f64 / (off.measured.wire_bytes as f64).max(1.0)
         ));
     }
     out
@@ -293,14 +302,8 @@ pub(crate) struct SplitRun {
     pub(crate) rows_per_table: u64,
     /// The emulator's result cap, bytes; `None`: Databricks' 100 GiB (read whole).
     pub(crate) result_cap: Option<u64>,
-    /// The package, both tables.
-    pub(crate) package_s: f64,
-    /// Statements the server submitted.
-    pub(crate) statements: u64,
-    /// Bytes the chunk downloads carried.
-    pub(crate) wire_bytes: u64,
-    /// The server's peak RSS.
-    pub(crate) rss_mib: u64,
+    /// The package.
+    pub(crate) measured: Packaged,
 }
 
 /// The split table: each run, and split / whole ratios.
@@ -316,10 +319,10 @@ pub(crate) fn render_split(runs: &[SplitRun]) -> String {
                 || "100 GiB (whole)".to_owned(),
                 |c| format!("{} MiB (parts)", c >> 20)
             ),
-            r.statements,
-            r.package_s,
-            r.wire_bytes,
-            r.rss_mib
+            r.measured.statements,
+            r.measured.package_s,
+            r.measured.wire_bytes,
+            r.measured.rss_mib
         ));
     }
     if let (Some(split), Some(whole)) = (
@@ -328,8 +331,8 @@ pub(crate) fn render_split(runs: &[SplitRun]) -> String {
     ) {
         out.push_str(&format!(
             "\nsplit / whole: package time {:.2}, server peak RSS {:.2}\n",
-            split.package_s / whole.package_s.max(1e-9),
-            split.rss_mib as f64 / (whole.rss_mib as f64).max(1.0)
+            split.measured.package_s / whole.measured.package_s.max(1e-9),
+            split.measured.rss_mib as f64 / (whole.measured.rss_mib as f64).max(1.0)
         ));
     }
     out

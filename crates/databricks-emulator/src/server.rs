@@ -713,6 +713,7 @@ fn plan_statement(
         }
     } else {
         let groups = files.map(|paths| {
+            let paths: std::collections::HashSet<String> = paths.into_iter().collect();
             (0..table.reader.metadata().num_row_groups())
                 .filter(|&g| paths.contains(&data_file(&table, at_version, g)))
                 .collect()

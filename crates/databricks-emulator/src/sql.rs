@@ -225,21 +225,18 @@ impl Parser<'_> {
 
     /// The punctuation `symbol` (`(`, `)`, `:`).
     fn symbol(&mut self, symbol: &str) -> Result<(), SyntaxError> {
-        if self.eat(&Token::Other(symbol.into()))? {
-            Ok(())
-        } else {
-            Err(self.error())
-        }
+        self.expect(&Token::Other(symbol.into()))
     }
 
     /// `_metadata.file_path`, in any case.
     fn file_path_column(&mut self) -> Result<(), SyntaxError> {
         self.keyword("_metadata")?;
-        self.symbol_token(&Token::Dot)?;
+        self.expect(&Token::Dot)?;
         self.keyword("file_path")
     }
 
-    fn symbol_token(&mut self, token: &Token) -> Result<(), SyntaxError> {
+    /// `token`, or a syntax error.
+    fn expect(&mut self, token: &Token) -> Result<(), SyntaxError> {
         if self.eat(token)? {
             Ok(())
         } else {
@@ -286,14 +283,14 @@ impl Parser<'_> {
     /// After `SELECT _metadata`: `.file_path AS file_path, COUNT(*) AS num_rows FROM <t>
     /// [VERSION AS OF <n>] GROUP BY _metadata.file_path`.
     fn files_statement(&mut self) -> Result<Statement, SyntaxError> {
-        self.symbol_token(&Token::Dot)?;
+        self.expect(&Token::Dot)?;
         self.keyword("file_path")?;
         self.keyword("as")?;
         self.keyword("file_path")?;
-        self.symbol_token(&Token::Comma)?;
+        self.expect(&Token::Comma)?;
         self.keyword("count")?;
         self.symbol("(")?;
-        self.symbol_token(&Token::Star)?;
+        self.expect(&Token::Star)?;
         self.symbol(")")?;
         self.keyword("as")?;
         self.keyword("num_rows")?;

@@ -149,10 +149,13 @@ pub enum TokenSource {
 /// The scope of an Entra ID token for Azure Databricks: its first-party application id.
 pub const AZURE_DATABRICKS_SCOPE: &str = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default";
 
+/// The Entra ID authority of Azure's public cloud.
+pub const ENTRA_PUBLIC_AUTHORITY: &str = "https://login.microsoftonline.com";
+
 impl TokenSource {
     /// Entra ID at the public cloud's authority, checking the tenant's spelling.
     pub fn entra_id(tenant: &str) -> Result<TokenSource, String> {
-        TokenSource::entra_id_at("https://login.microsoftonline.com", tenant)
+        TokenSource::entra_id_at(ENTRA_PUBLIC_AUTHORITY, tenant)
     }
 
     /// Entra ID at `authority` (an `http(s)://host[:port]` origin), checking both.
@@ -359,25 +362,12 @@ impl DatabricksSource {
             }
             Err(e) => return Err(e),
         };
-        guard.disarm();
-        let column = finished
-            .manifest
-            .schema
-            .as_ref()
-            .and_then(|s| {
-                s.columns.iter().position(|c| {
-                    c.get("name").and_then(serde_json::Value::as_str) == Some("version")
-                })
-            })
-            .ok_or_else(|| {
-                SourceError::protocol(format!(
-                    "DESCRIBE HISTORY of `{table}` answered without a `version` column"
-                ))
-            })?;
-        let rows = finished
-            .first
-            .and_then(|r| r.data_array)
-            .unwrap_or_default();
+        let column = finished.manifest.column("version").ok_or_else(|| {
+            SourceError::protocol(format!(
+                "DESCRIBE HISTORY of `{table}` answered without a `version` column"
+            ))
+        })?;
+        let rows = statement::inline_rows(&self.client, &mut guard, finished.first).await?;
         let version = rows
             .first()
             .and_then(|row| row.get(column).cloned().flatten())
@@ -429,7 +419,6 @@ impl Source for DatabricksSource {
                 let kept = finished.manifest.total_row_count.unwrap_or(0);
                 let files =
                     split::data_files(&self.client, &self.catalog, schema, version, &table).await?;
-                let parts = split::plan(files.clone(), (kept / 2).max(1));
                 split::stream(
                     split::Split {
                         client: self.client.clone(),
@@ -438,9 +427,8 @@ impl Source for DatabricksSource {
                         version,
                         target: target.clone(),
                         table,
-                        files,
                     },
-                    parts,
+                    split::plan(files, (kept / 2).max(1)),
                 )
             }
             _ => {

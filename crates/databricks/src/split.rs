@@ -30,11 +30,10 @@ pub(crate) struct DataFile {
     pub(crate) rows: u64,
 }
 
-/// The files one part reads, and the rows they hold together.
+/// The files one part reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Part {
-    pub(crate) files: Vec<String>,
-    pub(crate) rows: u64,
+    pub(crate) files: Vec<DataFile>,
 }
 
 /// Packs `files`, in path order, into parts of at most `budget` rows; a file holding more than
@@ -44,29 +43,29 @@ pub(crate) fn plan(mut files: Vec<DataFile>, budget: u64) -> Vec<Part> {
     let mut parts: Vec<Part> = Vec::new();
     for file in files.into_iter().filter(|f| f.rows > 0) {
         match parts.last_mut() {
-            Some(part) if part.rows + file.rows <= budget => {
-                part.rows += file.rows;
-                part.files.push(file.path);
-            }
-            _ => parts.push(Part {
-                files: vec![file.path],
-                rows: file.rows,
-            }),
+            Some(part) if part.rows() + file.rows <= budget => part.files.push(file),
+            _ => parts.push(Part { files: vec![file] }),
         }
     }
     parts
 }
 
 impl Part {
+    /// The rows its files hold together.
+    pub(crate) fn rows(&self) -> u64 {
+        self.files.iter().map(|f| f.rows).sum()
+    }
+
     /// The part as two, each with half its files (a part whose result was still truncated).
-    fn halves(self, rows_of: &dyn Fn(&str) -> u64) -> (Part, Part) {
-        let mut files = self.files;
-        let second = files.split_off(files.len() / 2);
-        let part = |files: Vec<String>| Part {
-            rows: files.iter().map(|f| rows_of(f)).sum(),
-            files,
-        };
-        (part(files), part(second))
+    fn halves(mut self) -> (Part, Part) {
+        let second = self.files.split_off(self.files.len() / 2);
+        (self, Part { files: second })
+    }
+
+    /// Its statement: [`statement::part_query`] over its files' paths.
+    fn query(&self, split: &Split) -> Query {
+        let paths: Vec<String> = self.files.iter().map(|f| f.path.clone()).collect();
+        statement::part_query(&split.schema, split.version, &paths)
     }
 }
 
@@ -82,47 +81,29 @@ pub(crate) async fn data_files(
     let query = Query::plain(statement::files_sql(schema, version));
     let (mut guard, finished) =
         statement::run(client, &query, catalog, table, Disposition::InlineJson).await?;
+    let manifest = &finished.manifest;
     let position = |name: &str| {
-        finished
-            .manifest
-            .schema
-            .as_ref()
-            .and_then(|s| {
-                s.columns
-                    .iter()
-                    .position(|c| c.get("name").and_then(serde_json::Value::as_str) == Some(name))
-            })
-            .ok_or_else(|| {
-                SourceError::protocol(format!(
-                    "the data files of `{table}` came without a `{name}` column"
-                ))
-            })
+        manifest.column(name).ok_or_else(|| {
+            SourceError::protocol(format!(
+                "the data files of `{table}` came without a `{name}` column"
+            ))
+        })
     };
     let (path_at, rows_at) = (position("file_path")?, position("num_rows")?);
     let mut files = Vec::new();
-    let mut data = finished.first.unwrap_or_default();
-    loop {
-        for row in data.data_array.take().unwrap_or_default() {
-            let cell = |i: usize| row.get(i).cloned().flatten();
-            let path = cell(path_at).ok_or_else(|| {
-                SourceError::protocol(format!("a data file of `{table}` came without a path"))
+    for row in statement::inline_rows(client, &mut guard, finished.first).await? {
+        let cell = |i: usize| row.get(i).cloned().flatten();
+        let path = cell(path_at).ok_or_else(|| {
+            SourceError::protocol(format!("a data file of `{table}` came without a path"))
+        })?;
+        let rows = cell(rows_at)
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| {
+                SourceError::protocol(format!("a data file of `{table}` came without a row count"))
             })?;
-            let rows = cell(rows_at)
-                .and_then(|n| n.parse::<u64>().ok())
-                .ok_or_else(|| {
-                    SourceError::protocol(format!(
-                        "a data file of `{table}` came without a row count"
-                    ))
-                })?;
-            files.push(DataFile { path, rows });
-        }
-        match data.next_chunk_index {
-            Some(next) => data = statement::get_chunk(client, guard.statement_id(), next).await?,
-            None => break,
-        }
+        files.push(DataFile { path, rows });
     }
-    guard.disarm();
-    let announced = finished.manifest.total_row_count;
+    let announced = manifest.total_row_count;
     if announced.is_some_and(|n| n != files.len() as u64) {
         return Err(SourceError::protocol(format!(
             "the data files query of `{table}` announced {announced:?} files and returned {}",
@@ -140,8 +121,6 @@ pub(crate) struct Split {
     pub(crate) version: u64,
     pub(crate) target: SchemaRef,
     pub(crate) table: String,
-    /// Every file's rows, to size the halves of a part that was still too large.
-    pub(crate) files: Vec<DataFile>,
 }
 
 type Started = AbortOnDrop<Result<(CancelOnDrop, Finished), SourceError>>;
@@ -154,7 +133,7 @@ struct State {
     /// Parts whose statements run (or finished), in table order; aborting one cancels its
     /// statement. At most `parallel` with the one downloading, one more just after a part was
     /// halved.
-    started: VecDeque<(Part, Started)>,
+    started: VecDeque<(Part, Query, Started)>,
     /// The part being downloaded.
     current: Option<BatchStream>,
     parallel: usize,
@@ -164,15 +143,15 @@ struct State {
     done: bool,
 }
 
-/// Reads `parts` as one stream of batches of `split.target`, checking that they hold the
-/// snapshot's `split.files` rows exactly.
+/// Reads `parts` as one stream of batches of `split.target`, checking that they hold their
+/// files' rows exactly: together, the snapshot's.
 pub(crate) fn stream(split: Split, parts: Vec<Part>) -> BatchStream {
     let parallel = split.client.options.parallel_parts.max(1);
-    let total_rows = split.files.iter().map(|f| f.rows).sum();
+    let total_rows = parts.iter().map(Part::rows).sum();
     tracing::info!(
         table = %split.table,
         version = split.version,
-        files = split.files.len(),
+        files = parts.iter().map(|p| p.files.len()).sum::<usize>(),
         parts = parts.len(),
         total_rows,
         "the table is larger than one result; reading it in parts"
@@ -218,10 +197,10 @@ impl State {
                 }
             }
             self.start_parts();
-            let Some((part, started)) = self.started.pop_front() else {
+            let Some((part, query, started)) = self.started.pop_front() else {
                 return self.finish().err().map(Err);
             };
-            match self.open(part, started).await {
+            match self.open(part, query, started).await {
                 Ok(stream) => self.current = stream,
                 Err(e) => return Some(Err(e)),
             }
@@ -234,25 +213,27 @@ impl State {
         while self.started.len() + busy < self.parallel
             && let Some(part) = self.waiting.pop_front()
         {
-            let started = self.submit(&part);
-            self.started.push_back((part, started));
+            let (query, started) = self.submit(&part);
+            self.started.push_back((part, query, started));
         }
     }
 
-    /// Runs the part's statement in a task of its own.
-    fn submit(&self, part: &Part) -> Started {
+    /// Runs the part's statement in a task of its own; the query is kept for a re-run.
+    fn submit(&self, part: &Part) -> (Query, Started) {
         let split = self.split.clone();
-        let query = statement::part_query(&split.schema, split.version, &part.files);
-        AbortOnDrop(tokio::spawn(async move {
+        let query = part.query(&split);
+        let submitted = query.clone();
+        let task = AbortOnDrop(tokio::spawn(async move {
             statement::run(
                 &split.client,
-                &query,
+                &submitted,
                 &split.catalog,
                 &split.table,
                 Disposition::ArrowLinks,
             )
             .await
-        }))
+        }));
+        (query, task)
     }
 
     /// The batches of a part whose statement finished; `None` when the part was still too large
@@ -261,6 +242,7 @@ impl State {
     async fn open(
         &mut self,
         part: Part,
+        query: Query,
         started: Started,
     ) -> Result<Option<BatchStream>, SourceError> {
         let (mut guard, finished) = started.await?;
@@ -273,25 +255,20 @@ impl State {
                 return Err(SourceError::protocol(format!(
                     "one data file of table `{table}` at Delta version {} holds more than the \
                      warehouse returns in one query ({} rows); it cannot be read in parts",
-                    split.version, part.rows
+                    split.version,
+                    part.rows()
                 )));
             }
             tracing::info!(table = %table, files = part.files.len(), "a part is still larger than one result; halving it");
-            let rows_of = |path: &str| {
-                split
-                    .files
-                    .iter()
-                    .find(|f| f.path == path)
-                    .map_or(0, |f| f.rows)
-            };
-            let (first, second) = part.halves(&rows_of);
+            let (first, second) = part.halves();
             for half in [second, first] {
-                let started = self.submit(&half);
-                self.started.push_front((half, started));
+                let (query, started) = self.submit(&half);
+                self.started.push_front((half, query, started));
             }
             return Ok(None);
         }
-        if manifest.total_row_count != Some(part.rows) {
+        let rows = part.rows();
+        if manifest.total_row_count != Some(rows) {
             return Err(SourceError::protocol(format!(
                 "statement {} (part {} of table `{table}` at Delta version {}) announced {:?} \
                  rows; its {} data files hold {}",
@@ -300,7 +277,7 @@ impl State {
                 split.version,
                 manifest.total_row_count,
                 part.files.len(),
-                part.rows
+                rows
             )));
         }
         tracing::info!(
@@ -308,10 +285,9 @@ impl State {
             part = self.parts_read + 1,
             parts_left = self.waiting.len() + self.started.len(),
             files = part.files.len(),
-            rows = part.rows,
+            rows,
             "reading a part"
         );
-        let query = statement::part_query(&split.schema, split.version, &part.files);
         let rerun = Rerun {
             query,
             catalog: split.catalog.clone(),
@@ -364,10 +340,7 @@ mod tests {
             file("f", 10),
         ];
         let parts = plan(files, 100);
-        let got: Vec<(Vec<&str>, u64)> = parts
-            .iter()
-            .map(|p| (p.files.iter().map(String::as_str).collect(), p.rows))
-            .collect();
+        let got: Vec<(Vec<&str>, u64)> = parts.iter().map(summary).collect();
         assert_eq!(
             got,
             vec![
@@ -379,22 +352,22 @@ mod tests {
         assert!(plan(Vec::new(), 10).is_empty());
     }
 
+    /// A part's paths and rows.
+    fn summary(part: &Part) -> (Vec<&str>, u64) {
+        (
+            part.files.iter().map(|f| f.path.as_str()).collect(),
+            part.rows(),
+        )
+    }
+
     #[test]
     fn a_part_halves_by_files() {
         let part = Part {
-            files: vec!["a".into(), "b".into(), "c".into()],
-            rows: 6,
+            files: vec![file("a", 1), file("b", 2), file("c", 3)],
         };
-        let rows = |p: &str| match p {
-            "a" => 1,
-            "b" => 2,
-            _ => 3,
-        };
-        let (first, second) = part.halves(&rows);
-        assert_eq!((first.files, first.rows), (vec!["a".to_owned()], 1));
-        assert_eq!(
-            (second.files, second.rows),
-            (vec!["b".to_owned(), "c".to_owned()], 5)
-        );
+        assert_eq!(part.rows(), 6);
+        let (first, second) = part.halves();
+        assert_eq!(summary(&first), (vec!["a"], 1));
+        assert_eq!(summary(&second), (vec!["b", "c"], 5));
     }
 }

@@ -382,6 +382,26 @@ async fn get_status(client: &Client, statement_id: &str) -> Result<StatementResp
     json_body(response, operation).await
 }
 
+/// Every row of a finished `INLINE` + `JSON_ARRAY` result: the first chunk's, then each next
+/// chunk's by `next_chunk_index`. Disarms `guard` once all are read.
+pub(crate) async fn inline_rows(
+    client: &Client,
+    guard: &mut CancelOnDrop,
+    first: Option<ResultData>,
+) -> Result<Vec<Vec<Option<String>>>, SourceError> {
+    let mut rows = Vec::new();
+    let mut data = first.unwrap_or_default();
+    loop {
+        rows.extend(data.data_array.take().unwrap_or_default());
+        match data.next_chunk_index {
+            Some(next) => data = get_chunk(client, guard.statement_id(), next).await?,
+            None => break,
+        }
+    }
+    guard.disarm();
+    Ok(rows)
+}
+
 /// `GET /api/2.0/sql/statements/{id}/result/chunks/{n}`: a fresh link for chunk `n`.
 pub(crate) async fn get_chunk(
     client: &Client,

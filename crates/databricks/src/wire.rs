@@ -182,6 +182,17 @@ pub(crate) struct ManifestChunk {
     pub(crate) byte_count: Option<u64>,
 }
 
+impl Manifest {
+    /// The position of the result column `name` (`manifest.schema.columns[].name`).
+    pub(crate) fn column(&self, name: &str) -> Option<usize> {
+        self.schema
+            .as_ref()?
+            .columns
+            .iter()
+            .position(|c| c.get("name").and_then(serde_json::Value::as_str) == Some(name))
+    }
+}
+
 /// `manifest.schema`.
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct ResultSchema {

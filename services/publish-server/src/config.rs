@@ -350,7 +350,7 @@ impl Raw<'_> {
                 })?;
                 let authority = self
                     .get("PUBLISH_ENTRA_AUTHORITY")
-                    .unwrap_or("https://login.microsoftonline.com");
+                    .unwrap_or(publish_databricks::ENTRA_PUBLIC_AUTHORITY);
                 TokenSource::entra_id_at(authority, tenant).map_err(|why| {
                     let key = if why.contains("authority") {
                         "PUBLISH_ENTRA_AUTHORITY"
