@@ -77,7 +77,8 @@ struct Args {
     /// At the largest size, also package both tables from an emulator whose result cap makes
     /// the wide table about this many times larger than one result, so that it is read in parts
     /// (docs/DATABRICKS-WIRE.md §6.4), and report that against the same tables read whole
-    /// (issue 11). 0 skips it.
+    /// (issue 11). 0 skips it. A data file (a row group of 128 Ki rows here) larger than the cap
+    /// cannot be split and fails the package, so keep N well below rows / 131072.
     #[arg(long, default_value_t = 0)]
     split_check: u64,
     /// A Python interpreter with `databricks-sdk`, `duckdb` and `pyarrow` (e.g. a venv's
