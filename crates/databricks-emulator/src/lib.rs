@@ -64,7 +64,10 @@
 //!   other `WHERE`, no `LIMIT`, expressions or aliases; parameters only as the file list, only
 //!   `STRING`; `query_tags` and `session_id` are ignored. Everything else fails with
 //!   `PARSE_SYNTAX_ERROR`, which real Databricks would run. The byte cap counts the estimated
-//!   sizes below, not Databricks' internal ones.
+//!   sizes below, not Databricks' internal ones, and a truncated manifest's `total_row_count`
+//!   is the rows kept (assumed of Databricks, not documented). Data files are row groups, not
+//!   Delta's real files, and a file filter reads only those groups (whether a warehouse prunes
+//!   files by `_metadata.file_path` is not verified).
 //! - **Permissions**: every token sees every catalog, schema and table; there is no
 //!   `PERMISSION_DENIED`, no views, no foreign keys. `include_browse` is checked to be `true` or
 //!   `false` but changes nothing, since nothing is browse-only (`browse_only` is always `false`
