@@ -39,6 +39,8 @@ pub struct Suite {
     catalog: ObjectName,
     schema: ObjectName,
     hostile_schema: ObjectName,
+    /// Columns of `people` left out, for a backend that cannot declare their types.
+    left_out: Vec<String>,
 }
 
 /// Rows of the `people` table; more than one emulator chunk when chunks are small.
@@ -89,7 +91,22 @@ impl Suite {
             catalog: obj(catalog),
             schema: obj(schema),
             hostile_schema: obj("odd`sch\"ema"),
+            left_out: Vec::new(),
         }
+    }
+
+    /// The same suite without these columns of `people` (for a backend with no such type:
+    /// PostgreSQL has no TINYINT, MAP or STRUCT, so it runs without `Level`, `Attrs` and
+    /// `Address`). The key and the columns the projection checks use cannot be left out.
+    pub fn leaving_out(mut self, columns: &[&str]) -> Self {
+        for c in columns {
+            assert!(
+                !["Id", "Name", "Score", "Seen", "LocalSeen", "Tags"].contains(c),
+                "the checks need column {c}"
+            );
+        }
+        self.left_out = columns.iter().map(|c| (*c).to_owned()).collect();
+        self
     }
 
     /// The `people` table: every scalar type, a list, a map, a struct, nulls, a primary key and
@@ -230,6 +247,20 @@ impl Suite {
             );
             start += BATCH_ROWS;
         }
+        let kept: Vec<usize> = (0..definition.columns.len())
+            .filter(|&i| {
+                !self
+                    .left_out
+                    .iter()
+                    .any(|c| c == definition.columns[i].name.as_str())
+            })
+            .collect();
+        let mut definition = definition;
+        definition.columns = kept
+            .iter()
+            .map(|&i| definition.columns[i].clone())
+            .collect();
+        let batches = batches.iter().map(|b| project(b, &kept)).collect();
         Fixture {
             definition,
             batches,
@@ -385,7 +416,7 @@ impl Suite {
         assert_eq!(names, ["Tags", "Score", "Id", "Seen"]);
         assert_eq!(schema.primary_key, [id("Id")]);
         let got = collect(stream).await;
-        let want = project(&concat(&fixture.batches), &[7, 3, 0, 5]);
+        let want = project_names(&concat(&fixture.batches), &["Tags", "Score", "Id", "Seen"]);
         assert_batches_eq(&got, &want, "projection of people");
 
         let schema = source
@@ -408,7 +439,7 @@ impl Suite {
         let names: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["Name", "Id", "LocalSeen"]);
         let got = collect(stream).await;
-        let want = project(&concat(&fixture.batches), &[1, 0, 6]);
+        let want = project_names(&concat(&fixture.batches), &["Name", "Id", "LocalSeen"]);
         assert_batches_eq(&got, &want, "case-insensitive columns");
     }
 
@@ -538,6 +569,19 @@ fn concat(batches: &[RecordBatch]) -> RecordBatch {
         .map(RecordBatch::schema)
         .unwrap_or_else(|| panic!("no batches"));
     concat_batches(&schema, batches).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn project_names(batch: &RecordBatch, names: &[&str]) -> RecordBatch {
+    let schema = batch.schema();
+    let indices: Vec<usize> = names
+        .iter()
+        .map(|n| {
+            schema
+                .index_of(n)
+                .unwrap_or_else(|_| panic!("fixture has no column {n}"))
+        })
+        .collect();
+    project(batch, &indices)
 }
 
 fn project(batch: &RecordBatch, indices: &[usize]) -> RecordBatch {

@@ -50,30 +50,35 @@ pub struct ProjectRef {
     pub destination: DestinationName,
 }
 
-/// The Databricks (or future) source of a package or validate request.
+/// The source of a package or validate request: a Databricks workspace or a SQL database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceSpec {
-    /// Only Databricks SQL today.
+    /// Databricks SQL, PostgreSQL or MySQL/MariaDB.
     pub kind: SourceKind,
-    /// The workspace URL, parsed but not yet checked against the allow-list.
+    /// The workspace URL or the database server (scheme `postgresql` / `mysql`), parsed but
+    /// not yet checked against the allow-list.
     pub host_url: HostUrl,
-    /// JDBC/ODBC HTTP path; its last `warehouses/<id>` segment names the SQL warehouse.
+    /// Databricks: the JDBC/ODBC HTTP path, whose last `warehouses/<id>` segment names the SQL
+    /// warehouse. Empty for a SQL database, which has none.
     pub http_path: String,
-    /// Unity Catalog catalog.
+    /// Databricks: the Unity Catalog catalog. A SQL database: the database (`database`).
     pub catalog: ObjectName,
-    /// Names of the secret files holding the service principal's credentials.
+    /// Names of the secret files holding the credentials.
     pub credentials: Credentials,
 }
 
-/// Names (never values) of the secret files with the service principal's id and secret.
+/// Names (never values) of the secret files with the credentials: for Databricks the service
+/// principal's OAuth client id and secret, for a SQL database the user name and password.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
     /// Where the secrets come from, as the caller said (e.g. `AzureKeyVault`); informational —
     /// the service reads them from files under `SECRETS_MNT_PATH`.
     pub provider: String,
-    /// File name of the OAuth client id.
+    /// File name of the OAuth client id (`spn_clientid`), or of the database user name
+    /// (`username_key`).
     pub client_id: SecretName,
-    /// File name of the OAuth client secret.
+    /// File name of the OAuth client secret (`spn_secret`), or of the database password
+    /// (`password_key`).
     pub client_secret: SecretName,
 }
 
@@ -150,7 +155,7 @@ pub struct ValidateRequest {
     pub source: SourceSpec,
 }
 
-use crate::wire::{RawBody, RawDataset, RawDestination, RawSource, RawSourceType};
+use crate::wire::{RawBody, RawDataset, RawDestination, RawSource, RawSourceType, RawSqlSource};
 
 /// Deserialises a part of the body already read as a JSON value; errors name `field` and the
 /// path inside it.
@@ -331,6 +336,9 @@ fn normalise_sourced(raw: RawBody) -> Result<(ProjectRef, OutputFormat, SourceSp
     };
     let RawSourceType { kind } = from_value("source", src.clone())?;
     let kind = SourceKind::parse(&kind).map_err(|e| RequestError::new("source.type", e))?;
+    if kind.is_sql_database() {
+        return Ok((project, format, sql_source(kind, src)?));
+    }
     let src: RawSource = from_value("source", src)?;
     let host_url = HostUrl::parse(&src.host_url, src.port)
         .map_err(|e| RequestError::new("source.host_url", e))?;
@@ -364,6 +372,25 @@ fn normalise_sourced(raw: RawBody) -> Result<(ProjectRef, OutputFormat, SourceSp
         },
     };
     Ok((project, format, source))
+}
+
+/// A SQL database source: `host_url` (a host name), `database`, `port`, and
+/// `credentials.username_key` / `password_key`.
+fn sql_source(kind: SourceKind, src: serde_json::Value) -> Result<SourceSpec, RequestError> {
+    let src: RawSqlSource = from_value("source", src)?;
+    let host_url = HostUrl::parse_database(&src.host_url, kind.scheme(), src.port)
+        .map_err(|e| RequestError::new("source.host_url", e))?;
+    Ok(SourceSpec {
+        kind,
+        host_url,
+        http_path: String::new(),
+        catalog: src.database,
+        credentials: Credentials {
+            provider: src.credentials.provider.unwrap_or_default(),
+            client_id: src.credentials.username_key,
+            client_secret: src.credentials.password_key,
+        },
+    })
 }
 
 fn normalise_dataset(field: &str, raw: RawDataset) -> Result<DatasetSpec, RequestError> {

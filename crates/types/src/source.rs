@@ -8,23 +8,51 @@ use std::fmt;
 pub enum SourceKind {
     /// Databricks SQL warehouse + Unity Catalog (`DatabricksSQL`, any case).
     DatabricksSql,
+    /// A PostgreSQL database (`postgresql` or `postgres`).
+    Postgresql,
+    /// A MySQL or MariaDB database (`mysql` or `mariadb`). Not read yet: [`SourceKind::parse`]
+    /// refuses it with a clear "not supported by this service yet".
+    Mysql,
 }
 
 impl SourceKind {
+    /// The source types this service reads, for messages.
+    pub const SUPPORTED: &'static str = "DatabricksSQL, postgresql";
+
     /// Parses a case-insensitive source type; other known CR8TOR source types get a clear
     /// "not supported by this service yet".
     pub fn parse(value: &str) -> Result<Self, String> {
         match value.to_ascii_lowercase().as_str() {
             "databrickssql" => Ok(Self::DatabricksSql),
-            "postgresql" | "postgres" | "mysql" | "mariadb" | "mssql" | "sqlserver" => {
-                Err(format!(
-                    "source type {value:?} (a SQL database) is not supported by this service yet; \
-                 supported source types: DatabricksSQL"
-                ))
-            }
-            _ => Err(format!(
-                "source type {value:?} is not supported; supported source types: DatabricksSQL"
+            "postgresql" | "postgres" => Ok(Self::Postgresql),
+            "mysql" | "mariadb" => Err(format!(
+                "source type {value:?} (MySQL/MariaDB) is not supported by this service yet; \
+                 supported source types: {}",
+                Self::SUPPORTED
             )),
+            "mssql" | "sqlserver" => Err(format!(
+                "source type {value:?} (SQL Server) is not supported by this service yet; \
+                 supported source types: {}",
+                Self::SUPPORTED
+            )),
+            _ => Err(format!(
+                "source type {value:?} is not supported; supported source types: {}",
+                Self::SUPPORTED
+            )),
+        }
+    }
+
+    /// True for the SQL databases (PostgreSQL, MySQL/MariaDB).
+    pub fn is_sql_database(self) -> bool {
+        matches!(self, Self::Postgresql | Self::Mysql)
+    }
+
+    /// The scheme of this kind's hosts in the allow-list.
+    pub fn scheme(self) -> Scheme {
+        match self {
+            Self::DatabricksSql => Scheme::Https,
+            Self::Postgresql => Scheme::Postgresql,
+            Self::Mysql => Scheme::Mysql,
         }
     }
 }
@@ -36,6 +64,10 @@ pub enum Scheme {
     Http,
     /// `https://`.
     Https,
+    /// `postgresql://` — a PostgreSQL server (port 5432 by default).
+    Postgresql,
+    /// `mysql://` — a MySQL or MariaDB server (port 3306 by default).
+    Mysql,
 }
 
 impl Scheme {
@@ -43,6 +75,8 @@ impl Scheme {
         match self {
             Self::Http => 80,
             Self::Https => 443,
+            Self::Postgresql => 5432,
+            Self::Mysql => 3306,
         }
     }
 
@@ -50,7 +84,24 @@ impl Scheme {
         match self {
             Self::Http => "http",
             Self::Https => "https",
+            Self::Postgresql => "postgresql",
+            Self::Mysql => "mysql",
         }
+    }
+
+    /// The scheme a URL or allow-list entry starts with, and the rest; `postgres://` and
+    /// `mariadb://` are accepted spellings.
+    fn strip(lower: &str) -> Option<(Self, &str)> {
+        [
+            ("https://", Self::Https),
+            ("http://", Self::Http),
+            ("postgresql://", Self::Postgresql),
+            ("postgres://", Self::Postgresql),
+            ("mysql://", Self::Mysql),
+            ("mariadb://", Self::Mysql),
+        ]
+        .into_iter()
+        .find_map(|(prefix, scheme)| lower.strip_prefix(prefix).map(|rest| (scheme, rest)))
     }
 }
 
@@ -68,18 +119,49 @@ impl HostUrl {
     pub fn parse(text: &str, port: Option<u16>) -> Result<Self, String> {
         let text = text.trim();
         let lower = text.to_ascii_lowercase();
-        let (scheme, rest) = if let Some(rest) = lower.strip_prefix("https://") {
-            (Scheme::Https, rest)
-        } else if let Some(rest) = lower.strip_prefix("http://") {
-            (Scheme::Http, rest)
-        } else {
-            return Err(format!("{text:?} must start with https://"));
+        let (scheme, rest) = match Scheme::strip(&lower) {
+            Some((scheme @ (Scheme::Http | Scheme::Https), rest)) => (scheme, rest),
+            _ => return Err(format!("{text:?} must start with https://")),
         };
+        Self::authority(text, scheme, rest, port)
+    }
+
+    /// Parses a SQL database server's address: `host[:port]`, or the same after
+    /// `postgresql://` / `mysql://` (the scheme must be `scheme`'s). The port comes from the
+    /// address, else from `port`, else the scheme's default.
+    pub fn parse_database(text: &str, scheme: Scheme, port: Option<u16>) -> Result<Self, String> {
+        let text = text.trim();
+        let lower = text.to_ascii_lowercase();
+        let rest = match Scheme::strip(&lower) {
+            None => lower.as_str(),
+            Some((given, rest)) if given == scheme => rest,
+            Some(_) => {
+                return Err(format!(
+                    "{text:?} must be the database server's host name (or {}://host)",
+                    scheme.as_str()
+                ));
+            }
+        };
+        Self::authority(text, scheme, rest, port)
+    }
+
+    fn authority(
+        text: &str,
+        scheme: Scheme,
+        rest: &str,
+        port: Option<u16>,
+    ) -> Result<Self, String> {
         let authority = rest.strip_suffix('/').unwrap_or(rest);
         if authority.contains(['/', '?', '#', '@', '\\']) || authority.is_empty() {
-            return Err(format!(
-                "{text:?} must be just the workspace address, e.g. https://adb-123.azuredatabricks.net"
-            ));
+            let what = match scheme {
+                Scheme::Http | Scheme::Https => {
+                    "the workspace address, e.g. https://adb-123.azuredatabricks.net"
+                }
+                Scheme::Postgresql | Scheme::Mysql => {
+                    "the database server's host name, e.g. db.internal.example"
+                }
+            };
+            return Err(format!("{text:?} must be just {what}"));
         }
         let (host, url_port) = split_host_port(authority)
             .ok_or_else(|| format!("{text:?} has an invalid host or port"))?;
@@ -176,8 +258,11 @@ struct AllowEntry {
 
 /// The hosts the service may contact (and send credentials to), from
 /// `PUBLISH_ALLOWED_SOURCE_HOSTS`: comma-separated `[scheme://]host[:port]` entries, where host
-/// may start with `*.` (one or more labels) and port may be `*`. The scheme defaults to https,
-/// and an entry without a port allows only the scheme's default port.
+/// may start with `*.` (one or more labels) and port may be `*`. The scheme is `https` (the
+/// default), `http`, `postgresql` or `mysql` (which also covers MariaDB); an entry allows only
+/// its scheme, and an entry without a port only the scheme's default port (443, 80, 5432,
+/// 3306). So `postgresql://*.postgres.database.azure.com` allows Azure's PostgreSQL servers
+/// on 5432, and no Databricks default entry ever allows a database server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostAllowList {
     entries: Vec<AllowEntry>,
@@ -232,16 +317,15 @@ impl Default for HostAllowList {
 
 fn parse_entry(raw: &str) -> Result<AllowEntry, String> {
     let lower = raw.to_ascii_lowercase();
-    let (scheme, rest) = if let Some(rest) = lower.strip_prefix("https://") {
-        (Scheme::Https, rest)
-    } else if let Some(rest) = lower.strip_prefix("http://") {
-        (Scheme::Http, rest)
-    } else if lower.contains("://") {
-        return Err(format!(
-            "allowed host {raw:?}: only http:// and https:// are supported"
-        ));
-    } else {
-        (Scheme::Https, lower.as_str())
+    let (scheme, rest) = match Scheme::strip(&lower) {
+        Some(found) => found,
+        None if lower.contains("://") => {
+            return Err(format!(
+                "allowed host {raw:?}: only https://, http://, postgresql:// and mysql:// are \
+                 supported"
+            ));
+        }
+        None => (Scheme::Https, lower.as_str()),
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     let (host_part, port) = match rest.rsplit_once(':') {
@@ -389,10 +473,59 @@ mod tests {
             SourceKind::parse("databrickssql"),
             Ok(SourceKind::DatabricksSql)
         );
+        assert_eq!(SourceKind::parse("PostgreSQL"), Ok(SourceKind::Postgresql));
         assert!(
-            SourceKind::parse("postgresql").unwrap_err().contains(
-                "not supported by this service yet; supported source types: DatabricksSQL"
-            )
+            SourceKind::parse("mariadb")
+                .unwrap_err()
+                .contains("(MySQL/MariaDB)")
         );
+        assert!(SourceKind::parse("mssql").unwrap_err().contains(
+            "not supported by this service yet; supported source types: DatabricksSQL, \
+             postgresql"
+        ));
+    }
+
+    #[test]
+    fn database_hosts_and_their_allow_list_entries() {
+        let pg = |t: &str, p| HostUrl::parse_database(t, Scheme::Postgresql, p);
+        assert_eq!(
+            pg("db.internal.example", Some(5432)).unwrap().origin(),
+            "postgresql://db.internal.example"
+        );
+        assert_eq!(
+            pg("postgres://DB.internal.example:6432", None)
+                .unwrap()
+                .origin(),
+            "postgresql://db.internal.example:6432"
+        );
+        assert_eq!(pg("127.0.0.1", Some(40001)).unwrap().port(), 40001);
+        for bad in ["mysql://db", "https://db", "user@db", "db/x", "", "db:0"] {
+            assert!(pg(bad, None).is_err(), "{bad}");
+        }
+        let my = HostUrl::parse_database("db", Scheme::Mysql, None).unwrap();
+        assert_eq!(my.origin(), "mysql://db");
+
+        let list = HostAllowList::parse(
+            "postgresql://*.postgres.database.azure.com, mysql://127.0.0.1:*, https://db",
+        )
+        .unwrap();
+        for (u, ok) in [
+            (pg("a.postgres.database.azure.com", None).unwrap(), true),
+            (
+                pg("a.postgres.database.azure.com", Some(6432)).unwrap(),
+                false,
+            ),
+            (pg("127.0.0.1", Some(5432)).unwrap(), false),
+            (
+                HostUrl::parse_database("127.0.0.1", Scheme::Mysql, Some(3)).unwrap(),
+                true,
+            ),
+            (my, false),
+            (pg("db", None).unwrap(), false),
+        ] {
+            assert_eq!(list.allows(&u), ok, "{u}");
+        }
+        assert!(!HostAllowList::default().allows(&pg("x.azuredatabricks.net", None).unwrap()));
+        assert!(HostAllowList::parse("mssql://x").is_err());
     }
 }

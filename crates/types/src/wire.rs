@@ -109,6 +109,45 @@ pub struct RawCredentials {
     pub(crate) spn_secret: SecretName,
 }
 
+/// A SQL database source (`postgresql`, `mysql`), as CR8TOR sends it.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = SqlSource))]
+pub struct RawSqlSource {
+    /// `postgresql` (or `postgres`), `mysql` (or `mariadb`), any case.
+    #[serde(rename = "type")]
+    #[allow(dead_code, reason = "read first, through RawSourceType")]
+    pub(crate) kind: String,
+    /// The server's host name (optionally after `postgresql://` / `mysql://`), on the host
+    /// allow-list with that scheme.
+    pub(crate) host_url: String,
+    /// The database; the tables are read from its schema `dataset.schema_name`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub(crate) database: ObjectName,
+    /// The port (5432 for PostgreSQL, 3306 for MySQL by default).
+    #[cfg_attr(feature = "openapi", schema(nullable))]
+    pub(crate) port: Option<u16>,
+    /// The secret files' names.
+    pub(crate) credentials: RawSqlCredentials,
+}
+
+/// Names of the secret files (under `SECRETS_MNT_PATH`) holding the database user's name and
+/// password; never the values. `[A-Za-z0-9_-]+`.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = SqlCredentials))]
+pub struct RawSqlCredentials {
+    /// Informational (e.g. `AzureKeyVault`).
+    #[cfg_attr(feature = "openapi", schema(nullable))]
+    pub(crate) provider: Option<String>,
+    /// File name of the user name.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "pgusername"))]
+    pub(crate) username_key: SecretName,
+    /// File name of the password.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "pgpassword"))]
+    pub(crate) password_key: SecretName,
+}
+
 /// One dataset's approved tables.
 #[derive(Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -3,7 +3,7 @@
 
 use publish_types::{
     DestinationName, HostUrl, Identifier, ObjectName, OutputFormat, PackageRequest, PublishRequest,
-    RequestError, ValidateRequest,
+    RequestError, SourceKind, ValidateRequest,
 };
 use serde_json::{Value, json};
 
@@ -306,9 +306,9 @@ fn secret_name_rules() {
 fn source_rules() {
     check(
         B,
-        set("/source/type", json!("postgresql")),
+        set("/source/type", json!("sqlserver")),
         "source.type",
-        "not supported by this service yet; supported source types: DatabricksSQL",
+        "not supported by this service yet; supported source types: DatabricksSQL, postgresql",
     );
     check(
         B,
@@ -492,13 +492,61 @@ fn every_body_cr8tor_sends_parses() {
     for name in ["publish.json", "legacy-publish-shape-a.json"] {
         PublishRequest::from_json(&cr8tor(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
-    // A SQL-database source is refused for its type, naming the supported ones.
-    let err = PackageRequest::from_json(&cr8tor("package-postgresql-source.json")).unwrap_err();
-    assert_eq!(err.field, "source.type", "{err}");
+    // A SQL-database source: the server's host name and port, the database as the catalog,
+    // the secret files' names.
+    let pg = PackageRequest::from_json(&cr8tor("package-postgresql-source.json")).unwrap();
+    assert_eq!(pg.source.kind, SourceKind::Postgresql);
     assert_eq!(
-        err.message,
-        "source type \"postgresql\" (a SQL database) is not supported by this service yet; \
-         supported source types: DatabricksSQL"
+        pg.source.host_url.origin(),
+        "postgresql://db.internal.example"
+    );
+    assert_eq!(pg.source.catalog.as_str(), "cohort");
+    assert_eq!(pg.source.http_path, "");
+    assert_eq!(pg.source.credentials.client_id.as_str(), "pgusername");
+    assert_eq!(pg.source.credentials.client_secret.as_str(), "pgpassword");
+    assert_eq!(pg.dataset.schema_name.as_str(), "public");
+}
+
+#[test]
+fn sql_source_rules() {
+    let pg = || fixture_json("cr8tor/package-postgresql-source.json");
+    let check_pg = |edit: &dyn Fn(&mut Value), field: &str, want: &str| {
+        let mut body = pg();
+        edit(&mut body);
+        let err = PackageRequest::from_json(body.to_string().as_bytes()).unwrap_err();
+        assert_eq!(err.field, field, "{err}");
+        assert!(err.message.contains(want), "{err}");
+    };
+    check_pg(
+        &|b| b["source"]["type"] = json!("MSSQL"),
+        "source.type",
+        "(SQL Server) is not supported by this service yet",
+    );
+    check_pg(
+        &|b| b["source"]["host_url"] = json!("https://db.internal.example"),
+        "source.host_url",
+        "must be the database server's host name",
+    );
+    check_pg(
+        &|b| b["source"]["host_url"] = json!("u:p@db.internal.example"),
+        "source.host_url",
+        "must be just the database server's host name",
+    );
+    check_pg(
+        &|b| b["source"]["database"] = json!("co/hort"),
+        "source.database",
+        "",
+    );
+    check_pg(
+        &|b| b["source"]["credentials"]["password_key"] = json!("../x"),
+        "source.credentials.password_key",
+        "",
+    );
+    check_pg(&|b| b["source"]["port"] = json!("5432"), "source.port", "");
+    check_pg(
+        &|b| b["source"]["type"] = json!("MariaDB"),
+        "source.type",
+        "(MySQL/MariaDB) is not supported by this service yet",
     );
 }
 

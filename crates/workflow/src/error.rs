@@ -42,7 +42,7 @@ pub enum WorkflowError {
     Storage(#[from] StorageError),
     /// The source host is not on the allow-list.
     #[error(
-        "source.host_url: {host} is not an allowed Databricks host (allowed: {allowed}); \
+        "source.host_url: {host} is not an allowed source host (allowed: {allowed}); \
          set PUBLISH_ALLOWED_SOURCE_HOSTS to change this"
     )]
     HostNotAllowed {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use publish_databricks::{DatabricksOptions, TokenSource};
 use publish_hash::HashAlgorithm;
+use publish_sql::{SqlOptions, SqlTls};
 use publish_storage::Destinations;
 use publish_types::HostAllowList;
 use publish_workflow::WorkflowOptions;
@@ -53,6 +54,9 @@ pub enum LogFormat {
 /// | `PUBLISH_ENTRA_TENANT_ID` | none; required with `entra-id` | the Entra ID directory (tenant) |
 /// | `PUBLISH_ENTRA_AUTHORITY` | `https://login.microsoftonline.com` | the Entra ID authority (sovereign clouds have their own) |
 /// | `PUBLISH_PARALLEL_PARTS` | 2 | [`DatabricksOptions::parallel_parts`]: statements at once for a table read in parts |
+/// | `PUBLISH_SQL_TLS` | `verify-full` | [`SqlOptions::tls`]: TLS to PostgreSQL/MySQL sources, the certificate and host name checked; `disable` for plain connections |
+/// | `PUBLISH_SQL_CA_FILE` | none (the system's roots) | [`SqlOptions::ca_file`]: further CA certificates (PEM) to trust for SQL sources |
+/// | `PUBLISH_SQL_BATCH_ROWS` | 65536 | [`SqlOptions::batch_rows`]: rows per Arrow batch read from a SQL source |
 /// | `PUBLISH_DUCKDB_THREADS` | DuckDB's (the cores) | [`SinkOptions::duckdb_threads`] |
 /// | `PUBLISH_DUCKDB_MEMORY_LIMIT` | `256MB` (all packages together) | [`SinkOptions::duckdb_memory_limit`] |
 #[derive(Debug, Clone)]
@@ -73,6 +77,8 @@ pub struct Settings {
     pub workflow: WorkflowOptions,
     /// The Databricks source's options (per request, the service adds its query tags).
     pub source: DatabricksOptions,
+    /// The SQL-database sources' options (PostgreSQL).
+    pub sql: SqlOptions,
     /// The writers' options; the server adds the one shared DuckDB instance.
     pub sink: SinkOptions,
 }
@@ -184,6 +190,7 @@ impl Settings {
                 ..WorkflowOptions::default()
             },
             source: raw.source()?,
+            sql: raw.sql()?,
             sink: raw.sink(&working_dir, hash_algorithm)?,
             working_dir,
         })
@@ -332,6 +339,37 @@ impl Raw<'_> {
                 defaults.parallel_parts as u64,
                 1..=16,
             )? as usize,
+            ..defaults
+        })
+    }
+
+    fn sql(&self) -> Result<SqlOptions, ConfigError> {
+        let defaults = SqlOptions::default();
+        let tls = match self.get("PUBLISH_SQL_TLS") {
+            None => defaults.tls,
+            Some(v) => SqlTls::parse(v).map_err(|e| bad("PUBLISH_SQL_TLS", e))?,
+        };
+        let ca_file = self.get("PUBLISH_SQL_CA_FILE").map(PathBuf::from);
+        if let Some(path) = &ca_file
+            && !path.is_file()
+        {
+            return Err(bad(
+                "PUBLISH_SQL_CA_FILE",
+                format!("{} does not exist or is not a file", path.display()),
+            ));
+        }
+        Ok(SqlOptions {
+            tls,
+            ca_file,
+            batch_rows: self.bounded(
+                "PUBLISH_SQL_BATCH_ROWS",
+                defaults.batch_rows as u64,
+                1..=1_048_576,
+            )? as usize,
+            connect_timeout: self.secs(
+                "PUBLISH_SOURCE_REQUEST_TIMEOUT_SECS",
+                defaults.connect_timeout,
+            )?,
             ..defaults
         })
     }

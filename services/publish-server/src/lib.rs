@@ -25,13 +25,13 @@ pub use state::AppState;
 
 use crate::auth::KeyFile;
 use crate::config::Settings;
-use crate::sources::DatabricksSources;
+use crate::sources::Sources;
 
 /// Name of the secret file holding the API key.
 pub const API_KEY_SECRET: &str = "publishserviceapikey";
 
 /// Builds the application state from settings: reads the API key (failing if it is missing or
-/// empty) and wires the Databricks source into the workflow.
+/// empty) and wires the sources (Databricks, PostgreSQL) into the workflow.
 pub fn build_state(settings: &Settings) -> Result<AppState, String> {
     let key_name = SecretName::parse(API_KEY_SECRET).map_err(|e| e.to_string())?;
     // Requests name secret files as credentials; the API key's is never one of them.
@@ -41,9 +41,10 @@ pub fn build_state(settings: &Settings) -> Result<AppState, String> {
         })?;
     let secrets = SecretStore::new(&settings.secrets_dir).reserving([key_name]);
     let retries = settings.source.retries.clone();
-    let sources = DatabricksSources {
+    let sources = Sources {
         allowed_hosts: settings.allowed_hosts.clone(),
-        options: settings.source.clone(),
+        databricks: settings.source.clone(),
+        sql: settings.sql.clone(),
     };
     let workflow = Workflow::new(
         settings.destinations.clone(),

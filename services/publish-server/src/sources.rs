@@ -1,33 +1,32 @@
-//! Wires the Databricks implementation of `Source` into the workflow, by hand.
+//! Wires the implementations of `Source` into the workflow, by hand: Databricks, PostgreSQL.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use publish_databricks::{DatabricksConfig, DatabricksOptions, DatabricksSource};
-use publish_source::Source;
+use publish_source::{Source, SourceError};
+use publish_sql::{PostgresSource, SqlConfig, SqlOptions};
 use publish_types::{HostAllowList, ProjectRef, SourceKind, SourceSpec};
 use publish_workflow::{SourceCredentials, SourceFactory, WorkflowError};
 
-/// Opens a [`DatabricksSource`] for each request.
-pub(crate) struct DatabricksSources {
-    /// Hosts the source may contact.
+/// Opens the source a request names.
+pub(crate) struct Sources {
+    /// Hosts a source may contact.
     pub allowed_hosts: HostAllowList,
-    /// Every source's options (their retry counts are shared, read by `/metrics`); each
-    /// request's query tags are added to a copy.
-    pub options: DatabricksOptions,
+    /// Every Databricks source's options (their retry counts are shared, read by `/metrics`);
+    /// each request's query tags are added to a copy.
+    pub databricks: DatabricksOptions,
+    /// Every SQL-database source's options.
+    pub sql: SqlOptions,
 }
 
-#[async_trait]
-impl SourceFactory for DatabricksSources {
-    async fn open(
+impl Sources {
+    fn databricks(
         &self,
         spec: &SourceSpec,
         credentials: SourceCredentials,
         project: &ProjectRef,
     ) -> Result<Arc<dyn Source>, WorkflowError> {
-        match spec.kind {
-            SourceKind::DatabricksSql => {}
-        }
         let options = DatabricksOptions {
             // The workspace's query history then says which project read what.
             query_tags: vec![
@@ -39,7 +38,7 @@ impl SourceFactory for DatabricksSources {
                 ),
                 ("destination".to_owned(), project.destination.to_string()),
             ],
-            ..self.options.clone()
+            ..self.databricks.clone()
         };
         let config = DatabricksConfig {
             host: spec.host_url.clone(),
@@ -53,5 +52,41 @@ impl SourceFactory for DatabricksSources {
             config,
             &self.allowed_hosts,
         )?))
+    }
+}
+
+#[async_trait]
+impl SourceFactory for Sources {
+    async fn open(
+        &self,
+        spec: &SourceSpec,
+        credentials: SourceCredentials,
+        project: &ProjectRef,
+    ) -> Result<Arc<dyn Source>, WorkflowError> {
+        match spec.kind {
+            SourceKind::DatabricksSql => self.databricks(spec, credentials, project),
+            SourceKind::Postgresql => {
+                let config = SqlConfig {
+                    host: spec.host_url.clone(),
+                    database: spec.catalog.clone(),
+                    user: credentials.client_id,
+                    password: credentials.client_secret,
+                    // The server's activity view then says which project reads.
+                    application_name: format!(
+                        "cr8tor-publish-service {} {}",
+                        project.project_name, project.project_start_time
+                    ),
+                    options: self.sql.clone(),
+                };
+                let source = PostgresSource::connect(config, &self.allowed_hosts).await?;
+                Ok(Arc::new(source))
+            }
+            SourceKind::Mysql => Err(SourceError::InvalidConfig {
+                message: "source type \"mysql\" is not supported by this service yet; \
+                          supported: DatabricksSQL, postgresql"
+                    .to_owned(),
+            }
+            .into()),
+        }
     }
 }

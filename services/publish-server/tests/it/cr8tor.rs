@@ -160,7 +160,9 @@ async fn every_body_cr8tor_sends_gets_the_answer_its_readme_describes() {
     assert_eq!(status, 200, "{body}");
     check_published(&body, &published(&d, "Pr002", "20250201_010101"), db);
 
-    // A SQL-database source: a 422 naming the type and the supported ones; nothing written.
+    // A SQL-database source whose server is not on the allow-list (here only the emulator
+    // is): refused before any secret is read or anything written, naming the host and the
+    // allow-list. `postgres.rs` packages this body from a real PostgreSQL server.
     let before = d.snapshot();
     let (status, body) = post_raw(
         &server.url,
@@ -172,8 +174,8 @@ async fn every_body_cr8tor_sends_gets_the_answer_its_readme_describes() {
     assert_eq!(
         body,
         json!({"status": "error", "payload": {"detail":
-            "source.type: source type \"postgresql\" (a SQL database) is not supported by this \
-             service yet; supported source types: DatabricksSQL"}})
+            "source.host_url: postgresql://db.internal.example is not an allowed source host \
+             (allowed: http://127.0.0.1:*); set PUBLISH_ALLOWED_SOURCE_HOSTS to change this"}})
     );
     assert_eq!(d.snapshot(), before);
     server.stop();

@@ -127,7 +127,7 @@ async fn host_outside_the_allow_list_is_422_and_no_secret_is_read() {
         "/data-publish/package",
         body,
         422,
-        "https://evil.example.com is not an allowed Databricks host",
+        "https://evil.example.com is not an allowed source host",
     )
     .await;
     insta::assert_json_snapshot!("host_not_allowed", json);

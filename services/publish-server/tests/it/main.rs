@@ -9,6 +9,7 @@ mod full;
 mod metrics;
 mod openapi;
 mod package;
+mod postgres;
 mod publish;
 mod startup;
 mod support;

@@ -1,0 +1,134 @@
+//! SQL databases behind [`publish_source::Source`]: PostgreSQL ([`PostgresSource`]).
+//!
+//! A source is opened for one package and reads every table of it from **one snapshot**: it
+//! opens a `REPEATABLE READ, READ ONLY` transaction, exports its snapshot
+//! (`pg_export_snapshot()`), answers every `describe` inside that transaction, and reads each
+//! table on a connection of its own that imports the same snapshot (`SET TRANSACTION
+//! SNAPSHOT`), so reads may run in parallel and be cancelled one by one, and a researcher never
+//! receives tables from different moments. The snapshot's identity (its transaction snapshot
+//! and WAL position) is each table's [`TableStream::snapshot`](publish_source::TableStream),
+//! recorded in the package record. Dropping the source ends the transaction.
+//!
+//! Reads stream binary `COPY (SELECT …) TO STDOUT (FORMAT binary)` straight into Arrow
+//! builders — no row-by-row queries, no text parsing for the mapped types — in batches of at
+//! most [`SqlOptions::batch_rows`] rows; the connection's backpressure bounds memory whatever
+//! the table size.
+//!
+//! # Type mapping (PostgreSQL)
+//!
+//! Each column's declared type becomes a Unity Catalog type, which then follows the one
+//! mapping of [`publish_columns`] into every output format (DuckDB, Parquet, CSV):
+//!
+//! | PostgreSQL | Unity Catalog type | DuckDB |
+//! |---|---|---|
+//! | `boolean` | BOOLEAN | BOOLEAN |
+//! | `smallint`, `integer`, `bigint` | SMALLINT, INT, BIGINT | SMALLINT, INTEGER, BIGINT |
+//! | `real`, `double precision` | FLOAT, DOUBLE | FLOAT, DOUBLE |
+//! | `numeric(p,s)`, p ≤ 38 | DECIMAL(p,s) | DECIMAL(p,s) |
+//! | `numeric` without a precision, or p > 38 | STRING (the exact decimal text) | VARCHAR |
+//! | `text`, `name`, `varchar(n)`, `char(n)` | STRING, VARCHAR(n), CHAR(n) | VARCHAR |
+//! | `bytea` | BINARY | BLOB |
+//! | `date` | DATE | DATE |
+//! | `timestamp` | TIMESTAMP_NTZ | TIMESTAMP |
+//! | `timestamp with time zone` | TIMESTAMP (the instant, in UTC) | TIMESTAMPTZ |
+//! | `uuid` | STRING (`8-4-4-4-12` lower-case hex) | VARCHAR |
+//! | `json`, `jsonb` | STRING (the JSON text) | VARCHAR |
+//! | `time`, `timetz`, `interval` | STRING (ISO 8601: `13:45:00.5`, `P1Y2M3DT4H`) | VARCHAR |
+//! | a one-dimensional array of any of these | ARRAY\<T\> | `T[]` |
+//! | anything else (enums, `money`, `inet`, ranges, geometry, `xml`, domains over those…) | STRING (PostgreSQL's text output) | VARCHAR |
+//!
+//! A domain takes its base type's mapping. `NOT NULL` and the primary key are kept as for
+//! Databricks. Values a mapped type cannot hold fail the read naming the column, never the
+//! value: `infinity` dates and timestamps, `NaN` in a `numeric(p,s)`, an array value with more
+//! than one dimension.
+//!
+//! # Names
+//!
+//! The package's catalog is the database (`source.database`), its schema the PostgreSQL schema
+//! (`dataset.schema_name`). Schema, table and column names are matched exactly, else ignoring
+//! case (as Unity Catalog matches them), and always quoted in SQL (`"` doubled), never spliced.
+
+mod error;
+mod postgres;
+mod tls;
+
+#[cfg(feature = "test-util")]
+pub mod test_rig;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use postgres::PostgresSource;
+
+use publish_types::{HostUrl, ObjectName};
+use secrecy::SecretString;
+
+/// Whether and how connections to a database are encrypted (`PUBLISH_SQL_TLS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqlTls {
+    /// TLS, with the server's certificate checked against the system's roots (plus
+    /// [`SqlOptions::ca_file`]) and its name against the host: PostgreSQL's `verify-full`.
+    #[default]
+    VerifyFull,
+    /// Plain TCP: credentials and data unencrypted. Only where the network is trusted and
+    /// the operator has said so.
+    Disable,
+}
+
+impl SqlTls {
+    /// Parses `verify-full` or `disable`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "verify-full" => Ok(Self::VerifyFull),
+            "disable" => Ok(Self::Disable),
+            _ => Err(format!(
+                "{text:?} is not a TLS mode; use verify-full (the default) or disable"
+            )),
+        }
+    }
+}
+
+/// Settings shared by every SQL-database source of the service.
+#[derive(Debug, Clone)]
+pub struct SqlOptions {
+    /// TLS to the database (verify-full by default).
+    pub tls: SqlTls,
+    /// A PEM file of further CA certificates to trust (`PUBLISH_SQL_CA_FILE`), e.g. a private
+    /// CA in front of the database.
+    pub ca_file: Option<PathBuf>,
+    /// Rows per Arrow batch at most.
+    pub batch_rows: usize,
+    /// How long establishing a connection (TCP, TLS, authentication) may take.
+    pub connect_timeout: Duration,
+    /// How long one catalog query may take.
+    pub query_timeout: Duration,
+}
+
+impl Default for SqlOptions {
+    fn default() -> Self {
+        Self {
+            tls: SqlTls::VerifyFull,
+            ca_file: None,
+            batch_rows: 65_536,
+            connect_timeout: Duration::from_secs(30),
+            query_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Where one package reads from and as whom.
+pub struct SqlConfig {
+    /// The server (scheme `postgresql`), already checked against the allow-list.
+    pub host: HostUrl,
+    /// The database: the package's catalog.
+    pub database: ObjectName,
+    /// The user name, from its secret file.
+    pub user: SecretString,
+    /// The password, from its secret file.
+    pub password: SecretString,
+    /// A name for the server's activity views (`pg_stat_activity.application_name`), e.g.
+    /// the service and the project.
+    pub application_name: String,
+    /// Service-wide settings.
+    pub options: SqlOptions,
+}

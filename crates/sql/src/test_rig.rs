@@ -1,0 +1,203 @@
+//! The SQL-server test rig, as tests use it: `tools/sql-servers up DIR` runs a private
+//! PostgreSQL and MariaDB on free loopback ports with TLS (a throwaway CA), and `.ci/run` names
+//! DIR in `PUBLISH_TEST_SQL_RIG`. Without it a test using [`SqlRig::get`] is skipped with a
+//! message, except in CI (`CI` set), where it fails.
+//!
+//! Only for tests (feature `test-util`). Each test works in a schema of its own
+//! ([`SqlRig::pg_schema`]), dropped when the handle is dropped, so tests run in parallel.
+
+#![allow(
+    clippy::missing_panics_doc,
+    reason = "test helpers panic on a broken rig"
+)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use publish_types::{HostAllowList, HostUrl, ObjectName, Scheme};
+use secrecy::SecretString;
+use tokio_postgres::{Client, NoTls};
+
+use crate::{SqlConfig, SqlOptions, SqlTls};
+
+/// The running rig: what its `env` file says.
+#[derive(Debug, Clone)]
+pub struct SqlRig {
+    env: BTreeMap<String, String>,
+}
+
+impl SqlRig {
+    /// The rig named by `PUBLISH_TEST_SQL_RIG`; `None` (with a message) outside CI.
+    pub fn get() -> Option<Self> {
+        #[allow(clippy::disallowed_methods)] // test prerequisites come from the environment
+        let dir = std::env::var_os("PUBLISH_TEST_SQL_RIG");
+        let Some(dir) = dir else {
+            publish_storage::test_rig::missing_prerequisite(
+                "no SQL-server rig: .ci/run starts it (`tools/sql-servers up DIR`, then set \
+                 PUBLISH_TEST_SQL_RIG=DIR)",
+            );
+            return None;
+        };
+        let dir = PathBuf::from(dir);
+        let text = std::fs::read_to_string(dir.join("env"))
+            .unwrap_or_else(|e| panic!("the SQL rig at {} has no env file: {e}", dir.display()));
+        let env = text
+            .split_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Some(Self { env })
+    }
+
+    /// A value of the rig's `env` file, e.g. `PG_PORT`.
+    pub fn var(&self, name: &str) -> &str {
+        self.env
+            .get(name)
+            .unwrap_or_else(|| panic!("the SQL rig's env has no {name}"))
+    }
+
+    /// The CA both servers' certificates are signed with.
+    pub fn ca_file(&self) -> PathBuf {
+        PathBuf::from(self.var("SQL_RIG_CA"))
+    }
+
+    /// The PostgreSQL server's address.
+    pub fn pg_host(&self) -> HostUrl {
+        let port = self.var("PG_PORT").parse().ok();
+        HostUrl::parse_database(self.var("PG_HOST"), Scheme::Postgresql, port)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// An allow-list holding just the PostgreSQL server.
+    pub fn pg_allow_list(&self) -> HostAllowList {
+        HostAllowList::parse(&format!("postgresql://{}:*", self.var("PG_HOST")))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The PostgreSQL database.
+    pub fn pg_database(&self) -> ObjectName {
+        ObjectName::parse(self.var("PG_DATABASE")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Options trusting the rig's CA (TLS verify-full, as by default).
+    pub fn pg_options(&self) -> SqlOptions {
+        SqlOptions {
+            tls: SqlTls::VerifyFull,
+            ca_file: Some(self.ca_file()),
+            ..SqlOptions::default()
+        }
+    }
+
+    /// A source configuration for the test user, TLS verified against the rig's CA.
+    pub fn pg_config(&self, options: SqlOptions) -> SqlConfig {
+        SqlConfig {
+            host: self.pg_host(),
+            database: self.pg_database(),
+            user: SecretString::from(self.var("PG_USER").to_owned()),
+            password: SecretString::from(self.var("PG_PASSWORD").to_owned()),
+            application_name: "publish-sql tests".to_owned(),
+            options,
+        }
+    }
+
+    /// A plain connection as the test user, for loading and changing data.
+    pub async fn pg_client(&self) -> Client {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(self.var("PG_HOST"))
+            .port(self.var("PG_PORT").parse().unwrap_or(5432))
+            .user(self.var("PG_USER"))
+            .password(self.var("PG_PASSWORD"))
+            .dbname(self.var("PG_DATABASE"));
+        let (client, connection) = config
+            .connect(NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to the rig's PostgreSQL: {e}"));
+        tokio::spawn(connection);
+        client
+    }
+
+    /// A fresh schema of this test's, `prefix` plus a number unique in the process; dropped
+    /// (with everything in it) when the handle is.
+    pub async fn pg_schema(&self, prefix: &str) -> PgSchema {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "{prefix}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        self.pg_client()
+            .await
+            .batch_execute(&format!("CREATE SCHEMA \"{name}\""))
+            .await
+            .unwrap_or_else(|e| panic!("CREATE SCHEMA {name}: {e}"));
+        PgSchema {
+            rig: self.clone(),
+            names: vec![name],
+        }
+    }
+}
+
+/// Schemas a test created; dropped with their tables when this is.
+pub struct PgSchema {
+    rig: SqlRig,
+    names: Vec<String>,
+}
+
+impl PgSchema {
+    /// The schema's name.
+    pub fn name(&self) -> &str {
+        &self.names[0]
+    }
+
+    /// Drops `name` too when this is removed (another schema the test created).
+    pub fn also_drop(&mut self, name: &str) {
+        self.names.push(name.to_owned());
+    }
+
+    fn drop_sql(&mut self) -> String {
+        std::mem::take(&mut self.names)
+            .iter()
+            .map(|n| {
+                format!(
+                    "DROP SCHEMA IF EXISTS \"{}\" CASCADE;",
+                    n.replace('"', "\"\"")
+                )
+            })
+            .collect()
+    }
+
+    /// Drops the schemas and everything in them. Call it at the end of the test, after the
+    /// sources using them are dropped: it waits for their connections to close (their
+    /// transactions hold locks on the tables).
+    pub async fn remove(mut self) {
+        let sql = self.drop_sql();
+        self.rig
+            .pg_client()
+            .await
+            .batch_execute(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("dropping the test schemas: {e}"));
+    }
+}
+
+impl Drop for PgSchema {
+    /// A test that failed (or forgot [`PgSchema::remove`]): drop the schemas from a thread
+    /// of its own, not waiting for it — the test's runtime, blocked here, may hold the
+    /// connections whose locks the drop waits for. The rig is thrown away after CI anyway.
+    fn drop(&mut self) {
+        if self.names.is_empty() {
+            return;
+        }
+        let sql = format!("SET lock_timeout = '30s'; {}", self.drop_sql());
+        let rig = self.rig.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap_or_else(|e| panic!("{e}"));
+            runtime.block_on(async { rig.pg_client().await.batch_execute(&sql).await })
+        });
+    }
+}

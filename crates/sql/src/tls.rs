@@ -1,0 +1,146 @@
+//! TLS for database connections: rustls (the aws-lc-rs provider reqwest already uses), the
+//! system's roots plus an optional CA file, the server's name checked (`verify-full`).
+
+use std::future::Future;
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use rustls::ClientConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
+use tokio_rustls::TlsConnector;
+
+/// A [`MakeTlsConnect`] for tokio-postgres over rustls.
+#[derive(Clone)]
+pub(crate) struct RustlsConnect {
+    config: Arc<ClientConfig>,
+}
+
+impl RustlsConnect {
+    /// Trusts the system's roots and the certificates of `ca_file`.
+    pub(crate) fn new(ca_file: Option<&Path>) -> Result<Self, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        for cert in native.certs {
+            // A system root rustls cannot parse is skipped, as every client does.
+            let _ = roots.add(cert);
+        }
+        if let Some(path) = ca_file {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("the CA file {} cannot be read: {e}", path.display()))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("the CA file {} is not PEM: {e}", path.display()))?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "the CA file {} holds no certificate",
+                    path.display()
+                ));
+            }
+            for cert in certs {
+                roots.add(cert).map_err(|e| {
+                    format!("a certificate of {} is not usable: {e}", path.display())
+                })?;
+            }
+        }
+        if roots.is_empty() {
+            return Err(
+                "no CA certificates to check the database's certificate with: install the \
+                 system's CA bundle or set PUBLISH_SQL_CA_FILE"
+                    .to_owned(),
+            );
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS configuration: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Self {
+            config: Arc::new(config),
+        })
+    }
+}
+
+impl<S> MakeTlsConnect<S> for RustlsConnect
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = RustlsStream<S>;
+    type TlsConnect = RustlsHandshake;
+    type Error = io::Error;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<RustlsHandshake, io::Error> {
+        let name = ServerName::try_from(domain.to_owned())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        Ok(RustlsHandshake {
+            name,
+            connector: TlsConnector::from(Arc::clone(&self.config)),
+        })
+    }
+}
+
+/// One TLS handshake to a named server.
+pub(crate) struct RustlsHandshake {
+    name: ServerName<'static>,
+    connector: TlsConnector,
+}
+
+impl<S> TlsConnect<S> for RustlsHandshake
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = RustlsStream<S>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<RustlsStream<S>>> + Send>>;
+
+    fn connect(self, stream: S) -> Self::Future {
+        Box::pin(async move {
+            let stream = self.connector.connect(self.name, stream).await?;
+            Ok(RustlsStream(stream))
+        })
+    }
+}
+
+/// A TLS connection to the database.
+pub(crate) struct RustlsStream<S>(tokio_rustls::client::TlsStream<S>);
+
+impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for RustlsStream<S> {
+    /// No channel binding: SCRAM still authenticates both sides' knowledge of the password,
+    /// and the certificate check binds the connection to the server's name.
+    fn channel_binding(&self) -> ChannelBinding {
+        ChannelBinding::none()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for RustlsStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
