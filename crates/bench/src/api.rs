@@ -138,6 +138,13 @@ impl Api {
         Ok((elapsed, files))
     }
 
+    /// Sends a package request of the caller's making; returns its wall time.
+    pub(crate) async fn package_body(&self, body: &Value) -> Result<Duration> {
+        let started = Instant::now();
+        self.post("/data-publish/package", body).await?;
+        Ok(started.elapsed())
+    }
+
     async fn post(&self, path: &str, body: &Value) -> Result<Value> {
         let response = self
             .http

@@ -92,6 +92,11 @@ impl Layout {
     }
 
     /// Whether staging is on `/dev/shm`.
+    /// The secrets folder the server reads.
+    pub(crate) fn secrets(&self) -> &Path {
+        &self.secrets
+    }
+
     pub(crate) fn staging_on_shm(&self) -> bool {
         self.shm.is_some()
     }

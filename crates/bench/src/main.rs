@@ -14,6 +14,7 @@
 mod api;
 mod dataset;
 mod layout;
+mod postgres;
 mod processes;
 mod references;
 mod report;
@@ -87,6 +88,14 @@ struct Args {
     /// report sets the service's package time and peak RSS against the script's (issue 11).
     #[arg(long, value_name = "PYTHON")]
     python_reference: Option<PathBuf>,
+    /// Where the tables are read from: `databricks` (the emulator) or `postgresql` (a real
+    /// PostgreSQL server, the SQL rig: `tools/sql-servers up DIR`, then --sql-rig DIR), for the
+    /// report of issue 13 (package against `COPY … TO STDOUT` and DuckDB's ingest).
+    #[arg(long, value_enum, default_value_t = SourceArg::Databricks)]
+    source: SourceArg,
+    /// The SQL rig's folder for --source postgresql; by default $PUBLISH_TEST_SQL_RIG.
+    #[arg(long, value_name = "DIR")]
+    sql_rig: Option<PathBuf>,
     /// Where datasets, logs and the destination go; by default `<target dir>/publish-bench`.
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -100,6 +109,15 @@ struct Args {
     /// `PUBLISH_DUCKDB_MEMORY_LIMIT=512MB`; DuckDB limits apply to the reference ingest too.
     #[arg(long = "server-env", value_name = "KEY=VALUE")]
     server_env: Vec<String>,
+}
+
+/// Where the benchmark reads from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SourceArg {
+    /// The Databricks emulator.
+    Databricks,
+    /// A PostgreSQL server (the SQL rig).
+    Postgresql,
 }
 
 fn main() -> ExitCode {
@@ -200,6 +218,11 @@ async fn bench(args: Args) -> Result<bool> {
         limits,
     };
 
+    if args.source == SourceArg::Postgresql {
+        let rig = postgres::PgRig::open(&postgres::rig_dir(args.sql_rig.as_ref())?)?;
+        return postgres_bench(&setup, &rig, &work, &sizes, &args).await;
+    }
+
     let mut results = Vec::new();
     let mut shm = false;
     let mut all_ok = true;
@@ -291,6 +314,76 @@ async fn bench(args: Args) -> Result<bool> {
     }
     eprintln!("logs: {}", setup.logs.display());
     Ok(all_ok)
+}
+
+/// `--source postgresql`: per size, the tables loaded into the rig's PostgreSQL once, then per
+/// run DuckDB's own ingest, `COPY … TO STDOUT` into /dev/null, and a fresh server packaging
+/// both tables (rows checked in the staged file).
+async fn postgres_bench(
+    setup: &Setup<'_>,
+    rig: &postgres::PgRig,
+    work: &Path,
+    sizes: &[u64],
+    args: &Args,
+) -> Result<bool> {
+    let mut results = Vec::new();
+    for &rows in sizes {
+        let dataset = dataset::prepare(&work.join("datasets"), rows, args.seed)?;
+        let layout = Layout::create(work, !args.no_shm, dataset.parquet_bytes() * 4 + (1 << 30))?;
+        eprintln!("layout: {}", layout.describe());
+        let scratch = work.join("pg-load");
+        std::fs::create_dir_all(&scratch)?;
+        rig.load(&dataset, &scratch)?;
+        let mut env = setup.server_env.clone();
+        env.extend(rig.server_env(layout.secrets())?);
+        let mut runs = Vec::new();
+        for run in 1..=args.runs.max(1) {
+            let ingest = references::duckdb_ingest(&dataset, &layout.ingest_file(), &setup.limits)?;
+            let _ = std::fs::remove_file(layout.ingest_file());
+            let dump = rig.dump(&dataset)?;
+            let mut server = Service::server(
+                setup.bins,
+                &layout.server_env(&env),
+                &setup.logs.join(format!("server-pg-{rows}-run{run}.log")),
+            )?;
+            let api = Api::new(&server.url, &layout.api_key, &setup.fixtures)?;
+            let project = format!("bench-pg-{rows}-run{run}");
+            layout.remove_project(&project)?;
+            let body = rig.package_body(&setup.fixtures, &project, &dataset)?;
+            let package = api
+                .package_body(&body)
+                .await
+                .with_context(|| format!("package (server log {})", server.log().display()))?;
+            server.check_alive()?;
+            let peak_rss = server.peak_rss()?;
+            drop(server);
+            let counted = references::published_rows(&layout.staged_file(&project), &dataset)?;
+            ensure!(
+                counted.iter().all(|&n| n == rows),
+                "the staged database holds {counted:?} rows, expected {rows} per table"
+            );
+            layout.remove_project(&project)?;
+            let result = postgres::PgRun {
+                package_s: package.as_secs_f64(),
+                dump_s: dump.as_secs_f64(),
+                ingest_s: ingest.as_secs_f64(),
+                peak_rss,
+            };
+            eprintln!(
+                "run {run} at {rows} rows: package {:.2} s, COPY to /dev/null {:.2} s, DuckDB \
+                 ingest {:.2} s, server peak RSS {} MiB",
+                result.package_s,
+                result.dump_s,
+                result.ingest_s,
+                peak_rss >> 20
+            );
+            runs.push(result);
+        }
+        results.push(postgres::PgSize { rows, runs });
+    }
+    print!("{}", postgres::render(&results, work));
+    eprintln!("logs: {}", setup.logs.display());
+    Ok(true)
 }
 
 /// One measured configuration: DuckDB's own ingest, then a fresh server packaging both tables,

@@ -97,11 +97,12 @@ impl Suite {
 
     /// The same suite without these columns of `people` (for a backend with no such type:
     /// PostgreSQL has no TINYINT, MAP or STRUCT, so it runs without `Level`, `Attrs` and
-    /// `Address`). The key and the columns the projection checks use cannot be left out.
+    /// `Address`; MySQL has no arrays either, so also without `Tags`). The key and the columns
+    /// the other checks use cannot be left out.
     pub fn leaving_out(mut self, columns: &[&str]) -> Self {
         for c in columns {
             assert!(
-                !["Id", "Name", "Score", "Seen", "LocalSeen", "Tags"].contains(c),
+                !["Id", "Name", "Score", "Seen", "LocalSeen"].contains(c),
                 "the checks need column {c}"
             );
         }
@@ -408,15 +409,19 @@ impl Suite {
     /// dropped when a key column is not requested.
     pub async fn column_order_and_projection(&self, source: &dyn Source) {
         let fixture = self.people();
+        let order: Vec<&str> = ["Tags", "Score", "Id", "Seen"]
+            .into_iter()
+            .filter(|c| !self.left_out.iter().any(|l| l == c))
+            .collect();
         let (schema, stream) = source
-            .open(&self.request("people", Some(&["Tags", "Score", "Id", "Seen"])))
+            .open(&self.request("people", Some(&order)))
             .await
             .unwrap_or_else(|e| panic!("open people projection: {e}"));
         let names: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["Tags", "Score", "Id", "Seen"]);
+        assert_eq!(names, order);
         assert_eq!(schema.primary_key, [id("Id")]);
         let got = collect(stream).await;
-        let want = project_names(&concat(&fixture.batches), &["Tags", "Score", "Id", "Seen"]);
+        let want = project_names(&concat(&fixture.batches), &order);
         assert_batches_eq(&got, &want, "projection of people");
 
         let schema = source

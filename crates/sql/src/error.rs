@@ -72,6 +72,31 @@ pub(crate) fn pg_error(operation: &str, host: &str, e: tokio_postgres::Error) ->
             ),
         };
     }
+    unavailable_or_tls(operation, host, text, tls)
+}
+
+/// An error's message with its causes, and whether one of them is rustls' (a handshake or
+/// certificate failure).
+fn chain(e: &dyn std::error::Error) -> (String, bool) {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    let mut tls = false;
+    while let Some(c) = cause {
+        let next = c.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        tls |= c.downcast_ref::<rustls::Error>().is_some()
+            || c.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+        cause = c.source();
+    }
+    (text, tls)
+}
+
+fn unavailable_or_tls(operation: &str, host: &str, text: String, tls: bool) -> SourceError {
     if tls {
         return SourceError::InvalidConfig {
             message: format!(
@@ -84,5 +109,61 @@ pub(crate) fn pg_error(operation: &str, host: &str, e: tokio_postgres::Error) ->
     SourceError::Unavailable {
         operation: operation.to_owned(),
         message: text,
+    }
+}
+
+/// Maps a mysql_async error met while `operation` on `host`.
+pub(crate) fn my_error(operation: &str, host: &str, e: mysql_async::Error) -> SourceError {
+    use mysql_async::{DriverError, Error, IoError};
+    match e {
+        Error::Server(server) => {
+            let code = server.code;
+            match code {
+                // ER_ACCESS_DENIED_ERROR (the message names the user: reworded).
+                1045 => SourceError::Authentication {
+                    message: format!(
+                        "{host} refused the user name or password read from the secret files \
+                         (error {code})"
+                    ),
+                },
+                // ER_BAD_DB_ERROR
+                1049 => SourceError::UnknownCatalog {
+                    catalog: server
+                        .message
+                        .split('\'')
+                        .nth(1)
+                        .map_or_else(|| server.message.clone(), str::to_owned),
+                },
+                // ER_DBACCESS_DENIED_ERROR, ER_TABLEACCESS_DENIED_ERROR, ER_COLUMNACCESS_DENIED_ERROR
+                1044 | 1142 | 1143 => SourceError::PermissionDenied {
+                    object: operation.to_owned(),
+                    message: format!("the database user lacks a privilege (error {code})"),
+                },
+                // ER_CON_COUNT_ERROR, ER_SERVER_SHUTDOWN, ER_LOCK_WAIT_TIMEOUT
+                1040 | 1053 | 1205 => SourceError::Unavailable {
+                    operation: operation.to_owned(),
+                    message: format!("{} (error {code})", server.message),
+                },
+                _ => SourceError::Statement {
+                    error_code: operation.to_owned(),
+                    message: format!("{} (error {code})", server.message),
+                    sql_state: Some(server.state),
+                },
+            }
+        }
+        Error::Driver(DriverError::NoClientSslFlagFromServer) => SourceError::InvalidConfig {
+            message: format!(
+                "{host} does not offer TLS, which the service requires by default: enable TLS \
+                 on the server, or set PUBLISH_SQL_TLS=disable if the network to it is trusted"
+            ),
+        },
+        tls @ Error::Io(IoError::Tls(_)) => {
+            let (text, _) = chain(&tls);
+            unavailable_or_tls(operation, host, text, true)
+        }
+        other => {
+            let (text, tls) = chain(&other);
+            unavailable_or_tls(operation, host, text, tls)
+        }
     }
 }

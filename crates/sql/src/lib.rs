@@ -1,6 +1,8 @@
-//! SQL databases behind [`publish_source::Source`]: PostgreSQL ([`PostgresSource`]).
+//! SQL databases behind [`publish_source::Source`]: PostgreSQL ([`PostgresSource`]) and
+//! MySQL / MariaDB ([`MysqlSource`]).
 //!
-//! A source is opened for one package and reads every table of it from **one snapshot**: it
+//! A source is opened for one package and reads every table of it from **one snapshot**.
+//! PostgreSQL: it
 //! opens a `REPEATABLE READ, READ ONLY` transaction, exports its snapshot
 //! (`pg_export_snapshot()`), answers every `describe` inside that transaction, and reads each
 //! table on a connection of its own that imports the same snapshot (`SET TRANSACTION
@@ -42,14 +44,47 @@
 //! value: `infinity` dates and timestamps, `NaN` in a `numeric(p,s)`, an array value with more
 //! than one dimension.
 //!
+//! # MySQL / MariaDB
+//!
+//! [`MysqlSource`] opens `START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY` at
+//! `REPEATABLE READ` (session time zone `+00:00`) and reads every table of the package on that
+//! one connection, one after another (MySQL cannot share a snapshot between connections); the
+//! snapshot is recorded as its GTID position where the server keeps a binary log
+//! (`mariadb consistent snapshot at GTID 0-1-42`). Rows come through a prepared `SELECT` (the
+//! binary protocol: integers, floats and dates as numbers, not text), streamed into Arrow
+//! builders. TLS as for PostgreSQL (rustls; `PUBLISH_SQL_CA_FILE` added to the built-in roots).
+//!
+//! | MySQL / MariaDB | Unity Catalog type | DuckDB |
+//! |---|---|---|
+//! | `TINYINT` (also `TINYINT(1)`, MySQL's `BOOLEAN`, which can hold −128…127), `SMALLINT`, `MEDIUMINT`/`INT`, `BIGINT` | TINYINT, SMALLINT, INT, BIGINT | TINYINT … BIGINT |
+//! | the same `UNSIGNED` | the next wider type; `BIGINT UNSIGNED` as DECIMAL(20,0) | |
+//! | `BIT(1)` | BOOLEAN | BOOLEAN |
+//! | `BIT(n)`, `BINARY`, `VARBINARY`, `*BLOB` | BINARY | BLOB |
+//! | `FLOAT`, `DOUBLE` | FLOAT, DOUBLE | FLOAT, DOUBLE |
+//! | `DECIMAL(p,s)`, p ≤ 38 | DECIMAL(p,s) | DECIMAL(p,s) |
+//! | `DECIMAL(p,s)`, p > 38 | STRING (the exact text) | VARCHAR |
+//! | `CHAR(n)`, `VARCHAR(n)`, `*TEXT`, `ENUM`, `SET`, `JSON` | CHAR(n), VARCHAR(n), STRING | VARCHAR |
+//! | `DATE` | DATE | DATE |
+//! | `DATETIME` | TIMESTAMP_NTZ | TIMESTAMP |
+//! | `TIMESTAMP` | TIMESTAMP (the instant, in UTC) | TIMESTAMPTZ |
+//! | `YEAR` | SMALLINT | SMALLINT |
+//! | `TIME`, geometry, anything else | STRING (`CAST(… AS CHAR)`) | VARCHAR |
+//!
+//! A zero date (`0000-00-00`) fails the read naming the column. A read dropped midway leaves
+//! the rest of its result to be skipped by the next statement (the server sends it anyway).
+//!
 //! # Names
 //!
-//! The package's catalog is the database (`source.database`), its schema the PostgreSQL schema
-//! (`dataset.schema_name`). Schema, table and column names are matched exactly, else ignoring
-//! case (as Unity Catalog matches them), and always quoted in SQL (`"` doubled), never spliced.
+//! The package's catalog is the database it connects to (`source.database`), its schema the
+//! PostgreSQL schema or the MySQL database (`dataset.schema_name`). Schema, table and column
+//! names are matched exactly, else ignoring case (as Unity Catalog matches them), and always
+//! quoted in SQL (`"` or `` ` `` doubled), never spliced; values in catalog queries are bound
+//! parameters.
 
 mod error;
+mod mysql;
 mod postgres;
+mod shared;
 mod tls;
 
 #[cfg(feature = "test-util")]
@@ -58,6 +93,7 @@ pub mod test_rig;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use mysql::MysqlSource;
 pub use postgres::PostgresSource;
 
 use publish_types::{HostUrl, ObjectName};
@@ -118,7 +154,7 @@ impl Default for SqlOptions {
 
 /// Where one package reads from and as whom.
 pub struct SqlConfig {
-    /// The server (scheme `postgresql`), already checked against the allow-list.
+    /// The server (scheme `postgresql` or `mysql`), already checked against the allow-list.
     pub host: HostUrl,
     /// The database: the package's catalog.
     pub database: ObjectName,

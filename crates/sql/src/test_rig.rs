@@ -80,8 +80,8 @@ impl SqlRig {
         ObjectName::parse(self.var("PG_DATABASE")).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// Options trusting the rig's CA (TLS verify-full, as by default).
-    pub fn pg_options(&self) -> SqlOptions {
+    /// Options trusting the rig's CA (TLS verify-full, as by default), for either server.
+    pub fn tls_options(&self) -> SqlOptions {
         SqlOptions {
             tls: SqlTls::VerifyFull,
             ca_file: Some(self.ca_file()),
@@ -136,6 +136,116 @@ impl SqlRig {
             rig: self.clone(),
             names: vec![name],
         }
+    }
+}
+
+impl SqlRig {
+    /// The MariaDB server's address.
+    pub fn my_host(&self) -> HostUrl {
+        let port = self.var("MYSQL_PORT").parse().ok();
+        HostUrl::parse_database(self.var("MYSQL_HOST"), Scheme::Mysql, port)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// An allow-list holding just the MariaDB server.
+    pub fn my_allow_list(&self) -> HostAllowList {
+        HostAllowList::parse(&format!("mysql://{}:*", self.var("MYSQL_HOST")))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The MariaDB database the test user may read.
+    pub fn my_database(&self) -> ObjectName {
+        ObjectName::parse(self.var("MYSQL_DATABASE")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A source configuration for the MariaDB test user, TLS verified against the rig's CA.
+    pub fn my_config(&self, options: SqlOptions) -> SqlConfig {
+        SqlConfig {
+            host: self.my_host(),
+            database: self.my_database(),
+            user: SecretString::from(self.var("MYSQL_USER").to_owned()),
+            password: SecretString::from(self.var("MYSQL_PASSWORD").to_owned()),
+            application_name: "publish-sql tests".to_owned(),
+            options,
+        }
+    }
+
+    /// A plain connection as the rig's MariaDB administrator (to create the tests'
+    /// databases and grant the test user on them).
+    pub async fn my_admin(&self) -> mysql_async::Conn {
+        let opts = mysql_async::OptsBuilder::default()
+            .ip_or_hostname(self.var("MYSQL_HOST"))
+            .tcp_port(self.var("MYSQL_PORT").parse().unwrap_or(3306))
+            .user(Some(self.var("MYSQL_ADMIN_USER")))
+            .pass(Some(self.var("MYSQL_PASSWORD")))
+            .prefer_socket(false);
+        mysql_async::Conn::new(opts)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to the rig's MariaDB: {e}"))
+    }
+
+    /// A fresh MariaDB database (the MySQL word for a schema) the test user may read,
+    /// `prefix` plus a number unique in the process; dropped by [`MyDatabase::remove`].
+    pub async fn my_schema(&self, prefix: &str) -> MyDatabase {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "{prefix}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut database = MyDatabase {
+            rig: self.clone(),
+            names: Vec::new(),
+        };
+        database.create(&name).await;
+        database
+    }
+}
+
+/// MariaDB databases a test created; dropped with their tables by [`MyDatabase::remove`].
+pub struct MyDatabase {
+    rig: SqlRig,
+    names: Vec<String>,
+}
+
+impl MyDatabase {
+    /// The first database's name.
+    pub fn name(&self) -> &str {
+        &self.names[0]
+    }
+
+    /// Creates another database (any name), readable by the test user, dropped with these.
+    pub async fn create(&mut self, name: &str) {
+        use mysql_async::prelude::Queryable;
+        let quoted = format!("`{}`", name.replace('`', "``"));
+        let user = self.rig.var("MYSQL_USER").to_owned();
+        let mut admin = self.rig.my_admin().await;
+        admin
+            .query_drop(format!(
+                "CREATE DATABASE {quoted} CHARACTER SET utf8mb4; \
+                 GRANT SELECT ON {quoted}.* TO '{user}'@'%'; \
+                 GRANT SELECT ON {quoted}.* TO '{user}'@'localhost'"
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+        let _ = admin.disconnect().await;
+        self.names.push(name.to_owned());
+    }
+
+    /// Drops the databases. Call it at the end of the test, after the sources using them are
+    /// dropped.
+    pub async fn remove(mut self) {
+        use mysql_async::prelude::Queryable;
+        let sql: String = std::mem::take(&mut self.names)
+            .iter()
+            .map(|n| format!("DROP DATABASE IF EXISTS `{}`;", n.replace('`', "``")))
+            .collect();
+        let mut admin = self.rig.my_admin().await;
+        admin
+            .query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("dropping the test databases: {e}"));
+        let _ = admin.disconnect().await;
     }
 }
 

@@ -10,14 +10,13 @@ pub enum SourceKind {
     DatabricksSql,
     /// A PostgreSQL database (`postgresql` or `postgres`).
     Postgresql,
-    /// A MySQL or MariaDB database (`mysql` or `mariadb`). Not read yet: [`SourceKind::parse`]
-    /// refuses it with a clear "not supported by this service yet".
+    /// A MySQL or MariaDB database (`mysql` or `mariadb`).
     Mysql,
 }
 
 impl SourceKind {
     /// The source types this service reads, for messages.
-    pub const SUPPORTED: &'static str = "DatabricksSQL, postgresql";
+    pub const SUPPORTED: &'static str = "DatabricksSQL, postgresql, mysql";
 
     /// Parses a case-insensitive source type; other known CR8TOR source types get a clear
     /// "not supported by this service yet".
@@ -25,11 +24,7 @@ impl SourceKind {
         match value.to_ascii_lowercase().as_str() {
             "databrickssql" => Ok(Self::DatabricksSql),
             "postgresql" | "postgres" => Ok(Self::Postgresql),
-            "mysql" | "mariadb" => Err(format!(
-                "source type {value:?} (MySQL/MariaDB) is not supported by this service yet; \
-                 supported source types: {}",
-                Self::SUPPORTED
-            )),
+            "mysql" | "mariadb" => Ok(Self::Mysql),
             "mssql" | "sqlserver" => Err(format!(
                 "source type {value:?} (SQL Server) is not supported by this service yet; \
                  supported source types: {}",
@@ -474,14 +469,10 @@ mod tests {
             Ok(SourceKind::DatabricksSql)
         );
         assert_eq!(SourceKind::parse("PostgreSQL"), Ok(SourceKind::Postgresql));
-        assert!(
-            SourceKind::parse("mariadb")
-                .unwrap_err()
-                .contains("(MySQL/MariaDB)")
-        );
+        assert_eq!(SourceKind::parse("MariaDB"), Ok(SourceKind::Mysql));
         assert!(SourceKind::parse("mssql").unwrap_err().contains(
             "not supported by this service yet; supported source types: DatabricksSQL, \
-             postgresql"
+             postgresql, mysql"
         ));
     }
 

@@ -308,7 +308,7 @@ fn source_rules() {
         B,
         set("/source/type", json!("sqlserver")),
         "source.type",
-        "not supported by this service yet; supported source types: DatabricksSQL, postgresql",
+        "not supported by this service yet; supported source types: DatabricksSQL, postgresql, mysql",
     );
     check(
         B,
@@ -543,11 +543,13 @@ fn sql_source_rules() {
         "",
     );
     check_pg(&|b| b["source"]["port"] = json!("5432"), "source.port", "");
-    check_pg(
-        &|b| b["source"]["type"] = json!("MariaDB"),
-        "source.type",
-        "(MySQL/MariaDB) is not supported by this service yet",
-    );
+    let mut body = pg();
+    body["source"]["type"] = json!("MariaDB");
+    body["source"]["port"] = Value::Null;
+    let my = PackageRequest::from_json(body.to_string().as_bytes()).unwrap();
+    assert_eq!(my.source.kind, SourceKind::Mysql);
+    assert_eq!(my.source.host_url.origin(), "mysql://db.internal.example");
+    assert_eq!(my.source.host_url.port(), 3306);
 }
 
 #[test]

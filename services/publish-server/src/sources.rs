@@ -1,11 +1,12 @@
-//! Wires the implementations of `Source` into the workflow, by hand: Databricks, PostgreSQL.
+//! Wires the implementations of `Source` into the workflow, by hand: Databricks, PostgreSQL,
+//! MySQL/MariaDB.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use publish_databricks::{DatabricksConfig, DatabricksOptions, DatabricksSource};
-use publish_source::{Source, SourceError};
-use publish_sql::{PostgresSource, SqlConfig, SqlOptions};
+use publish_source::Source;
+use publish_sql::{MysqlSource, PostgresSource, SqlConfig, SqlOptions};
 use publish_types::{HostAllowList, ProjectRef, SourceKind, SourceSpec};
 use publish_workflow::{SourceCredentials, SourceFactory, WorkflowError};
 
@@ -65,7 +66,7 @@ impl SourceFactory for Sources {
     ) -> Result<Arc<dyn Source>, WorkflowError> {
         match spec.kind {
             SourceKind::DatabricksSql => self.databricks(spec, credentials, project),
-            SourceKind::Postgresql => {
+            SourceKind::Postgresql | SourceKind::Mysql => {
                 let config = SqlConfig {
                     host: spec.host_url.clone(),
                     database: spec.catalog.clone(),
@@ -78,15 +79,13 @@ impl SourceFactory for Sources {
                     ),
                     options: self.sql.clone(),
                 };
-                let source = PostgresSource::connect(config, &self.allowed_hosts).await?;
-                Ok(Arc::new(source))
+                let source: Arc<dyn Source> = if spec.kind == SourceKind::Postgresql {
+                    Arc::new(PostgresSource::connect(config, &self.allowed_hosts).await?)
+                } else {
+                    Arc::new(MysqlSource::connect(config, &self.allowed_hosts).await?)
+                };
+                Ok(source)
             }
-            SourceKind::Mysql => Err(SourceError::InvalidConfig {
-                message: "source type \"mysql\" is not supported by this service yet; \
-                          supported: DatabricksSQL, postgresql"
-                    .to_owned(),
-            }
-            .into()),
         }
     }
 }

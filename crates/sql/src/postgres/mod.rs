@@ -14,13 +14,14 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use publish_source::columns::{CatalogTable, same_name};
 use publish_source::{Source, SourceError, TableRequest, TableStream};
-use publish_types::{ColumnSchema, HostAllowList, Identifier, ObjectName, TableSchema};
+use publish_types::{HostAllowList, ObjectName, TableSchema};
 use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, CopyOutStream, NoTls};
 use tracing::debug;
 
 use crate::error::{pg_error, protocol};
+use crate::shared::{Declared, catalog_table, described_columns, pick, request_of};
 use crate::tls::RustlsConnect;
 use crate::{SqlConfig, SqlOptions, SqlTls};
 use copy::CopyDecoder;
@@ -313,46 +314,21 @@ impl PostgresSource {
         let (oid, table, comment) = self.find_table(request, &schema).await?;
         let pg_columns = self.columns(oid).await?;
         let primary_key = self.primary_key(oid).await?;
-        let columns = pg_columns
-            .iter()
-            .map(|c| {
-                Ok(ColumnSchema {
-                    name: Identifier::parse(&c.name).map_err(|e| {
-                        protocol(format!("a column name the service cannot hold: {e}"))
-                    })?,
-                    data_type: map(c).uc,
-                    nullable: !c.not_null,
-                    comment: c.comment.clone(),
-                })
-            })
-            .collect::<Result<Vec<_>, SourceError>>()?;
-        let object = |name: &str| {
-            ObjectName::parse(name)
-                .map_err(|e| protocol(format!("a name the service cannot hold: {e}")))
-        };
-        Ok((
-            CatalogTable {
-                catalog: self.database.clone(),
-                schema: object(&schema)?,
-                table: object(&table)?,
-                columns,
-                primary_key,
-                comment,
-            },
-            pg_columns,
-        ))
-    }
-}
-
-/// The name equal to `wanted`, else the only one equal to it ignoring case.
-fn pick(names: &[String], wanted: &str) -> Option<String> {
-    if let Some(exact) = names.iter().find(|n| n.as_str() == wanted) {
-        return Some(exact.clone());
-    }
-    let mut similar = names.iter().filter(|n| same_name(n, wanted));
-    match (similar.next(), similar.next()) {
-        (Some(one), None) => Some(one.clone()),
-        _ => None,
+        let declared = pg_columns.iter().map(|c| Declared {
+            name: &c.name,
+            uc: map(c).uc,
+            not_null: c.not_null,
+            comment: c.comment.as_deref(),
+        });
+        let catalog = catalog_table(
+            &self.database,
+            &schema,
+            &table,
+            comment,
+            primary_key,
+            declared,
+        )?;
+        Ok((catalog, pg_columns))
     }
 }
 
@@ -361,21 +337,14 @@ fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Runs `query` within `after`, mapping its error.
+/// Runs `query` within `after`, naming `operation` on `host` if it fails.
 async fn timed<T>(
     after: Duration,
     operation: &str,
     host: &str,
     query: impl Future<Output = Result<T, tokio_postgres::Error>>,
 ) -> Result<T, SourceError> {
-    match tokio::time::timeout(after, query).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(pg_error(operation, host, e)),
-        Err(_) => Err(SourceError::Timeout {
-            operation: operation.to_owned(),
-            after,
-        }),
-    }
+    crate::shared::timed(after, operation, query, |e| pg_error(operation, host, e)).await
 }
 
 #[async_trait]
@@ -386,36 +355,17 @@ impl Source for PostgresSource {
     }
 
     async fn read(&self, schema: &TableSchema) -> Result<TableStream, SourceError> {
-        let request = TableRequest {
-            catalog: schema.catalog.clone(),
-            schema: schema.schema.clone(),
-            table: schema.table.clone(),
-            columns: None,
-        };
+        let request = request_of(schema);
         let (catalog, pg_columns) = self.catalog_table(&request).await?;
         let full_name = request.full_name();
-        let mut select = Vec::with_capacity(schema.columns.len());
-        for column in &schema.columns {
-            let found = pg_columns
-                .iter()
-                .find(|c| c.name == column.name.as_str())
-                .ok_or_else(|| SourceError::UnknownColumn {
-                    table: full_name.clone(),
-                    column: column.name.to_string(),
-                    available: catalog.columns.iter().map(|c| c.name.to_string()).collect(),
-                })?;
-            let mapping = map(found);
-            if mapping.uc != column.data_type {
-                return Err(protocol(format!(
-                    "column `{}` of `{full_name}` is now {} where it was described as {}",
-                    column.name, mapping.uc, column.data_type
-                )));
-            }
-            select.push(match mapping.cast {
-                Some(cast) => format!("{}::{cast}", quote(&found.name)),
-                None => quote(&found.name),
-            });
-        }
+        let select: Vec<String> =
+            described_columns(schema, &catalog, &pg_columns, |c| &c.name, |c| map(c).uc)?
+                .into_iter()
+                .map(|c| match map(c).cast {
+                    Some(cast) => format!("{}::{cast}", quote(&c.name)),
+                    None => quote(&c.name),
+                })
+                .collect();
         let sql = format!(
             "COPY (SELECT {} FROM {}.{}) TO STDOUT (FORMAT binary)",
             select.join(", "),

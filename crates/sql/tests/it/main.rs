@@ -1,4 +1,6 @@
-//! The PostgreSQL source against a real PostgreSQL server (the SQL rig, `tools/sql-servers`).
+//! The PostgreSQL and MySQL sources against real servers (the SQL rig, `tools/sql-servers`).
 
 mod load;
+mod load_my;
+mod mysql;
 mod postgres;

@@ -23,7 +23,7 @@ fn request(rig: &SqlRig, schema: &str, table: &str, columns: Option<&[&str]>) ->
 }
 
 async fn source(rig: &SqlRig) -> PostgresSource {
-    PostgresSource::connect(rig.pg_config(rig.pg_options()), &rig.pg_allow_list())
+    PostgresSource::connect(rig.pg_config(rig.tls_options()), &rig.pg_allow_list())
         .await
         .unwrap_or_else(|e| panic!("connect: {e}"))
 }
@@ -248,7 +248,7 @@ async fn a_large_table_in_many_batches() {
         .unwrap();
     let options = SqlOptions {
         batch_rows: 10_000,
-        ..rig.pg_options()
+        ..rig.tls_options()
     };
     let source = PostgresSource::connect(rig.pg_config(options), &rig.pg_allow_list())
         .await
@@ -363,7 +363,7 @@ async fn dropping_a_read_closes_its_connection() {
     };
     let mut config = rig.pg_config(SqlOptions {
         batch_rows: 1000,
-        ..rig.pg_options()
+        ..rig.tls_options()
     });
     config.application_name = "publish-sql drop test".into();
     let package = PostgresSource::connect(config, &rig.pg_allow_list())
@@ -460,7 +460,7 @@ async fn connection_errors_name_their_cause() {
     // No rig CA: the system's roots do not sign the rig's certificate.
     let untrusted = SqlOptions {
         ca_file: None,
-        ..rig.pg_options()
+        ..rig.tls_options()
     };
     let e = PostgresSource::connect(rig.pg_config(untrusted), &allowed)
         .await
@@ -495,7 +495,7 @@ async fn connection_errors_name_their_cause() {
     assert!(!ssl, "TLS was disabled");
     drop(source);
 
-    let mut wrong = rig.pg_config(rig.pg_options());
+    let mut wrong = rig.pg_config(rig.tls_options());
     wrong.password = "not-the-password".to_owned().into();
     let e = PostgresSource::connect(wrong, &allowed)
         .await
@@ -505,7 +505,7 @@ async fn connection_errors_name_their_cause() {
     assert!(!e.to_string().contains(rig.var("PG_USER")), "{e}");
     assert!(e.to_string().contains("SQLSTATE 28P01"), "{e}");
 
-    let mut missing = rig.pg_config(rig.pg_options());
+    let mut missing = rig.pg_config(rig.tls_options());
     missing.database = obj("no_such_database");
     let e = PostgresSource::connect(missing, &allowed)
         .await
@@ -519,7 +519,7 @@ async fn connection_errors_name_their_cause() {
     );
 
     let e = PostgresSource::connect(
-        rig.pg_config(rig.pg_options()),
+        rig.pg_config(rig.tls_options()),
         &HostAllowList::parse("postgresql://db.example").unwrap(),
     )
     .await
@@ -530,7 +530,7 @@ async fn connection_errors_name_their_cause() {
     let e = PostgresSource::connect(
         rig.pg_config(SqlOptions {
             ca_file: Some("/nonexistent/ca.pem".into()),
-            ..rig.pg_options()
+            ..rig.tls_options()
         }),
         &allowed,
     )

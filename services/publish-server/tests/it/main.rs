@@ -7,6 +7,7 @@ mod edge;
 mod errors;
 mod full;
 mod metrics;
+mod mysql;
 mod openapi;
 mod package;
 mod postgres;

@@ -1,0 +1,281 @@
+//! Rows of MySQL's binary protocol (what a prepared statement returns) into Arrow builders,
+//! by canonical Arrow type. No error quotes a value.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
+    Float64Builder, Int8Builder, Int16Builder, Int32Builder, Int64Builder, RecordBatch,
+    StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use mysql_async::Value;
+
+/// One column's builder.
+enum Column {
+    Bool(BooleanBuilder),
+    I8(Int8Builder),
+    I16(Int16Builder),
+    I32(Int32Builder),
+    I64(Int64Builder),
+    F32(Float32Builder),
+    F64(Float64Builder),
+    Decimal(Decimal128Builder, u8, i8),
+    Text(StringBuilder),
+    Bytes(BinaryBuilder),
+    Date(Date32Builder),
+    Timestamp(TimestampMicrosecondBuilder, Option<Arc<str>>),
+}
+
+/// Days from 1970-01-01 to the given civil date (proleptic Gregorian).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn int(v: &Value) -> Result<i128, String> {
+    match v {
+        Value::Int(i) => Ok(i128::from(*i)),
+        Value::UInt(u) => Ok(i128::from(*u)),
+        // BIT(n) arrives as big-endian bytes.
+        Value::Bytes(b) if b.len() <= 8 => Ok(b.iter().fold(0i128, |a, x| a << 8 | i128::from(*x))),
+        _ => Err("a value of another kind than the column's integer type".into()),
+    }
+}
+
+fn ranged<T: TryFrom<i128>>(v: &Value, what: &str) -> Result<T, String> {
+    T::try_from(int(v)?).map_err(|_| format!("a value out of the range of {what}"))
+}
+
+/// A decimal's text (`-123.45`) or an integer as the unscaled value at `scale`.
+fn decimal(v: &Value, precision: u8, scale: i8) -> Result<i128, String> {
+    let too_large = || format!("a value too large for DECIMAL({precision},{scale})");
+    let scale = u32::try_from(scale).map_err(|_| "a negative scale".to_owned())?;
+    let unscaled = match v {
+        Value::Bytes(text) => {
+            let text = std::str::from_utf8(text).map_err(|_| "a decimal that is not text")?;
+            let (negative, digits) = match text.strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, text.strip_prefix('+').unwrap_or(text)),
+            };
+            let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+            if fraction.len() > scale as usize
+                || !whole
+                    .bytes()
+                    .chain(fraction.bytes())
+                    .all(|b| b.is_ascii_digit())
+            {
+                return Err(format!("a value that is not DECIMAL({precision},{scale})"));
+            }
+            let mut n: i128 = 0;
+            for b in whole.bytes().chain(fraction.bytes()) {
+                n = n
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add(i128::from(b - b'0')))
+                    .ok_or_else(too_large)?;
+            }
+            let pad = 10i128
+                .checked_pow(scale - fraction.len() as u32)
+                .ok_or_else(too_large)?;
+            let n = n.checked_mul(pad).ok_or_else(too_large)?;
+            if negative { -n } else { n }
+        }
+        other => int(other)?
+            .checked_mul(10i128.checked_pow(scale).ok_or_else(too_large)?)
+            .ok_or_else(too_large)?,
+    };
+    if unscaled.unsigned_abs() >= 10u128.pow(u32::from(precision)) {
+        return Err(too_large());
+    }
+    Ok(unscaled)
+}
+
+impl Column {
+    fn new(data_type: &DataType) -> Result<Self, String> {
+        Ok(match data_type {
+            DataType::Boolean => Self::Bool(BooleanBuilder::new()),
+            DataType::Int8 => Self::I8(Int8Builder::new()),
+            DataType::Int16 => Self::I16(Int16Builder::new()),
+            DataType::Int32 => Self::I32(Int32Builder::new()),
+            DataType::Int64 => Self::I64(Int64Builder::new()),
+            DataType::Float32 => Self::F32(Float32Builder::new()),
+            DataType::Float64 => Self::F64(Float64Builder::new()),
+            DataType::Decimal128(p, s) => Self::Decimal(Decimal128Builder::new(), *p, *s),
+            DataType::Utf8 => Self::Text(StringBuilder::new()),
+            DataType::Binary => Self::Bytes(BinaryBuilder::new()),
+            DataType::Date32 => Self::Date(Date32Builder::new()),
+            DataType::Timestamp(TimeUnit::Microsecond, zone) => {
+                Self::Timestamp(TimestampMicrosecondBuilder::new(), zone.clone())
+            }
+            other => return Err(format!("no MySQL decoding into {other}")),
+        })
+    }
+
+    fn append(&mut self, v: &Value) -> Result<(), String> {
+        if matches!(v, Value::NULL) {
+            match self {
+                Self::Bool(b) => b.append_null(),
+                Self::I8(b) => b.append_null(),
+                Self::I16(b) => b.append_null(),
+                Self::I32(b) => b.append_null(),
+                Self::I64(b) => b.append_null(),
+                Self::F32(b) => b.append_null(),
+                Self::F64(b) => b.append_null(),
+                Self::Decimal(b, ..) => b.append_null(),
+                Self::Text(b) => b.append_null(),
+                Self::Bytes(b) => b.append_null(),
+                Self::Date(b) => b.append_null(),
+                Self::Timestamp(b, _) => b.append_null(),
+            }
+            return Ok(());
+        }
+        match self {
+            Self::Bool(b) => b.append_value(int(v)? != 0),
+            Self::I8(b) => b.append_value(ranged(v, "TINYINT")?),
+            Self::I16(b) => b.append_value(ranged(v, "SMALLINT")?),
+            Self::I32(b) => b.append_value(ranged(v, "INT")?),
+            Self::I64(b) => b.append_value(ranged(v, "BIGINT")?),
+            Self::F32(b) => match v {
+                Value::Float(f) => b.append_value(*f),
+                _ => return Err("a value that is not a FLOAT".into()),
+            },
+            Self::F64(b) => match v {
+                Value::Double(f) => b.append_value(*f),
+                Value::Float(f) => b.append_value(f64::from(*f)),
+                _ => return Err("a value that is not a DOUBLE".into()),
+            },
+            Self::Decimal(b, p, s) => b.append_value(decimal(v, *p, *s)?),
+            Self::Text(b) => match v {
+                Value::Bytes(bytes) => b.append_value(
+                    std::str::from_utf8(bytes).map_err(|_| "text that is not UTF-8")?,
+                ),
+                _ => return Err("a value that is not text".into()),
+            },
+            Self::Bytes(b) => match v {
+                Value::Bytes(bytes) => b.append_value(bytes),
+                _ => return Err("a value that is not bytes".into()),
+            },
+            Self::Date(b) => match v {
+                Value::Date(0, 0, 0, ..) => {
+                    return Err("a zero date (0000-00-00), which DATE cannot hold".into());
+                }
+                Value::Date(y, m, d, ..) => b.append_value(
+                    i32::try_from(days_from_civil(i64::from(*y), i64::from(*m), i64::from(*d)))
+                        .map_err(|_| "a date out of range")?,
+                ),
+                _ => return Err("a value that is not a date".into()),
+            },
+            Self::Timestamp(b, _) => match v {
+                Value::Date(0, 0, 0, ..) => {
+                    return Err("a zero date (0000-00-00), which TIMESTAMP cannot hold".into());
+                }
+                Value::Date(y, mo, d, h, mi, s, us) => {
+                    let days = days_from_civil(i64::from(*y), i64::from(*mo), i64::from(*d));
+                    let seconds =
+                        days * 86_400 + i64::from(*h) * 3_600 + i64::from(*mi) * 60 + i64::from(*s);
+                    b.append_value(seconds * 1_000_000 + i64::from(*us));
+                }
+                _ => return Err("a value that is not a timestamp".into()),
+            },
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef, String> {
+        Ok(match self {
+            Self::Bool(b) => Arc::new(b.finish()),
+            Self::I8(b) => Arc::new(b.finish()),
+            Self::I16(b) => Arc::new(b.finish()),
+            Self::I32(b) => Arc::new(b.finish()),
+            Self::I64(b) => Arc::new(b.finish()),
+            Self::F32(b) => Arc::new(b.finish()),
+            Self::F64(b) => Arc::new(b.finish()),
+            Self::Decimal(b, p, s) => Arc::new(
+                b.finish()
+                    .with_precision_and_scale(*p, *s)
+                    .map_err(|_| "a decimal of an impossible precision")?,
+            ),
+            Self::Text(b) => Arc::new(b.finish()),
+            Self::Bytes(b) => Arc::new(b.finish()),
+            Self::Date(b) => Arc::new(b.finish()),
+            Self::Timestamp(b, zone) => Arc::new(b.finish().with_timezone_opt(zone.clone())),
+        })
+    }
+}
+
+/// Rows into batches of `schema` (canonical Arrow types).
+pub(crate) struct Batcher {
+    schema: SchemaRef,
+    columns: Vec<Column>,
+    rows: usize,
+}
+
+impl Batcher {
+    pub(crate) fn new(schema: SchemaRef) -> Result<Self, String> {
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| Column::new(f.data_type()))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            schema,
+            columns,
+            rows: 0,
+        })
+    }
+
+    /// Appends one row; `Err((column index, what))`.
+    pub(crate) fn push(&mut self, values: &[Value]) -> Result<(), (usize, String)> {
+        if values.len() != self.columns.len() {
+            return Err((usize::MAX, "a row of another width than selected".into()));
+        }
+        for (i, (column, value)) in self.columns.iter_mut().zip(values).enumerate() {
+            column.append(value).map_err(|e| (i, e))?;
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The rows since the last batch.
+    pub(crate) fn batch(&mut self) -> Result<RecordBatch, String> {
+        let arrays = self
+            .columns
+            .iter_mut()
+            .map(Column::finish)
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = std::mem::take(&mut self.rows);
+        publish_columns::conform_columns(&arrays, rows, &self.schema)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_days_and_decimals() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 1, 1), 10_957);
+        assert_eq!(days_from_civil(1969, 7, 20), -165);
+        assert_eq!(days_from_civil(2024, 2, 29), 19_782);
+        let text = |s: &str| Value::Bytes(s.as_bytes().to_vec());
+        assert_eq!(decimal(&text("-9999.99"), 6, 2), Ok(-999_999));
+        assert_eq!(decimal(&text("12.5"), 6, 2), Ok(1_250));
+        assert_eq!(
+            decimal(&Value::UInt(u64::MAX), 20, 0),
+            Ok(i128::from(u64::MAX))
+        );
+        assert!(decimal(&text("1.234"), 6, 2).is_err());
+        assert!(decimal(&text("12345.6"), 6, 2).is_err());
+        assert!(decimal(&text("1e5"), 6, 2).is_err());
+    }
+}
