@@ -9,15 +9,16 @@
 //!
 //! Glue only: `dataset` generates the tables, `processes` builds and runs the emulator and the
 //! server, `layout` places staging and production, `api` sends the requests, `references`
-//! times DuckDB, `cp` and `sha512sum`, `report` prints the table.
+//! times DuckDB, `cp` and `sha512sum`, `report` prints the table; `sql` is `--source
+//! postgresql|mysql` (issue 13): the same tables from the SQL rig's servers.
 
 mod api;
 mod dataset;
 mod layout;
-mod postgres;
 mod processes;
 mod references;
 mod report;
+mod sql;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -88,9 +89,9 @@ struct Args {
     /// report sets the service's package time and peak RSS against the script's (issue 11).
     #[arg(long, value_name = "PYTHON")]
     python_reference: Option<PathBuf>,
-    /// Where the tables are read from: `databricks` (the emulator) or `postgresql` (a real
-    /// PostgreSQL server, the SQL rig: `tools/sql-servers up DIR`, then --sql-rig DIR), for the
-    /// report of issue 13 (package against `COPY … TO STDOUT` and DuckDB's ingest).
+    /// Where the tables are read from: `databricks` (the emulator), `postgresql` or `mysql`
+    /// (the SQL rig's PostgreSQL or MariaDB: `tools/sql-servers up DIR`, then --sql-rig DIR),
+    /// for the report of issue 13 (package against the source's own dump and DuckDB's ingest).
     #[arg(long, value_enum, default_value_t = SourceArg::Databricks)]
     source: SourceArg,
     /// The SQL rig's folder for --source postgresql; by default $PUBLISH_TEST_SQL_RIG.
@@ -118,6 +119,8 @@ enum SourceArg {
     Databricks,
     /// A PostgreSQL server (the SQL rig).
     Postgresql,
+    /// A MariaDB server (the SQL rig).
+    Mysql,
 }
 
 fn main() -> ExitCode {
@@ -218,9 +221,14 @@ async fn bench(args: Args) -> Result<bool> {
         limits,
     };
 
-    if args.source == SourceArg::Postgresql {
-        let rig = postgres::PgRig::open(&postgres::rig_dir(args.sql_rig.as_ref())?)?;
-        return postgres_bench(&setup, &rig, &work, &sizes, &args).await;
+    let engine = match args.source {
+        SourceArg::Databricks => None,
+        SourceArg::Postgresql => Some(sql::Engine::Postgresql),
+        SourceArg::Mysql => Some(sql::Engine::Mysql),
+    };
+    if let Some(engine) = engine {
+        let rig = sql::SqlRig::open(&sql::rig_dir(args.sql_rig.as_ref())?, engine)?;
+        return sql_bench(&setup, &rig, &work, &sizes, &args).await;
     }
 
     let mut results = Vec::new();
@@ -316,12 +324,12 @@ async fn bench(args: Args) -> Result<bool> {
     Ok(all_ok)
 }
 
-/// `--source postgresql`: per size, the tables loaded into the rig's PostgreSQL once, then per
-/// run DuckDB's own ingest, `COPY … TO STDOUT` into /dev/null, and a fresh server packaging
-/// both tables (rows checked in the staged file).
-async fn postgres_bench(
+/// `--source postgresql` / `mysql`: per size, the tables loaded into the rig's server once,
+/// then per run DuckDB's own ingest, the source's own dump into /dev/null, and a fresh server
+/// packaging both tables (rows checked in the staged file).
+async fn sql_bench(
     setup: &Setup<'_>,
-    rig: &postgres::PgRig,
+    rig: &sql::SqlRig,
     work: &Path,
     sizes: &[u64],
     args: &Args,
@@ -363,14 +371,14 @@ async fn postgres_bench(
                 "the staged database holds {counted:?} rows, expected {rows} per table"
             );
             layout.remove_project(&project)?;
-            let result = postgres::PgRun {
+            let result = sql::SqlRun {
                 package_s: package.as_secs_f64(),
                 dump_s: dump.as_secs_f64(),
                 ingest_s: ingest.as_secs_f64(),
                 peak_rss,
             };
             eprintln!(
-                "run {run} at {rows} rows: package {:.2} s, COPY to /dev/null {:.2} s, DuckDB \
+                "run {run} at {rows} rows: package {:.2} s, the source's dump {:.2} s, DuckDB \
                  ingest {:.2} s, server peak RSS {} MiB",
                 result.package_s,
                 result.dump_s,
@@ -379,9 +387,9 @@ async fn postgres_bench(
             );
             runs.push(result);
         }
-        results.push(postgres::PgSize { rows, runs });
+        results.push(sql::SqlSize { rows, runs });
     }
-    print!("{}", postgres::render(&results, work));
+    print!("{}", sql::render(rig, &results, work));
     eprintln!("logs: {}", setup.logs.display());
     Ok(true)
 }
