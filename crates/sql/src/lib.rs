@@ -70,8 +70,8 @@
 //! | `YEAR` | SMALLINT | SMALLINT |
 //! | `TIME`, geometry, anything else | STRING (`CAST(… AS CHAR)`) | VARCHAR |
 //!
-//! A zero date (`0000-00-00`) fails the read naming the column. A read dropped midway leaves
-//! the rest of its result to be skipped by the next statement (the server sends it anyway).
+//! A zero date (`0000-00-00`) fails the read naming the column. A read dropped midway is
+//! stopped with `KILL QUERY` (the statement, not the transaction).
 //!
 //! # Names
 //!

@@ -4,9 +4,9 @@
 //!
 //! MySQL cannot hand a snapshot to another connection, so all reads of a package share the
 //! one connection that holds it, one at a time: a second read waits until the first stream
-//! has ended or been dropped. A stream dropped midway leaves the rest of its result to be
-//! skipped by the next statement on that connection (the server sends it regardless), so
-//! dropping a read of a large table costs reading it to its end.
+//! has ended or been dropped. A stream dropped midway has its statement stopped with
+//! `KILL QUERY` from a second connection (which ends the statement, not the transaction), so
+//! the next read neither waits for the rest of a large table nor loses the snapshot.
 
 mod rows;
 mod types;
@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder, Row, SslOpts, Value};
+use mysql_async::{BinaryProtocol, Conn, OptsBuilder, QueryResult, Row, SslOpts, Value};
 use publish_source::columns::{CatalogTable, same_name};
 use publish_source::{Source, SourceError, TableRequest, TableStream};
 use publish_types::{HostAllowList, ObjectName, TableSchema};
@@ -338,11 +338,25 @@ struct ReadJob {
     batch_rows: usize,
 }
 
+/// Ends the statement under way on the snapshot's connection (`id`) without ending its
+/// transaction: `KILL QUERY` from a second connection, then what is left of the result read
+/// and dropped here, so that the package's next read starts on a clean connection instead of
+/// first skipping the rest of a large table.
+async fn stop(result: QueryResult<'_, 'static, BinaryProtocol>, id: u32, opts: mysql_async::Opts) {
+    if let Ok(mut killer) = Conn::new(opts).await {
+        let _ = killer.query_drop(format!("KILL QUERY {id}")).await;
+        let _ = killer.disconnect().await;
+    }
+    // The statement ends with "query execution was interrupted", or had ended already.
+    let _ = result.drop_result().await;
+}
+
 type Sender = mpsc::Sender<Result<arrow::array::RecordBatch, SourceError>>;
 
 impl ReadJob {
     async fn run(mut self, mut conn: OwnedMutexGuard<Conn>, tx: Sender) {
         let operation = format!("reading `{}`", self.table);
+        let (id, opts) = (conn.id(), conn.opts().clone());
         let mut result = match conn.exec_iter(self.sql.as_str(), ()).await {
             Ok(result) => result,
             Err(e) => {
@@ -365,11 +379,12 @@ impl ReadJob {
                     None => format!("reading `{}`: {what}", self.table),
                 };
                 let _ = tx.send(Err(protocol(message))).await;
+                stop(result, id, opts).await;
                 return;
             }
             if self.batcher.rows() >= self.batch_rows && !self.send(&tx).await {
-                // The reader is gone; the rest of the result is skipped by the next
-                // statement on this connection.
+                // The reader is gone (or the batch failed): stop the statement.
+                stop(result, id, opts).await;
                 return;
             }
         }
@@ -378,7 +393,7 @@ impl ReadJob {
         }
     }
 
-    /// Sends the rows so far as a batch; false when the reader has gone.
+    /// Sends the rows so far as a batch; false when the reader has gone or the batch failed.
     async fn send(&mut self, tx: &Sender) -> bool {
         let batch = self
             .batcher
