@@ -32,7 +32,7 @@ pub struct RawBody {
     pub(crate) destination: Option<RawDestination>,
     /// The source (read in two steps, its `type` first, so that a source of another type is
     /// refused for its type rather than for the fields a Databricks source needs).
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<RawSource>, nullable))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<AnySource>, nullable))]
     pub(crate) source: Option<serde_json::Value>,
     /// Shape A: the secret files' names.
     #[cfg_attr(feature = "openapi", schema(nullable))]
@@ -66,6 +66,20 @@ pub struct RawDestination {
 pub(crate) struct RawSourceType {
     #[serde(rename = "type")]
     pub(crate) kind: String,
+}
+
+/// The source as documented: a Databricks workspace or a SQL database, told apart by `type`
+/// (parsed in two steps, see [`RawBody`]; this type only describes it).
+#[cfg(feature = "openapi")]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[schema(as = AnySource)]
+#[allow(dead_code, reason = "describes the two source shapes for OpenAPI")]
+pub enum AnySource {
+    /// `DatabricksSQL`.
+    Databricks(RawSource),
+    /// `postgresql`, `mysql`.
+    Sql(RawSqlSource),
 }
 
 /// A Databricks SQL source.

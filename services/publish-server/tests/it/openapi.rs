@@ -82,6 +82,22 @@ async fn the_document_describes_every_route_status_and_the_bodies_cr8tor_sends()
         "the error envelope is described"
     );
 
+    // The SQL-database source shape (issue 13) is described beside Databricks'.
+    let sql = &schemas["SqlSource"]["properties"];
+    for key in ["type", "host_url", "database", "port", "credentials"] {
+        assert!(sql.get(key).is_some(), "SqlSource lacks {key}: {sql}");
+    }
+    let sql_credentials = &schemas["SqlCredentials"]["properties"];
+    assert!(
+        sql_credentials.get("username_key").is_some()
+            && sql_credentials.get("password_key").is_some()
+    );
+    let any = serde_json::to_string(&schemas["AnySource"]).unwrap();
+    assert!(
+        any.contains("SqlSource") && any.contains("#/components/schemas/Source"),
+        "{any}"
+    );
+
     let request = &doc["paths"]["/data-publish/package"]["post"]["requestBody"]["content"]["application/json"]
         ["schema"];
     let dir = format!("{}/../../fixtures/requests", env!("CARGO_MANIFEST_DIR"));
