@@ -46,7 +46,7 @@ pub enum LogFormat {
 /// | `PUBLISH_ALLOWED_SOURCE_HOSTS` | Azure Databricks hosts | [`Settings::allowed_hosts`] |
 /// | `PUBLISH_HASH_ALGORITHM` | `sha512` | [`WorkflowOptions::hash_algorithm`], [`SinkOptions::digest_algorithm`] |
 /// | `PUBLISH_FORCE_COPY` | false | [`WorkflowOptions::force_copy`] |
-/// | `PUBLISH_SOURCE_REQUEST_TIMEOUT_SECS` | 120 | [`DatabricksOptions::request_timeout`]: one HTTP call |
+/// | `PUBLISH_SOURCE_REQUEST_TIMEOUT_SECS` | 120 | [`DatabricksOptions::request_timeout`]: one HTTP call; also [`SqlOptions::connect_timeout`] |
 /// | `PUBLISH_STATEMENT_TIMEOUT_SECS` | 3600 | [`DatabricksOptions::overall_timeout`]: how long a query may run on the warehouse |
 /// | `PUBLISH_PARALLEL_DOWNLOADS` | 3 | [`DatabricksOptions::max_parallel_downloads`] |
 /// | `PUBLISH_DATABRICKS_LZ4` | true | [`DatabricksOptions::lz4_compression`] |
@@ -474,6 +474,9 @@ mod tests {
             ("PUBLISH_ALLOWED_SOURCE_HOSTS", "ftp://x"),
             ("PUBLISH_CONFIG_FILE", "/nonexistent/file.toml"),
             ("PUBLISH_DATABRICKS_LZ4", "maybe"),
+            ("PUBLISH_SQL_TLS", "prefer"),
+            ("PUBLISH_SQL_CA_FILE", "/nonexistent/ca.pem"),
+            ("PUBLISH_SQL_BATCH_ROWS", "0"),
             ("PUBLISH_FORCE_COPY", "2"),
             ("PUBLISH_STATEMENT_TIMEOUT_SECS", "soon"),
             ("PUBLISH_MAX_CONCURRENT_OPERATIONS", "0"),
@@ -508,6 +511,26 @@ mod tests {
                 .parallel_parts,
             4
         );
+    }
+
+    #[test]
+    fn sql_sources() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.sql.tls, SqlTls::VerifyFull, "TLS verified by default");
+        assert_eq!((s.sql.ca_file, s.sql.batch_rows), (None, 65_536));
+        let ca = tempfile::NamedTempFile::new().unwrap();
+        let path = ca.path().to_string_lossy().into_owned();
+        let s = load(&[
+            ("PUBLISH_SQL_TLS", "disable"),
+            ("PUBLISH_SQL_CA_FILE", path.as_str()),
+            ("PUBLISH_SQL_BATCH_ROWS", "1000"),
+            ("PUBLISH_SOURCE_REQUEST_TIMEOUT_SECS", "7"),
+        ])
+        .unwrap();
+        assert_eq!(s.sql.tls, SqlTls::Disable);
+        assert_eq!(s.sql.ca_file.as_deref(), Some(ca.path()));
+        assert_eq!(s.sql.batch_rows, 1000);
+        assert_eq!(s.sql.connect_timeout, Duration::from_secs(7));
     }
 
     #[test]
