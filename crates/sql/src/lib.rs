@@ -49,8 +49,9 @@
 //! [`MysqlSource`] opens `START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY` at
 //! `REPEATABLE READ` (session time zone `+00:00`) and reads every table of the package on that
 //! one connection, one after another (MySQL cannot share a snapshot between connections); the
-//! snapshot is recorded as its GTID position where the server keeps a binary log
-//! (`mariadb consistent snapshot at GTID 0-1-42`). Rows come through a prepared `SELECT` (the
+//! snapshot is recorded as its GTID position where the server keeps a binary log, and the
+//! server's time just after it was taken (`mariadb consistent snapshot at GTID 0-1-42, taken
+//! 2026-12-02T07:30:01.123456Z`). Rows come through a prepared `SELECT` (the
 //! binary protocol: integers, floats and dates as numbers, not text), streamed into Arrow
 //! builders. TLS as for PostgreSQL (rustls; `PUBLISH_SQL_CA_FILE` added to the built-in roots).
 //!

@@ -237,24 +237,31 @@ impl MysqlSource {
     }
 }
 
-/// GTID position of the snapshot, where the server keeps one: MySQL's `gtid_executed`, else
-/// MariaDB's `gtid_binlog_pos`; with no binary log there is no position to name.
+/// The snapshot's GTID position, where the server keeps one (MySQL's `gtid_executed`, else
+/// MariaDB's `gtid_binlog_pos`), and the server's UTC time just after it was taken; with no
+/// binary log the time alone names it.
 async fn snapshot_identity(conn: &mut Conn) -> String {
+    let taken = conn
+        .query_first::<String, _>("SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')")
+        .await
+        .ok()
+        .flatten()
+        .map(|t| format!(", taken {t}"))
+        .unwrap_or_default();
     for (query, flavour) in [
         ("SELECT @@GLOBAL.gtid_executed", "mysql"),
         ("SELECT @@GLOBAL.gtid_binlog_pos", "mariadb"),
     ] {
         if let Ok(Some(position)) = conn.query_first::<Option<String>, _>(query).await {
             return match position {
-                Some(p) if !p.is_empty() => format!("{flavour} consistent snapshot at GTID {p}"),
-                _ => format!(
-                    "{flavour} consistent snapshot (the server keeps no binary log, so no \
-                     position names it)"
-                ),
+                Some(p) if !p.is_empty() => {
+                    format!("{flavour} consistent snapshot at GTID {p}{taken}")
+                }
+                _ => format!("{flavour} consistent snapshot{taken} (no binary log, so no GTID)"),
             };
         }
     }
-    "mysql consistent snapshot".to_owned()
+    format!("mysql consistent snapshot{taken}")
 }
 
 /// Runs `query` within `after`, naming `operation` on `host` if it fails.
