@@ -75,15 +75,17 @@ pub(crate) fn request_of(schema: &TableSchema) -> TableRequest {
     }
 }
 
-/// The source's columns for `schema`'s, in its order (as the catalog spells them), each still
-/// of the described type: `name` and `uc` read a source column's name and mapped type.
-pub(crate) fn described_columns<'a, C>(
-    schema: &TableSchema,
+/// `schema`'s columns, in its order, each found again among the source's `columns` (by the
+/// exact name the catalog gave it) and mapped once by `map`, and checked to map still to the
+/// described type (`uc` reads a mapping's type): the names to select, and how.
+pub(crate) fn described_columns<'s, C, M>(
+    schema: &'s TableSchema,
     catalog: &CatalogTable,
-    columns: &'a [C],
+    columns: &[C],
     name: impl Fn(&C) -> &str,
-    uc: impl Fn(&C) -> UcType,
-) -> Result<Vec<&'a C>, SourceError> {
+    map: impl Fn(&C) -> M,
+    uc: impl Fn(&M) -> &UcType,
+) -> Result<Vec<(&'s Identifier, M)>, SourceError> {
     let table = request_of(schema).full_name();
     schema
         .columns
@@ -97,14 +99,15 @@ pub(crate) fn described_columns<'a, C>(
                     column: column.name.to_string(),
                     available: catalog.columns.iter().map(|c| c.name.to_string()).collect(),
                 })?;
-            let now = uc(found);
-            if now != column.data_type {
+            let mapping = map(found);
+            let now = uc(&mapping);
+            if *now != column.data_type {
                 return Err(protocol(format!(
                     "column `{}` of `{table}` is now {now} where it was described as {}",
                     column.name, column.data_type
                 )));
             }
-            Ok(found)
+            Ok((&column.name, mapping))
         })
         .collect()
 }

@@ -39,11 +39,6 @@ pub struct MysqlSource {
     options: SqlOptions,
 }
 
-/// A MySQL identifier, quoted: back-quotes around it, embedded back-quotes doubled.
-fn quote(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
-}
-
 impl MysqlSource {
     /// Connects, opens the package's consistent snapshot and names it. The host is checked
     /// against `allowed` (again: the workflow checked it before reading the secrets).
@@ -285,22 +280,23 @@ impl Source for MysqlSource {
         let request = request_of(schema);
         let (catalog, my_columns) = self.catalog_table(&request).await?;
         let full_name = request.full_name();
+        // Quoted as MySQL (and Databricks) do (`` ` `` doubled).
         let select: Vec<String> =
-            described_columns(schema, &catalog, &my_columns, |c| &c.name, |c| map(c).uc)?
+            described_columns(schema, &catalog, &my_columns, |c| &c.name, map, |m| &m.uc)?
                 .into_iter()
-                .map(|c| {
-                    if map(c).as_text {
-                        format!("CAST({} AS CHAR)", quote(&c.name))
+                .map(|(name, m)| {
+                    if m.as_text {
+                        format!("CAST({} AS CHAR)", name.quoted_backtick())
                     } else {
-                        quote(&c.name)
+                        name.quoted_backtick()
                     }
                 })
                 .collect();
         let sql = format!(
             "SELECT {} FROM {}.{}",
             select.join(", "),
-            quote(catalog.schema.as_str()),
-            quote(catalog.table.as_str()),
+            catalog.schema.quoted_backtick(),
+            catalog.table.quoted_backtick(),
         );
         let arrow_schema = publish_columns::arrow_schema(schema);
         let batcher = Batcher::new(Arc::clone(&arrow_schema))

@@ -332,11 +332,6 @@ impl PostgresSource {
     }
 }
 
-/// A PostgreSQL identifier, quoted: `"` around it, embedded `"` doubled.
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// Runs `query` within `after`, naming `operation` on `host` if it fails.
 async fn timed<T>(
     after: Duration,
@@ -358,19 +353,20 @@ impl Source for PostgresSource {
         let request = request_of(schema);
         let (catalog, pg_columns) = self.catalog_table(&request).await?;
         let full_name = request.full_name();
+        // Quoted as standard SQL does (`"` doubled), the names as the catalog spells them.
         let select: Vec<String> =
-            described_columns(schema, &catalog, &pg_columns, |c| &c.name, |c| map(c).uc)?
+            described_columns(schema, &catalog, &pg_columns, |c| &c.name, map, |m| &m.uc)?
                 .into_iter()
-                .map(|c| match map(c).cast {
-                    Some(cast) => format!("{}::{cast}", quote(&c.name)),
-                    None => quote(&c.name),
+                .map(|(name, m)| match m.cast {
+                    Some(cast) => format!("{}::{cast}", name.quoted_double()),
+                    None => name.quoted_double(),
                 })
                 .collect();
         let sql = format!(
             "COPY (SELECT {} FROM {}.{}) TO STDOUT (FORMAT binary)",
             select.join(", "),
-            quote(catalog.schema.as_str()),
-            quote(catalog.table.as_str()),
+            catalog.schema.quoted_double(),
+            catalog.table.quoted_double(),
         );
         let arrow_schema = publish_columns::arrow_schema(schema);
         let decoder = CopyDecoder::new(Arc::clone(&arrow_schema), self.options.batch_rows)
