@@ -60,8 +60,9 @@ impl SqlRig {
             )
         })?;
         let env = text
-            .split_whitespace()
-            .filter_map(|w| w.split_once('='))
+            .lines()
+            .map(|l| l.trim().trim_start_matches("export ").trim_start())
+            .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
         Ok(SqlRig { env, engine })

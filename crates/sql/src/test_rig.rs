@@ -30,23 +30,8 @@ pub struct SqlRig {
 impl SqlRig {
     /// The rig named by `PUBLISH_TEST_SQL_RIG`; `None` (with a message) outside CI.
     pub fn get() -> Option<Self> {
-        #[allow(clippy::disallowed_methods)] // test prerequisites come from the environment
-        let dir = std::env::var_os("PUBLISH_TEST_SQL_RIG");
-        let Some(dir) = dir else {
-            publish_storage::test_rig::missing_prerequisite(
-                "no SQL-server rig: .ci/run starts it (`tools/sql-servers up DIR`, then set \
-                 PUBLISH_TEST_SQL_RIG=DIR)",
-            );
-            return None;
-        };
-        let dir = PathBuf::from(dir);
-        let text = std::fs::read_to_string(dir.join("env"))
-            .unwrap_or_else(|e| panic!("the SQL rig at {} has no env file: {e}", dir.display()));
-        let env = text
-            .split_whitespace()
-            .filter_map(|w| w.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+        let (_, env) =
+            publish_storage::test_rig::rig_env("PUBLISH_TEST_SQL_RIG", "tools/sql-servers up DIR")?;
         Some(Self { env })
     }
 

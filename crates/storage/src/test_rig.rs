@@ -35,25 +35,36 @@ pub fn missing_prerequisite(what: &str) {
     eprintln!("SKIPPED: {what}");
 }
 
+/// A test rig's folder, named by the environment variable `var`, and what its `env` file
+/// says: one `NAME=value` a line (an `export ` before it and quotes around the value are
+/// allowed, so the file also works with `. DIR/env`). `None`, with a message naming `start`
+/// (how `.ci/run` starts the rig), when the variable is not set: the one place the test rigs
+/// (`tools/blob-volumes`, `tools/sql-servers`) are found.
+pub fn rig_env(var: &str, start: &str) -> Option<(PathBuf, BTreeMap<String, String>)> {
+    #[allow(clippy::disallowed_methods)] // test prerequisites come from the environment
+    let dir = std::env::var_os(var);
+    let Some(dir) = dir else {
+        missing_prerequisite(&format!(
+            "no test rig in {var}: .ci/run starts it (`{start}`, then {var}=DIR)"
+        ));
+        return None;
+    };
+    let dir = PathBuf::from(dir);
+    let text = std::fs::read_to_string(dir.join("env"))
+        .unwrap_or_else(|e| panic!("the test rig at {} has no env file: {e}", dir.display()));
+    let env = text
+        .lines()
+        .map(|l| l.trim().trim_start_matches("export ").trim_start())
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
+        .collect();
+    Some((dir, env))
+}
+
 impl Rig {
     /// The rig named by `PUBLISH_TEST_BLOB_RIG`; `None` (with a message) outside CI.
     pub fn get() -> Option<Rig> {
-        #[allow(clippy::disallowed_methods)] // test prerequisites come from the environment
-        let dir = std::env::var_os("PUBLISH_TEST_BLOB_RIG");
-        let Some(dir) = dir else {
-            missing_prerequisite(
-                "no blob rig: .ci/run starts it (`tools/blob-volumes up DIR`, then set PUBLISH_TEST_BLOB_RIG=DIR)",
-            );
-            return None;
-        };
-        let dir = PathBuf::from(dir);
-        let text = std::fs::read_to_string(dir.join("env"))
-            .unwrap_or_else(|e| panic!("the blob rig at {} has no env file: {e}", dir.display()));
-        let env = text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
-            .collect();
+        let (dir, env) = rig_env("PUBLISH_TEST_BLOB_RIG", "tools/blob-volumes up DIR")?;
         Some(Rig { dir, env })
     }
 
