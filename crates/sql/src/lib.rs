@@ -82,6 +82,7 @@
 //! quoted in SQL (`"` or `` ` `` doubled), never spliced; values in catalog queries are bound
 //! parameters.
 
+mod builders;
 mod error;
 mod mysql;
 mod postgres;

@@ -1,31 +1,11 @@
 //! Rows of MySQL's binary protocol (what a prepared statement returns) into Arrow builders,
 //! by canonical Arrow type. No error quotes a value.
 
-use std::sync::Arc;
-
-use arrow::array::{
-    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
-    Float64Builder, Int8Builder, Int16Builder, Int32Builder, Int64Builder, RecordBatch,
-    StringBuilder, TimestampMicrosecondBuilder,
-};
-use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 use mysql_async::Value;
 
-/// One column's builder.
-enum Column {
-    Bool(BooleanBuilder),
-    I8(Int8Builder),
-    I16(Int16Builder),
-    I32(Int32Builder),
-    I64(Int64Builder),
-    F32(Float32Builder),
-    F64(Float64Builder),
-    Decimal(Decimal128Builder, u8, i8),
-    Text(StringBuilder),
-    Bytes(BinaryBuilder),
-    Date(Date32Builder),
-    Timestamp(TimestampMicrosecondBuilder, Option<Arc<str>>),
-}
+use crate::builders::Builder;
 
 /// Days from 1970-01-01 to the given civil date (proleptic Gregorian).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
@@ -95,123 +75,74 @@ fn decimal(v: &Value, precision: u8, scale: i8) -> Result<i128, String> {
     Ok(unscaled)
 }
 
-impl Column {
-    fn new(data_type: &DataType) -> Result<Self, String> {
-        Ok(match data_type {
-            DataType::Boolean => Self::Bool(BooleanBuilder::new()),
-            DataType::Int8 => Self::I8(Int8Builder::new()),
-            DataType::Int16 => Self::I16(Int16Builder::new()),
-            DataType::Int32 => Self::I32(Int32Builder::new()),
-            DataType::Int64 => Self::I64(Int64Builder::new()),
-            DataType::Float32 => Self::F32(Float32Builder::new()),
-            DataType::Float64 => Self::F64(Float64Builder::new()),
-            DataType::Decimal128(p, s) => Self::Decimal(Decimal128Builder::new(), *p, *s),
-            DataType::Utf8 => Self::Text(StringBuilder::new()),
-            DataType::Binary => Self::Bytes(BinaryBuilder::new()),
-            DataType::Date32 => Self::Date(Date32Builder::new()),
-            DataType::Timestamp(TimeUnit::Microsecond, zone) => {
-                Self::Timestamp(TimestampMicrosecondBuilder::new(), zone.clone())
-            }
-            other => return Err(format!("no MySQL decoding into {other}")),
-        })
+/// Appends one value of the binary protocol to `column`.
+fn append(column: &mut Builder, v: &Value) -> Result<(), String> {
+    if matches!(v, Value::NULL) {
+        column.append_null();
+        return Ok(());
     }
-
-    fn append(&mut self, v: &Value) -> Result<(), String> {
-        if matches!(v, Value::NULL) {
-            match self {
-                Self::Bool(b) => b.append_null(),
-                Self::I8(b) => b.append_null(),
-                Self::I16(b) => b.append_null(),
-                Self::I32(b) => b.append_null(),
-                Self::I64(b) => b.append_null(),
-                Self::F32(b) => b.append_null(),
-                Self::F64(b) => b.append_null(),
-                Self::Decimal(b, ..) => b.append_null(),
-                Self::Text(b) => b.append_null(),
-                Self::Bytes(b) => b.append_null(),
-                Self::Date(b) => b.append_null(),
-                Self::Timestamp(b, _) => b.append_null(),
+    match column {
+        Builder::Bool(b) => b.append_value(int(v)? != 0),
+        Builder::I8(b) => b.append_value(ranged(v, "TINYINT")?),
+        Builder::I16(b) => b.append_value(ranged(v, "SMALLINT")?),
+        Builder::I32(b) => b.append_value(ranged(v, "INT")?),
+        Builder::I64(b) => b.append_value(ranged(v, "BIGINT")?),
+        Builder::F32(b) => match v {
+            Value::Float(f) => b.append_value(*f),
+            _ => return Err("a value that is not a FLOAT".into()),
+        },
+        Builder::F64(b) => match v {
+            Value::Double(f) => b.append_value(*f),
+            Value::Float(f) => b.append_value(f64::from(*f)),
+            _ => return Err("a value that is not a DOUBLE".into()),
+        },
+        Builder::Decimal {
+            builder,
+            precision,
+            scale,
+        } => builder.append_value(decimal(v, *precision, *scale)?),
+        Builder::Text(b) => match v {
+            Value::Bytes(bytes) => {
+                b.append_value(std::str::from_utf8(bytes).map_err(|_| "text that is not UTF-8")?)
             }
-            return Ok(());
-        }
-        match self {
-            Self::Bool(b) => b.append_value(int(v)? != 0),
-            Self::I8(b) => b.append_value(ranged(v, "TINYINT")?),
-            Self::I16(b) => b.append_value(ranged(v, "SMALLINT")?),
-            Self::I32(b) => b.append_value(ranged(v, "INT")?),
-            Self::I64(b) => b.append_value(ranged(v, "BIGINT")?),
-            Self::F32(b) => match v {
-                Value::Float(f) => b.append_value(*f),
-                _ => return Err("a value that is not a FLOAT".into()),
-            },
-            Self::F64(b) => match v {
-                Value::Double(f) => b.append_value(*f),
-                Value::Float(f) => b.append_value(f64::from(*f)),
-                _ => return Err("a value that is not a DOUBLE".into()),
-            },
-            Self::Decimal(b, p, s) => b.append_value(decimal(v, *p, *s)?),
-            Self::Text(b) => match v {
-                Value::Bytes(bytes) => b.append_value(
-                    std::str::from_utf8(bytes).map_err(|_| "text that is not UTF-8")?,
-                ),
-                _ => return Err("a value that is not text".into()),
-            },
-            Self::Bytes(b) => match v {
-                Value::Bytes(bytes) => b.append_value(bytes),
-                _ => return Err("a value that is not bytes".into()),
-            },
-            Self::Date(b) => match v {
-                Value::Date(0, 0, 0, ..) => {
-                    return Err("a zero date (0000-00-00), which DATE cannot hold".into());
-                }
-                Value::Date(y, m, d, ..) => b.append_value(
-                    i32::try_from(days_from_civil(i64::from(*y), i64::from(*m), i64::from(*d)))
-                        .map_err(|_| "a date out of range")?,
-                ),
-                _ => return Err("a value that is not a date".into()),
-            },
-            Self::Timestamp(b, _) => match v {
-                Value::Date(0, 0, 0, ..) => {
-                    return Err("a zero date (0000-00-00), which TIMESTAMP cannot hold".into());
-                }
-                Value::Date(y, mo, d, h, mi, s, us) => {
-                    let days = days_from_civil(i64::from(*y), i64::from(*mo), i64::from(*d));
-                    let seconds =
-                        days * 86_400 + i64::from(*h) * 3_600 + i64::from(*mi) * 60 + i64::from(*s);
-                    b.append_value(seconds * 1_000_000 + i64::from(*us));
-                }
-                _ => return Err("a value that is not a timestamp".into()),
-            },
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self) -> Result<ArrayRef, String> {
-        Ok(match self {
-            Self::Bool(b) => Arc::new(b.finish()),
-            Self::I8(b) => Arc::new(b.finish()),
-            Self::I16(b) => Arc::new(b.finish()),
-            Self::I32(b) => Arc::new(b.finish()),
-            Self::I64(b) => Arc::new(b.finish()),
-            Self::F32(b) => Arc::new(b.finish()),
-            Self::F64(b) => Arc::new(b.finish()),
-            Self::Decimal(b, p, s) => Arc::new(
-                b.finish()
-                    .with_precision_and_scale(*p, *s)
-                    .map_err(|_| "a decimal of an impossible precision")?,
+            _ => return Err("a value that is not text".into()),
+        },
+        Builder::Bytes(b) => match v {
+            Value::Bytes(bytes) => b.append_value(bytes),
+            _ => return Err("a value that is not bytes".into()),
+        },
+        Builder::Date(b) => match v {
+            Value::Date(0, 0, 0, ..) => {
+                return Err("a zero date (0000-00-00), which DATE cannot hold".into());
+            }
+            Value::Date(y, m, d, ..) => b.append_value(
+                i32::try_from(days_from_civil(i64::from(*y), i64::from(*m), i64::from(*d)))
+                    .map_err(|_| "a date out of range")?,
             ),
-            Self::Text(b) => Arc::new(b.finish()),
-            Self::Bytes(b) => Arc::new(b.finish()),
-            Self::Date(b) => Arc::new(b.finish()),
-            Self::Timestamp(b, zone) => Arc::new(b.finish().with_timezone_opt(zone.clone())),
-        })
+            _ => return Err("a value that is not a date".into()),
+        },
+        Builder::Timestamp { builder, .. } => match v {
+            Value::Date(0, 0, 0, ..) => {
+                return Err("a zero date (0000-00-00), which TIMESTAMP cannot hold".into());
+            }
+            Value::Date(y, mo, d, h, mi, s, us) => {
+                let days = days_from_civil(i64::from(*y), i64::from(*mo), i64::from(*d));
+                let seconds =
+                    days * 86_400 + i64::from(*h) * 3_600 + i64::from(*mi) * 60 + i64::from(*s);
+                builder.append_value(seconds * 1_000_000 + i64::from(*us));
+            }
+            _ => return Err("a value that is not a timestamp".into()),
+        },
+        // MySQL has no arrays; the mapping never asks for one.
+        Builder::List { .. } => return Err("a list MySQL does not send".into()),
     }
+    Ok(())
 }
 
 /// Rows into batches of `schema` (canonical Arrow types).
 pub(crate) struct Batcher {
     schema: SchemaRef,
-    columns: Vec<Column>,
+    columns: Vec<Builder>,
     rows: usize,
 }
 
@@ -220,7 +151,7 @@ impl Batcher {
         let columns = schema
             .fields()
             .iter()
-            .map(|f| Column::new(f.data_type()))
+            .map(|f| Builder::new(f.data_type()))
             .collect::<Result<_, _>>()?;
         Ok(Self {
             schema,
@@ -235,7 +166,7 @@ impl Batcher {
             return Err((usize::MAX, "a row of another width than selected".into()));
         }
         for (i, (column, value)) in self.columns.iter_mut().zip(values).enumerate() {
-            column.append(value).map_err(|e| (i, e))?;
+            append(column, value).map_err(|e| (i, e))?;
         }
         self.rows += 1;
         Ok(())
@@ -250,7 +181,7 @@ impl Batcher {
         let arrays = self
             .columns
             .iter_mut()
-            .map(Column::finish)
+            .map(Builder::finish)
             .collect::<Result<Vec<_>, _>>()?;
         let rows = std::mem::take(&mut self.rows);
         publish_columns::conform_columns(&arrays, rows, &self.schema)

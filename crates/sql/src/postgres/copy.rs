@@ -10,18 +10,11 @@
 //! generates casts each column to the PostgreSQL type whose send format that builder reads
 //! (see `types.rs`), so the two cannot disagree. No error here quotes a value.
 
-use std::sync::Arc;
-
-use arrow::array::ArrayBuilder;
-use arrow::array::NullBufferBuilder;
-use arrow::array::{
-    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
-    Float64Builder, Int16Builder, Int32Builder, Int64Builder, ListArray, RecordBatch,
-    StringBuilder, TimestampMicrosecondBuilder,
-};
-use arrow::buffer::{OffsetBuffer, ScalarBuffer};
-use arrow::datatypes::{DataType, FieldRef, SchemaRef, TimeUnit};
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 use bytes::{Buf, BytesMut};
+
+use crate::builders::Builder;
 
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 /// Days from 1970-01-01 (Arrow's epoch) to 2000-01-01 (PostgreSQL's).
@@ -37,208 +30,58 @@ fn fail<T>(what: impl Into<String>) -> Result<T, DecodeError> {
     Err(DecodeError(what.into()))
 }
 
-/// A builder for one column, by canonical Arrow type.
-enum Column {
-    Bool(BooleanBuilder),
-    I16(Int16Builder),
-    I32(Int32Builder),
-    I64(Int64Builder),
-    F32(Float32Builder),
-    F64(Float64Builder),
-    Decimal {
-        builder: Decimal128Builder,
-        precision: u8,
-        scale: i8,
-    },
-    Text(StringBuilder),
-    Bytes(BinaryBuilder),
-    Date(Date32Builder),
-    Timestamp {
-        builder: TimestampMicrosecondBuilder,
-        zone: Option<Arc<str>>,
-    },
-    List {
-        offsets: Vec<i32>,
-        nulls: NullBufferBuilder,
-        item: FieldRef,
-        values: Box<Column>,
-    },
-}
-
-impl Column {
-    fn new(data_type: &DataType) -> Result<Self, DecodeError> {
-        Ok(match data_type {
-            DataType::Boolean => Self::Bool(BooleanBuilder::new()),
-            DataType::Int16 => Self::I16(Int16Builder::new()),
-            DataType::Int32 => Self::I32(Int32Builder::new()),
-            DataType::Int64 => Self::I64(Int64Builder::new()),
-            DataType::Float32 => Self::F32(Float32Builder::new()),
-            DataType::Float64 => Self::F64(Float64Builder::new()),
-            DataType::Decimal128(precision, scale) => Self::Decimal {
-                builder: Decimal128Builder::new(),
-                precision: *precision,
-                scale: *scale,
-            },
-            DataType::Utf8 => Self::Text(StringBuilder::new()),
-            DataType::Binary => Self::Bytes(BinaryBuilder::new()),
-            DataType::Date32 => Self::Date(Date32Builder::new()),
-            DataType::Timestamp(TimeUnit::Microsecond, zone) => Self::Timestamp {
-                builder: TimestampMicrosecondBuilder::new(),
-                zone: zone.clone(),
-            },
-            DataType::List(item) => Self::List {
-                offsets: vec![0],
-                nulls: NullBufferBuilder::new(0),
-                item: Arc::clone(item),
-                values: Box::new(Self::new(item.data_type())?),
-            },
-            other => return fail(format!("no PostgreSQL decoding into {other}")),
-        })
-    }
-
-    fn append(&mut self, value: Option<&[u8]>) -> Result<(), DecodeError> {
-        let Some(v) = value else {
-            self.append_null();
-            return Ok(());
-        };
-        match self {
-            Self::Bool(b) => b.append_value(fixed::<1>(v, "boolean")?[0] != 0),
-            Self::I16(b) => b.append_value(i16::from_be_bytes(fixed(v, "smallint")?)),
-            Self::I32(b) => b.append_value(i32::from_be_bytes(fixed(v, "integer")?)),
-            Self::I64(b) => b.append_value(i64::from_be_bytes(fixed(v, "bigint")?)),
-            Self::F32(b) => b.append_value(f32::from_be_bytes(fixed(v, "real")?)),
-            Self::F64(b) => b.append_value(f64::from_be_bytes(fixed(v, "double precision")?)),
-            Self::Decimal {
-                builder,
-                precision,
-                scale,
-            } => builder.append_value(numeric(v, *precision, *scale)?),
-            Self::Text(b) => match std::str::from_utf8(v) {
-                Ok(s) => b.append_value(s),
-                Err(_) => return fail("text that is not UTF-8"),
-            },
-            Self::Bytes(b) => b.append_value(v),
-            Self::Date(b) => {
-                let days = i32::from_be_bytes(fixed(v, "date")?);
-                if days == i32::MAX || days == i32::MIN {
-                    return fail("a date of infinity, which DATE cannot hold");
-                }
-                b.append_value(
-                    days.checked_add(EPOCH_DAYS)
-                        .ok_or_else(|| DecodeError("a date out of range".into()))?,
-                );
+/// Appends one value in its send format (`None`: NULL) to `column`.
+fn append(column: &mut Builder, value: Option<&[u8]>) -> Result<(), DecodeError> {
+    let Some(v) = value else {
+        column.append_null();
+        return Ok(());
+    };
+    match column {
+        Builder::Bool(b) => b.append_value(fixed::<1>(v, "boolean")?[0] != 0),
+        Builder::I16(b) => b.append_value(i16::from_be_bytes(fixed(v, "smallint")?)),
+        Builder::I32(b) => b.append_value(i32::from_be_bytes(fixed(v, "integer")?)),
+        Builder::I64(b) => b.append_value(i64::from_be_bytes(fixed(v, "bigint")?)),
+        Builder::F32(b) => b.append_value(f32::from_be_bytes(fixed(v, "real")?)),
+        Builder::F64(b) => b.append_value(f64::from_be_bytes(fixed(v, "double precision")?)),
+        Builder::Decimal {
+            builder,
+            precision,
+            scale,
+        } => builder.append_value(numeric(v, *precision, *scale)?),
+        Builder::Text(b) => match std::str::from_utf8(v) {
+            Ok(s) => b.append_value(s),
+            Err(_) => return fail("text that is not UTF-8"),
+        },
+        Builder::Bytes(b) => b.append_value(v),
+        Builder::Date(b) => {
+            let days = i32::from_be_bytes(fixed(v, "date")?);
+            if days == i32::MAX || days == i32::MIN {
+                return fail("a date of infinity, which DATE cannot hold");
             }
-            Self::Timestamp { builder, .. } => {
-                let micros = i64::from_be_bytes(fixed(v, "timestamp")?);
-                if micros == i64::MAX || micros == i64::MIN {
-                    return fail("a timestamp of infinity, which TIMESTAMP cannot hold");
-                }
-                builder.append_value(
-                    micros
-                        .checked_add(EPOCH_MICROS)
-                        .ok_or_else(|| DecodeError("a timestamp out of range".into()))?,
-                );
-            }
-            Self::List {
-                offsets,
-                nulls,
-                values,
-                ..
-            } => {
-                let count = array(v, values)?;
-                let last = offsets.last().copied().unwrap_or(0);
-                let next = i32::try_from(count)
-                    .ok()
-                    .and_then(|n| last.checked_add(n))
-                    .ok_or_else(|| DecodeError("more array elements than a batch holds".into()))?;
-                offsets.push(next);
-                nulls.append_non_null();
-            }
+            b.append_value(
+                days.checked_add(EPOCH_DAYS)
+                    .ok_or_else(|| DecodeError("a date out of range".into()))?,
+            );
         }
-        Ok(())
-    }
-
-    fn append_null(&mut self) {
-        match self {
-            Self::Bool(b) => b.append_null(),
-            Self::I16(b) => b.append_null(),
-            Self::I32(b) => b.append_null(),
-            Self::I64(b) => b.append_null(),
-            Self::F32(b) => b.append_null(),
-            Self::F64(b) => b.append_null(),
-            Self::Decimal { builder, .. } => builder.append_null(),
-            Self::Text(b) => b.append_null(),
-            Self::Bytes(b) => b.append_null(),
-            Self::Date(b) => b.append_null(),
-            Self::Timestamp { builder, .. } => builder.append_null(),
-            Self::List { offsets, nulls, .. } => {
-                offsets.push(offsets.last().copied().unwrap_or(0));
-                nulls.append_null();
+        Builder::Timestamp { builder, .. } => {
+            let micros = i64::from_be_bytes(fixed(v, "timestamp")?);
+            if micros == i64::MAX || micros == i64::MIN {
+                return fail("a timestamp of infinity, which TIMESTAMP cannot hold");
             }
+            builder.append_value(
+                micros
+                    .checked_add(EPOCH_MICROS)
+                    .ok_or_else(|| DecodeError("a timestamp out of range".into()))?,
+            );
         }
-    }
-
-    /// The column so far, as an array; the builder starts again empty.
-    fn finish(&mut self) -> Result<ArrayRef, DecodeError> {
-        Ok(match self {
-            Self::Bool(b) => Arc::new(b.finish()),
-            Self::I16(b) => Arc::new(b.finish()),
-            Self::I32(b) => Arc::new(b.finish()),
-            Self::I64(b) => Arc::new(b.finish()),
-            Self::F32(b) => Arc::new(b.finish()),
-            Self::F64(b) => Arc::new(b.finish()),
-            Self::Decimal {
-                builder,
-                precision,
-                scale,
-            } => Arc::new(
-                builder
-                    .finish()
-                    .with_precision_and_scale(*precision, *scale)
-                    .map_err(|_| DecodeError("a decimal of an impossible precision".into()))?,
-            ),
-            Self::Text(b) => Arc::new(b.finish()),
-            Self::Bytes(b) => Arc::new(b.finish()),
-            Self::Date(b) => Arc::new(b.finish()),
-            Self::Timestamp { builder, zone } => {
-                Arc::new(builder.finish().with_timezone_opt(zone.clone()))
-            }
-            Self::List {
-                offsets,
-                nulls,
-                item,
-                values,
-            } => {
-                let taken = std::mem::replace(offsets, vec![0]);
-                let child = values.finish()?;
-                let list = ListArray::try_new(
-                    Arc::clone(item),
-                    OffsetBuffer::new(ScalarBuffer::from(taken)),
-                    child,
-                    nulls.finish(),
-                )
-                .map_err(|_| DecodeError("an array column that does not add up".into()))?;
-                Arc::new(list)
-            }
-        })
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Self::Bool(b) => b.len(),
-            Self::I16(b) => b.len(),
-            Self::I32(b) => b.len(),
-            Self::I64(b) => b.len(),
-            Self::F32(b) => b.len(),
-            Self::F64(b) => b.len(),
-            Self::Decimal { builder, .. } => builder.len(),
-            Self::Text(b) => b.len(),
-            Self::Bytes(b) => b.len(),
-            Self::Date(b) => b.len(),
-            Self::Timestamp { builder, .. } => builder.len(),
-            Self::List { offsets, .. } => offsets.len() - 1,
+        Builder::List { values, .. } => {
+            let count = array(v, values)?;
+            column.end_list(count).map_err(DecodeError)?;
         }
+        // PostgreSQL has no one-byte integer; the mapping never asks for it.
+        Builder::I8(_) => return fail("a one-byte integer PostgreSQL does not send"),
     }
+    Ok(())
 }
 
 fn fixed<const N: usize>(v: &[u8], what: &str) -> Result<[u8; N], DecodeError> {
@@ -247,7 +90,7 @@ fn fixed<const N: usize>(v: &[u8], what: &str) -> Result<[u8; N], DecodeError> {
 }
 
 /// A one-dimensional array's elements appended to `values`; returns how many.
-fn array(v: &[u8], values: &mut Column) -> Result<usize, DecodeError> {
+fn array(v: &[u8], values: &mut Builder) -> Result<usize, DecodeError> {
     let mut r = Reader(v);
     let ndim = r.i32()?;
     let _has_nulls = r.i32()?;
@@ -267,9 +110,9 @@ fn array(v: &[u8], values: &mut Column) -> Result<usize, DecodeError> {
     for _ in 0..count {
         let len = r.i32()?;
         if len < 0 {
-            values.append(None)?;
+            append(values, None)?;
         } else {
-            values.append(Some(r.take(len as usize)?))?;
+            append(values, Some(r.take(len as usize)?))?;
         }
     }
     if !r.0.is_empty() {
@@ -356,7 +199,7 @@ fn numeric(v: &[u8], precision: u8, scale: i8) -> Result<i128, DecodeError> {
 /// Decodes a binary COPY stream into batches of at most `batch_rows` rows.
 pub(crate) struct CopyDecoder {
     schema: SchemaRef,
-    columns: Vec<Column>,
+    columns: Vec<Builder>,
     pending: BytesMut,
     header_read: bool,
     ended: bool,
@@ -375,7 +218,7 @@ impl CopyDecoder {
         let columns = schema
             .fields()
             .iter()
-            .map(|f| Column::new(f.data_type()))
+            .map(|f| Builder::new(f.data_type()).map_err(DecodeError))
             .collect::<Result<_, _>>()?;
         Ok(Self {
             schema,
@@ -442,7 +285,7 @@ impl CopyDecoder {
                 } else {
                     Some(r.take(n as usize).map_err(|e| (i, e))?)
                 };
-                column.append(value).map_err(|e| (i, e))?;
+                append(column, value).map_err(|e| (i, e))?;
             }
             self.rows += 1;
             self.bytes += len;
@@ -488,8 +331,9 @@ impl CopyDecoder {
         let arrays = self
             .columns
             .iter_mut()
-            .map(Column::finish)
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(Builder::finish)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(DecodeError)?;
         self.rows = 0;
         self.bytes = 0;
         debug_assert!(self.columns.iter().all(|c| c.len() == 0));
@@ -510,6 +354,10 @@ impl CopyDecoder {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use arrow::datatypes::DataType;
+
     use super::*;
 
     fn numeric_bytes(ndigits: &[u16], weight: i16, negative: bool, dscale: u16) -> Vec<u8> {
