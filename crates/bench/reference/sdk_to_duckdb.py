@@ -3,7 +3,8 @@
 Python SDK runs `SELECT *` of each table with EXTERNAL_LINKS + ARROW_STREAM, three chunks
 download at once (bounded, in order), and each table streams into DuckDB with
 `CREATE TABLE ... AS SELECT` over a pyarrow RecordBatchReader. DuckDB's defaults, no LZ4 (the
-SDK never asks for it). Prints `seconds=<wall> peak_rss_kib=<VmHWM>` on its last line.
+SDK never asks for it). Prints `seconds=<wall> peak_rss_kib=<VmHWM> cpu_s=<user+system>` on
+its last line.
 
     python sdk_to_duckdb.py --host http://127.0.0.1:PORT --warehouse ID \
         --table tre.bench.wide --table tre.bench.narrow --out /tmp/ref.duckdb
@@ -77,8 +78,9 @@ def main():
         reader = pa.RecordBatchReader.from_batches(head.schema, _chain(head, stream))
         con.execute(f'CREATE TABLE "{table.split(".")[-1]}" AS SELECT * FROM reader')
     con.close()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(f"seconds={time.monotonic() - started:.3f} peak_rss_kib={rss}")
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"seconds={time.monotonic() - started:.3f} peak_rss_kib={usage.ru_maxrss} "
+          f"cpu_s={usage.ru_utime + usage.ru_stime:.3f}")
 
 
 def _chain(head, rest):

@@ -32,7 +32,7 @@ use crate::dataset::Dataset;
 use crate::layout::Layout;
 use crate::processes::{Binaries, Service};
 use crate::references::DuckDbLimits;
-use crate::report::{Concurrency, Run, SizeResult};
+use crate::report::{Concurrency, Cpu, Run, SizeResult};
 
 /// Benchmark of package (Databricks -> DuckDB) and publish (staging -> production).
 #[derive(Debug, Parser)]
@@ -407,13 +407,18 @@ async fn measure(
     let ingest = references::duckdb_ingest(dataset, &layout.ingest_file(), &setup.limits)?;
     let _ = std::fs::remove_file(layout.ingest_file());
     let script = match &setup.python {
-        Some((python, script)) => Some(references::python_sdk_script(
-            python,
-            script,
-            &emulator.url,
-            dataset,
-            &layout.ingest_file(),
-        )?),
+        Some((python, script)) => {
+            let emulator_before = emulator.cpu_seconds()?;
+            let mut run = references::python_sdk_script(
+                python,
+                script,
+                &emulator.url,
+                dataset,
+                &layout.ingest_file(),
+            )?;
+            run.emulator_cpu_s = emulator.cpu_seconds()? - emulator_before;
+            Some(run)
+        }
         None => None,
     };
 
@@ -425,11 +430,16 @@ async fn measure(
     let api = Api::new(&server.url, &layout.api_key, &setup.fixtures)?;
     let project = format!("bench-{rows}-run{run}");
     layout.remove_project(&project)?;
+    let emulator_before = emulator.cpu_seconds()?;
     let package = api
         .package(&project, &emulator.url, dataset)
         .await
         .with_context(|| format!("package (server log {})", server.log().display()))?;
     server.check_alive()?;
+    let cpu = Cpu {
+        server_s: server.cpu_seconds()?,
+        emulator_s: emulator.cpu_seconds()? - emulator_before,
+    };
     let staged = layout.staged_file(&project);
     let (refs, digest) = references::cp_and_sha512sum(&staged, &layout.copy_target())?;
     let (publish, files) = api
@@ -465,11 +475,13 @@ async fn measure(
         refs,
         peak_rss,
         bytes: file.total_bytes,
+        cpu,
         script,
     };
     eprintln!(
         "run {run} at {rows} rows: package {:.2} s (DuckDB ingest {:.2} s), publish {:.2} s \
-         (cp {:.2} + sync {:.2} + sha512sum {:.2} s), {} bytes, server peak RSS {} MiB",
+         (cp {:.2} + sync {:.2} + sha512sum {:.2} s), {} bytes, server peak RSS {} MiB, CPU s \
+         while packaging: server {:.2}, emulator {:.2}",
         result.package_s,
         result.ingest_s,
         result.publish_s,
@@ -477,8 +489,20 @@ async fn measure(
         refs.sync.as_secs_f64(),
         refs.sha512sum.as_secs_f64(),
         result.bytes,
-        peak_rss >> 20
+        peak_rss >> 20,
+        cpu.server_s,
+        cpu.emulator_s,
     );
+    if let Some(script) = &result.script {
+        eprintln!(
+            "run {run} at {rows} rows: the Python SDK script {:.2} s, peak RSS {} MiB, CPU s: \
+             script {:.2}, emulator {:.2}",
+            script.seconds,
+            script.peak_rss >> 20,
+            script.cpu_s,
+            script.emulator_cpu_s,
+        );
+    }
     Ok(result)
 }
 

@@ -163,6 +163,24 @@ impl Service {
             .with_context(|| format!("no VmHWM in {path}"))
     }
 
+    /// CPU seconds the process has used so far, user and system, all its threads
+    /// (`/proc/<pid>/stat` fields 14 and 15, in Linux's fixed 100 ticks a second).
+    pub(crate) fn cpu_seconds(&self) -> Result<f64> {
+        let path = format!("/proc/{}/stat", self.pid());
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+        let fields: Vec<&str> = text
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+        // Fields 14 and 15 are the 12th and 13th after the name (field 3 is the first).
+        match (ticks(11), ticks(12)) {
+            (Some(user), Some(system)) => Ok((user + system) as f64 / 100.0),
+            _ => bail!("no utime/stime in {path}"),
+        }
+    }
+
     /// Where its stderr went.
     pub(crate) fn log(&self) -> &Path {
         &self.log

@@ -155,6 +155,10 @@ pub(crate) struct ScriptRun {
     pub(crate) seconds: f64,
     /// The script's peak RSS (`ru_maxrss`), bytes.
     pub(crate) peak_rss: u64,
+    /// CPU seconds the script used (`ru_utime` + `ru_stime`, all its threads).
+    pub(crate) cpu_s: f64,
+    /// CPU seconds the emulator used while the script ran.
+    pub(crate) emulator_cpu_s: f64,
 }
 
 /// Runs the script a user would write instead of the service — Databricks' Python SDK, three
@@ -209,5 +213,7 @@ pub(crate) fn python_sdk_script(
     Ok(ScriptRun {
         seconds: field("seconds")?,
         peak_rss: (field("peak_rss_kib")? * 1024.0) as u64,
+        cpu_s: field("cpu_s")?,
+        emulator_cpu_s: 0.0,
     })
 }

@@ -21,8 +21,19 @@ pub(crate) struct Run {
     pub(crate) peak_rss: u64,
     /// Bytes published (the database file).
     pub(crate) bytes: u64,
+    /// CPU used while packaging.
+    pub(crate) cpu: Cpu,
     /// The Python SDK script's run on the same data, if it ran.
     pub(crate) script: Option<ScriptRun>,
+}
+
+/// CPU seconds (user and system, all threads) used during one package.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cpu {
+    /// By the server, from its start to the package's end (a fresh server per run).
+    pub(crate) server_s: f64,
+    /// By the emulator, during the package request.
+    pub(crate) emulator_s: f64,
 }
 
 impl Run {
@@ -128,9 +139,9 @@ pub(crate) fn render(sizes: &[SizeResult], concurrency: Option<&Concurrency>, sh
     {
         let _ = writeln!(
             out,
-            "\nthe Python SDK script (crates/bench/reference/sdk_to_duckdb.py; medians, same data, same run): | rows per table | script s | script peak RSS MiB | package s | server peak RSS MiB | package / script time | server / script peak RSS |"
+            "\nthe Python SDK script (crates/bench/reference/sdk_to_duckdb.py; medians, same data, same run): | rows per table | script s | script peak RSS MiB | package s | server peak RSS MiB | package / script time | server / script peak RSS | CPU s: script + emulator | CPU s: server + emulator |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
         for s in sizes
             .iter()
             .filter(|s| s.runs.iter().all(|r| r.script.is_some()))
@@ -139,7 +150,7 @@ pub(crate) fn render(sizes: &[SizeResult], concurrency: Option<&Concurrency>, sh
                 |f: fn(&ScriptRun) -> f64| move |r: &Run| r.script.as_ref().map_or(f64::NAN, f);
             let _ = writeln!(
                 out,
-                "| {} | {:.2} | {:.0} | {:.2} | {:.0} | {:.2} | {:.2} |",
+                "| {} | {:.2} | {:.0} | {:.2} | {:.0} | {:.2} | {:.2} | {:.1} + {:.1} | {:.1} + {:.1} |",
                 s.rows_per_table,
                 med(&s.runs, script(|x| x.seconds)),
                 med(&s.runs, script(|x| x.peak_rss as f64 / MIB)),
@@ -149,6 +160,10 @@ pub(crate) fn render(sizes: &[SizeResult], concurrency: Option<&Concurrency>, sh
                     / r.script.as_ref().map_or(f64::NAN, |x| x.seconds)),
                 med(&s.runs, |r| r.peak_rss as f64
                     / r.script.as_ref().map_or(f64::NAN, |x| x.peak_rss as f64)),
+                med(&s.runs, script(|x| x.cpu_s)),
+                med(&s.runs, script(|x| x.emulator_cpu_s)),
+                med(&s.runs, |r| r.cpu.server_s),
+                med(&s.runs, |r| r.cpu.emulator_s),
             );
         }
     }

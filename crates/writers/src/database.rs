@@ -13,7 +13,8 @@
 //!
 //! Each table is created in one transaction with its comments, then filled by one
 //! `INSERT INTO … SELECT * FROM <arrow scan>` running on its own thread: the writer thread
-//! passes batches through a bounded channel to the stream DuckDB's Arrow scan reads, and
+//! regroups the batches into DuckDB's row groups (`regroup.rs` says why) and passes them
+//! through a bounded channel to the stream DuckDB's Arrow scan reads, and
 //! DuckDB converts and compresses them on its own threads, in parallel, with the rows kept in
 //! order. A table is committed only when its last batch has arrived; if the sink is dropped
 //! mid-table the stream fails and the `INSERT` rolls back. After the last table the file is
@@ -32,6 +33,7 @@ use duckdb::Connection;
 use publish_types::{ColumnSchema, TableRef, TableSchema, UcType, quote};
 
 use crate::duckdb_ffi::Database;
+use crate::regroup::Regroup;
 use crate::worker::{FormatWriter, TableWriter};
 use publish_columns::OutputPlan;
 use publish_sink::{SinkError, WrittenFile};
@@ -252,6 +254,7 @@ impl FormatWriter for DuckDbWriter {
         Ok(Box::new(DuckDbTable {
             tx: Some(tx),
             insert: Some(insert),
+            rows: Regroup::row_groups(),
         }))
     }
 
@@ -335,6 +338,8 @@ impl RecordBatchReader for ChannelReader {
 struct DuckDbTable {
     tx: Option<SyncSender<Message>>,
     insert: Option<JoinHandle<Result<(), String>>>,
+    /// The table's rows regrouped into DuckDB's row groups, in order.
+    rows: Regroup,
 }
 
 impl DuckDbTable {
@@ -366,13 +371,27 @@ impl DuckDbTable {
 
 impl TableWriter for DuckDbTable {
     fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
-        self.send(Message::Batch(batch.clone()))
+        for batch in self.rows.push(batch.clone()).map_err(regroup_failed)? {
+            self.send(Message::Batch(batch))?;
+        }
+        Ok(())
     }
 
     fn finish(mut self: Box<Self>) -> Result<(), SinkError> {
+        if let Some(rest) = self.rows.finish().map_err(regroup_failed)? {
+            self.send(Message::Batch(rest))?;
+        }
         self.send(Message::End)?;
         self.join()
     }
+}
+
+/// Batches of one table share its output schema and are gathered only up to
+/// `regroup::MAX_GATHERED_BYTES`, so concatenating them cannot fail but for a bug here.
+fn regroup_failed(e: ArrowError) -> SinkError {
+    internal(format!(
+        "cannot regroup the table's batches for DuckDB: {e}"
+    ))
 }
 
 impl Drop for DuckDbTable {
@@ -707,6 +726,82 @@ mod tests {
             matches!(&error, SinkError::DuckDb { message } if message.contains("NOT NULL")),
             "{error:?}"
         );
+    }
+
+    #[test]
+    fn batches_of_another_size_are_stored_in_whole_row_groups_in_order() {
+        // Databricks' IPC batches hold 65 536 rows; DuckDB's row groups 122 880.
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = open_writer(dir.path());
+        let plan = plan("s", "t", false);
+        let mut table = writer.begin_table(&plan).unwrap();
+        let (batches, batch_rows) = (5_i64, 65_536_i64);
+        for b in 0..batches {
+            let first = b * batch_rows;
+            table
+                .write(&ids(&plan, (first..first + batch_rows).map(Some).collect()))
+                .unwrap();
+        }
+        table.finish().unwrap();
+        writer.finish().unwrap();
+        let conn = Connection::open(dir.path().join(DUCKDB_FILE)).unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT row_group_id, sum(count) FROM pragma_storage_info('s.t') \
+                 WHERE column_name = 'id' AND segment_type <> 'VALIDITY' GROUP BY ALL ORDER BY 1",
+            )
+            .unwrap();
+        let groups: Vec<(i64, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let total = batches * batch_rows;
+        let full = crate::regroup::ROW_GROUP_ROWS as i64;
+        assert_eq!(
+            groups,
+            vec![(0, full), (1, full), (2, total - 2 * full)],
+            "row groups and their rows"
+        );
+        let (in_order, rows): (bool, i64) = conn
+            .query_row(
+                "SELECT bool_and(id = rn - 1), count(*) \
+                 FROM (SELECT id, row_number() OVER () AS rn FROM s.t)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((in_order, rows), (true, total));
+    }
+
+    #[test]
+    fn duckdbs_scan_is_handed_whole_row_groups() {
+        // What the scan reads, without DuckDB: a thread in its place drains the channel.
+        let (tx, rx) = sync_channel(SCAN_QUEUE);
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let scan = {
+            let seen = Arc::clone(&seen);
+            std::thread::spawn(move || {
+                while let Ok(Message::Batch(batch)) = rx.recv() {
+                    seen.lock().unwrap().push(batch.num_rows());
+                }
+                Ok(())
+            })
+        };
+        let mut table = Box::new(DuckDbTable {
+            tx: Some(tx),
+            insert: Some(scan),
+            rows: Regroup::row_groups(),
+        });
+        let plan = plan("s", "t", false);
+        for b in 0..5_i64 {
+            let first = b * 65_536;
+            table
+                .write(&ids(&plan, (first..first + 65_536).map(Some).collect()))
+                .unwrap();
+        }
+        table.finish().unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![122_880, 122_880, 81_920]);
     }
 
     #[test]

@@ -55,6 +55,7 @@ mod database;
 mod duckdb_ffi;
 mod files;
 mod parquet_file;
+mod regroup;
 mod worker;
 
 pub use worker::wait_for_writers;
