@@ -421,6 +421,15 @@ async fn measure(
         }
         None => None,
     };
+    let floor = match &setup.python {
+        Some((python, script)) => Some(references::arrow_floor(
+            python,
+            &script.with_file_name("arrow_to_duckdb.py"),
+            dataset,
+            &layout.ingest_file(),
+        )?),
+        None => None,
+    };
 
     let mut server = Service::server(
         setup.bins,
@@ -477,6 +486,7 @@ async fn measure(
         bytes: file.total_bytes,
         cpu,
         script,
+        floor,
     };
     eprintln!(
         "run {run} at {rows} rows: package {:.2} s (DuckDB ingest {:.2} s), publish {:.2} s \
@@ -501,6 +511,12 @@ async fn measure(
             script.peak_rss >> 20,
             script.cpu_s,
             script.emulator_cpu_s,
+        );
+    }
+    if let Some(floor) = &result.floor {
+        eprintln!(
+            "run {run} at {rows} rows: DuckDB from Arrow in memory {:.2} s, CPU s {:.2}",
+            floor.seconds, floor.cpu_s,
         );
     }
     Ok(result)

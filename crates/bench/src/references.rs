@@ -148,6 +148,69 @@ pub(crate) fn published_rows(db: &Path, dataset: &Dataset) -> Result<Vec<u64>> {
         .collect()
 }
 
+/// DuckDB's floor for an Arrow-fed ingest, as `crates/bench/reference/arrow_to_duckdb.py`
+/// measured it: every table already in memory as Arrow, handed over in whole row groups.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ArrowFloor {
+    /// Wall seconds from opening the database to closing it.
+    pub(crate) seconds: f64,
+    /// CPU seconds of that part, all threads.
+    pub(crate) cpu_s: f64,
+}
+
+/// Runs `arrow_to_duckdb.py` with `python` on every table of `dataset`, writing `out`.
+pub(crate) fn arrow_floor(
+    python: &Path,
+    script: &Path,
+    dataset: &Dataset,
+    out: &Path,
+) -> Result<ArrowFloor> {
+    let _ = fs::remove_file(out);
+    let mut command = Command::new(python);
+    command.arg(script).arg("--out").arg(out);
+    for table in &dataset.tables {
+        command
+            .arg("--table")
+            .arg(format!("{}={}", table.name, table.parquet.display()));
+    }
+    let stdout = run_script(&mut command, script);
+    let _ = fs::remove_file(out);
+    let stdout = stdout?;
+    Ok(ArrowFloor {
+        seconds: printed(&stdout, "seconds")?,
+        cpu_s: printed(&stdout, "cpu_s")?,
+    })
+}
+
+/// Runs a reference script; its stdout, or why it failed.
+fn run_script(command: &mut Command, script: &Path) -> Result<String> {
+    let output = command
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !output.status.success() {
+        bail!(
+            "the reference script {} failed ({}): {}",
+            script.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// The number a reference script printed as `name=<value>` on its last line.
+fn printed(stdout: &str, name: &str) -> Result<f64> {
+    stdout
+        .lines()
+        .last()
+        .and_then(|line| {
+            line.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        })
+        .and_then(|v| v.parse::<f64>().ok())
+        .with_context(|| format!("the reference script printed no {name}: {stdout}"))
+}
+
 /// What the reference script (`crates/bench/reference/sdk_to_duckdb.py`) measured of itself.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ScriptRun {
@@ -187,33 +250,30 @@ pub(crate) fn python_sdk_script(
     for table in &dataset.tables {
         command.args(["--table", &format!("{CATALOG}.{SCHEMA}.{}", table.name)]);
     }
-    let output = command
-        .output()
-        .with_context(|| format!("running {} {}", python.display(), script.display()))?;
+    let stdout = run_script(&mut command, script);
     let _ = fs::remove_file(out);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        bail!(
-            "the reference script failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let field = |name: &str| {
-        stdout
-            .lines()
-            .last()
-            .and_then(|line| {
-                line.split_whitespace()
-                    .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-            })
-            .and_then(|v| v.parse::<f64>().ok())
-            .with_context(|| format!("the reference script printed no {name}: {stdout}"))
-    };
+    let stdout = stdout?;
+    let field = |name: &str| printed(&stdout, name);
     Ok(ScriptRun {
         seconds: field("seconds")?,
         peak_rss: (field("peak_rss_kib")? * 1024.0) as u64,
         cpu_s: field("cpu_s")?,
         emulator_cpu_s: 0.0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printed;
+
+    #[test]
+    fn a_printed_number_is_read_from_the_last_line_only() {
+        let stdout = "seconds=1.0 noise\nseconds=6.730 cpu_s=13.08\n";
+        assert_eq!(printed(stdout, "seconds").unwrap(), 6.73);
+        assert_eq!(printed(stdout, "cpu_s").unwrap(), 13.08);
+        // a name that is a prefix of another's is not taken for it
+        assert!(printed("cpu_seconds=2\n", "cpu_s").is_err());
+        let missing = printed("seconds=1\npeak_rss_kib=abc\n", "peak_rss_kib").unwrap_err();
+        assert!(format!("{missing:#}").contains("printed no peak_rss_kib"));
+    }
 }

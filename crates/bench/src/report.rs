@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::references::{CopyAndHash, ScriptRun};
+use crate::references::{ArrowFloor, CopyAndHash, ScriptRun};
 
 /// One measured run: a fresh server, one package, one publish.
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +25,8 @@ pub(crate) struct Run {
     pub(crate) cpu: Cpu,
     /// The Python SDK script's run on the same data, if it ran.
     pub(crate) script: Option<ScriptRun>,
+    /// DuckDB's floor for an Arrow-fed ingest of the same data, if the Python reference ran.
+    pub(crate) floor: Option<ArrowFloor>,
 }
 
 /// CPU seconds (user and system, all threads) used during one package.
@@ -139,9 +141,9 @@ pub(crate) fn render(sizes: &[SizeResult], concurrency: Option<&Concurrency>, sh
     {
         let _ = writeln!(
             out,
-            "\nthe Python SDK script (crates/bench/reference/sdk_to_duckdb.py; medians, same data, same run): | rows per table | script s | script peak RSS MiB | package s | server peak RSS MiB | package / script time | server / script peak RSS | CPU s: script + emulator | CPU s: server + emulator |"
+            "\nthe Python SDK script (crates/bench/reference/sdk_to_duckdb.py; medians, same data, same run): | rows per table | script s | script peak RSS MiB | package s | server peak RSS MiB | package / script time | server / script peak RSS | CPU s: script + emulator | CPU s: server + emulator | DuckDB from Arrow in memory s (CPU s; arrow_to_duckdb.py) |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
         for s in sizes
             .iter()
             .filter(|s| s.runs.iter().all(|r| r.script.is_some()))
@@ -150,7 +152,7 @@ pub(crate) fn render(sizes: &[SizeResult], concurrency: Option<&Concurrency>, sh
                 |f: fn(&ScriptRun) -> f64| move |r: &Run| r.script.as_ref().map_or(f64::NAN, f);
             let _ = writeln!(
                 out,
-                "| {} | {:.2} | {:.0} | {:.2} | {:.0} | {:.2} | {:.2} | {:.1} + {:.1} | {:.1} + {:.1} |",
+                "| {} | {:.2} | {:.0} | {:.2} | {:.0} | {:.2} | {:.2} | {:.1} + {:.1} | {:.1} + {:.1} | {:.2} ({:.1}) |",
                 s.rows_per_table,
                 med(&s.runs, script(|x| x.seconds)),
                 med(&s.runs, script(|x| x.peak_rss as f64 / MIB)),
@@ -164,6 +166,8 @@ pub(crate) fn render(sizes: &[SizeResult], concurrency: Option<&Concurrency>, sh
                 med(&s.runs, script(|x| x.emulator_cpu_s)),
                 med(&s.runs, |r| r.cpu.server_s),
                 med(&s.runs, |r| r.cpu.emulator_s),
+                med(&s.runs, |r| r.floor.map_or(f64::NAN, |f| f.seconds)),
+                med(&s.runs, |r| r.floor.map_or(f64::NAN, |f| f.cpu_s)),
             );
         }
     }
