@@ -85,8 +85,10 @@ struct Args {
     split_check: u64,
     /// A Python interpreter with `databricks-sdk`, `duckdb` and `pyarrow` (e.g. a venv's
     /// `bin/python`): each measured run also runs the script a user would write instead of the
-    /// service (`crates/bench/reference/sdk_to_duckdb.py`) against the same emulator, and the
-    /// report sets the service's package time and peak RSS against the script's (issue 11).
+    /// service (`crates/bench/reference/sdk_to_duckdb.py`) against the same emulator, then
+    /// DuckDB's floor for any Arrow-fed writer (`arrow_to_duckdb.py`: the same tables from
+    /// memory), and the report sets the service's package time, peak RSS and CPU against them
+    /// (issue 11).
     #[arg(long, value_name = "PYTHON")]
     python_reference: Option<PathBuf>,
     /// Where the tables are read from: `databricks` (the emulator), `postgresql` or `mysql`
@@ -152,7 +154,7 @@ fn main() -> ExitCode {
 /// Everything one size's runs share.
 struct Setup<'a> {
     bins: &'a Binaries,
-    /// The interpreter and the script of the Python reference, if it runs.
+    /// The interpreter and the folder of the Python references, if they run.
     python: Option<(PathBuf, PathBuf)>,
     fixtures: PathBuf,
     logs: PathBuf,
@@ -214,7 +216,7 @@ async fn bench(args: Args) -> Result<bool> {
         python: args
             .python_reference
             .clone()
-            .map(|python| (python, root.join("crates/bench/reference/sdk_to_duckdb.py"))),
+            .map(|python| (python, root.join(references::REFERENCE_DIR))),
         fixtures: root.join("fixtures/requests"),
         logs,
         server_env,
@@ -406,28 +408,20 @@ async fn measure(
     let rows = dataset.rows;
     let ingest = references::duckdb_ingest(dataset, &layout.ingest_file(), &setup.limits)?;
     let _ = std::fs::remove_file(layout.ingest_file());
-    let script = match &setup.python {
-        Some((python, script)) => {
+    let python = match &setup.python {
+        Some((python, dir)) => {
             let emulator_before = emulator.cpu_seconds()?;
-            let mut run = references::python_sdk_script(
+            let mut sdk = references::python_sdk_script(
                 python,
-                script,
+                dir,
                 &emulator.url,
                 dataset,
                 &layout.ingest_file(),
             )?;
-            run.emulator_cpu_s = emulator.cpu_seconds()? - emulator_before;
-            Some(run)
+            sdk.emulator_cpu_s = emulator.cpu_seconds()? - emulator_before;
+            let floor = references::arrow_floor(python, dir, dataset, &layout.ingest_file())?;
+            Some(references::PythonRuns { sdk, floor })
         }
-        None => None,
-    };
-    let floor = match &setup.python {
-        Some((python, script)) => Some(references::arrow_floor(
-            python,
-            &script.with_file_name("arrow_to_duckdb.py"),
-            dataset,
-            &layout.ingest_file(),
-        )?),
         None => None,
     };
 
@@ -485,8 +479,7 @@ async fn measure(
         peak_rss,
         bytes: file.total_bytes,
         cpu,
-        script,
-        floor,
+        python,
     };
     eprintln!(
         "run {run} at {rows} rows: package {:.2} s (DuckDB ingest {:.2} s), publish {:.2} s \
@@ -503,17 +496,15 @@ async fn measure(
         cpu.server_s,
         cpu.emulator_s,
     );
-    if let Some(script) = &result.script {
+    if let Some(references::PythonRuns { sdk, floor }) = &result.python {
         eprintln!(
             "run {run} at {rows} rows: the Python SDK script {:.2} s, peak RSS {} MiB, CPU s: \
              script {:.2}, emulator {:.2}",
-            script.seconds,
-            script.peak_rss >> 20,
-            script.cpu_s,
-            script.emulator_cpu_s,
+            sdk.seconds,
+            sdk.peak_rss >> 20,
+            sdk.cpu_s,
+            sdk.emulator_cpu_s,
         );
-    }
-    if let Some(floor) = &result.floor {
         eprintln!(
             "run {run} at {rows} rows: DuckDB from Arrow in memory {:.2} s, CPU s {:.2}",
             floor.seconds, floor.cpu_s,

@@ -158,35 +158,50 @@ pub(crate) struct ArrowFloor {
     pub(crate) cpu_s: f64,
 }
 
-/// Runs `arrow_to_duckdb.py` with `python` on every table of `dataset`, writing `out`.
+/// The Python references of one run: the SDK script and DuckDB's floor, on the same data.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PythonRuns {
+    pub(crate) sdk: ScriptRun,
+    pub(crate) floor: ArrowFloor,
+}
+
+/// The folder of the reference scripts, under the workspace root.
+pub(crate) const REFERENCE_DIR: &str = "crates/bench/reference";
+const SDK_SCRIPT: &str = "sdk_to_duckdb.py";
+const FLOOR_SCRIPT: &str = "arrow_to_duckdb.py";
+
+/// Runs `arrow_to_duckdb.py` (in `dir`) with `python` on every table of `dataset`, writing
+/// `out`.
 pub(crate) fn arrow_floor(
     python: &Path,
-    script: &Path,
+    dir: &Path,
     dataset: &Dataset,
     out: &Path,
 ) -> Result<ArrowFloor> {
-    let _ = fs::remove_file(out);
+    let script = dir.join(FLOOR_SCRIPT);
     let mut command = Command::new(python);
-    command.arg(script).arg("--out").arg(out);
+    command.arg(&script).arg("--out").arg(out);
     for table in &dataset.tables {
         command
             .arg("--table")
             .arg(format!("{}={}", table.name, table.parquet.display()));
     }
-    let stdout = run_script(&mut command, script);
-    let _ = fs::remove_file(out);
-    let stdout = stdout?;
+    let stdout = run_script(&mut command, &script, out)?;
     Ok(ArrowFloor {
         seconds: printed(&stdout, "seconds")?,
         cpu_s: printed(&stdout, "cpu_s")?,
     })
 }
 
-/// Runs a reference script; its stdout, or why it failed.
-fn run_script(command: &mut Command, script: &Path) -> Result<String> {
+/// Runs a reference script that writes `out` (removed before and after); its stdout, or why
+/// it failed.
+fn run_script(command: &mut Command, script: &Path, out: &Path) -> Result<String> {
+    let _ = fs::remove_file(out);
     let output = command
         .output()
-        .with_context(|| format!("running {}", script.display()))?;
+        .with_context(|| format!("running {}", script.display()));
+    let _ = fs::remove_file(out);
+    let output = output?;
     if !output.status.success() {
         bail!(
             "the reference script {} failed ({}): {}",
@@ -226,19 +241,19 @@ pub(crate) struct ScriptRun {
 
 /// Runs the script a user would write instead of the service — Databricks' Python SDK, three
 /// parallel downloads, DuckDB's `CREATE TABLE … AS SELECT` over a RecordBatchReader — with
-/// `python` (which must have `databricks-sdk`, `duckdb` and `pyarrow`) against the emulator,
-/// writing every table of `dataset` to `out`.
+/// `python` (which must have `databricks-sdk`, `duckdb` and `pyarrow`; the script is
+/// `sdk_to_duckdb.py` in `dir`) against the emulator, writing every table of `dataset` to `out`.
 pub(crate) fn python_sdk_script(
     python: &Path,
-    script: &Path,
+    dir: &Path,
     emulator: &str,
     dataset: &Dataset,
     out: &Path,
 ) -> Result<ScriptRun> {
-    let _ = fs::remove_file(out);
+    let script = dir.join(SDK_SCRIPT);
     let mut command = Command::new(python);
     command
-        .arg(script)
+        .arg(&script)
         .args([
             "--host",
             emulator,
@@ -250,9 +265,7 @@ pub(crate) fn python_sdk_script(
     for table in &dataset.tables {
         command.args(["--table", &format!("{CATALOG}.{SCHEMA}.{}", table.name)]);
     }
-    let stdout = run_script(&mut command, script);
-    let _ = fs::remove_file(out);
-    let stdout = stdout?;
+    let stdout = run_script(&mut command, &script, out)?;
     let field = |name: &str| printed(&stdout, name);
     Ok(ScriptRun {
         seconds: field("seconds")?,

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::references::{ArrowFloor, CopyAndHash, ScriptRun};
+use crate::references::{CopyAndHash, PythonRuns};
 
 /// One measured run: a fresh server, one package, one publish.
 #[derive(Debug, Clone, Copy)]
@@ -23,10 +23,9 @@ pub(crate) struct Run {
     pub(crate) bytes: u64,
     /// CPU used while packaging.
     pub(crate) cpu: Cpu,
-    /// The Python SDK script's run on the same data, if it ran.
-    pub(crate) script: Option<ScriptRun>,
-    /// DuckDB's floor for an Arrow-fed ingest of the same data, if the Python reference ran.
-    pub(crate) floor: Option<ArrowFloor>,
+    /// The Python references' runs on the same data (the SDK script, DuckDB's floor), if they
+    /// ran.
+    pub(crate) python: Option<PythonRuns>,
 }
 
 /// CPU seconds (user and system, all threads) used during one package.
@@ -137,7 +136,7 @@ pub(crate) fn render(sizes: &[SizeResult], concurrency: Option<&Concurrency>, sh
     }
     if sizes
         .iter()
-        .any(|s| s.runs.iter().all(|r| r.script.is_some()))
+        .any(|s| s.runs.iter().all(|r| r.python.is_some()))
     {
         let _ = writeln!(
             out,
@@ -146,28 +145,30 @@ pub(crate) fn render(sizes: &[SizeResult], concurrency: Option<&Concurrency>, sh
         let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
         for s in sizes
             .iter()
-            .filter(|s| s.runs.iter().all(|r| r.script.is_some()))
+            .filter(|s| s.runs.iter().all(|r| r.python.is_some()))
         {
-            let script =
-                |f: fn(&ScriptRun) -> f64| move |r: &Run| r.script.as_ref().map_or(f64::NAN, f);
+            let python =
+                |f: fn(&PythonRuns) -> f64| move |r: &Run| r.python.as_ref().map_or(f64::NAN, f);
             let _ = writeln!(
                 out,
                 "| {} | {:.2} | {:.0} | {:.2} | {:.0} | {:.2} | {:.2} | {:.1} + {:.1} | {:.1} + {:.1} | {:.2} ({:.1}) |",
                 s.rows_per_table,
-                med(&s.runs, script(|x| x.seconds)),
-                med(&s.runs, script(|x| x.peak_rss as f64 / MIB)),
+                med(&s.runs, python(|x| x.sdk.seconds)),
+                med(&s.runs, python(|x| x.sdk.peak_rss as f64 / MIB)),
                 med(&s.runs, |r| r.package_s),
                 med(&s.runs, |r| r.peak_rss as f64 / MIB),
                 med(&s.runs, |r| r.package_s
-                    / r.script.as_ref().map_or(f64::NAN, |x| x.seconds)),
+                    / r.python.as_ref().map_or(f64::NAN, |x| x.sdk.seconds)),
                 med(&s.runs, |r| r.peak_rss as f64
-                    / r.script.as_ref().map_or(f64::NAN, |x| x.peak_rss as f64)),
-                med(&s.runs, script(|x| x.cpu_s)),
-                med(&s.runs, script(|x| x.emulator_cpu_s)),
+                    / r.python
+                        .as_ref()
+                        .map_or(f64::NAN, |x| x.sdk.peak_rss as f64)),
+                med(&s.runs, python(|x| x.sdk.cpu_s)),
+                med(&s.runs, python(|x| x.sdk.emulator_cpu_s)),
                 med(&s.runs, |r| r.cpu.server_s),
                 med(&s.runs, |r| r.cpu.emulator_s),
-                med(&s.runs, |r| r.floor.map_or(f64::NAN, |f| f.seconds)),
-                med(&s.runs, |r| r.floor.map_or(f64::NAN, |f| f.cpu_s)),
+                med(&s.runs, python(|x| x.floor.seconds)),
+                med(&s.runs, python(|x| x.floor.cpu_s)),
             );
         }
     }
