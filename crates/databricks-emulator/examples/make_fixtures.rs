@@ -151,6 +151,7 @@ fn person(rng: &mut Rng) -> (RecordBatch, Sidecar) {
                 column("decimal(6,2)", "last recorded weight"),
             ),
         ]),
+        governance: None,
     };
     (batch, sidecar)
 }
@@ -224,6 +225,7 @@ fn address(rng: &mut Rng) -> (RecordBatch, Sidecar) {
                 column("string", "free-text address; may span lines"),
             ),
         ]),
+        governance: None,
     };
     (batch, sidecar)
 }

@@ -13,6 +13,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::governance::Governance;
 use crate::types::{SqlType, json_string, struct_field_json};
 
 /// What Parquet cannot say about a table, read from `<table>.json` beside `<table>.parquet`.
@@ -28,6 +29,10 @@ pub struct Sidecar {
     /// Per-column extras, keyed by column name.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub columns: BTreeMap<String, SidecarColumn>,
+    /// What kind of governed object the table stands for (a view, a table with row filters…);
+    /// `None`: a plain managed Delta table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub governance: Option<Governance>,
 }
 
 /// Per-column extras of a [`Sidecar`].
@@ -149,6 +154,8 @@ pub(crate) struct Table {
     pub(crate) primary_key: Option<Vec<String>>,
     pub(crate) modified_ms: i64,
     pub(crate) reader: ArrowReaderMetadata,
+    /// The kind of governed object it is, if any.
+    pub(crate) governance: Option<Governance>,
 }
 
 /// The folder of a table's earlier versions, beside `<table>.parquet`: `<table>.versions/`,
@@ -223,6 +230,9 @@ impl Table {
                 "table_constraints".into(),
                 json!([{"primary_key_constraint": {"name": format!("{}_pk", self.name), "child_columns": pk}}]),
             );
+        }
+        if let Some(governance) = &self.governance {
+            governance.describe(&mut info);
         }
         Value::Object(info)
     }
@@ -657,6 +667,7 @@ impl Catalog {
             primary_key: sidecar.primary_key,
             modified_ms,
             reader,
+            governance: sidecar.governance,
         });
         cache.insert(path, (stamp, table.clone()));
         Ok(table)

@@ -14,6 +14,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 pub use crate::catalog::{SchemaSidecar, Sidecar, SidecarColumn};
+pub use crate::governance::{Governance, TIME_TRAVEL_REFUSALS};
 
 /// Rows per Parquet row group in files written here; small enough that chunk reads skip most
 /// of a large file.

@@ -69,7 +69,11 @@
 //!   Delta's real files, and a file filter reads only those groups (whether a warehouse prunes
 //!   files by `_metadata.file_path` is not verified).
 //! - **Permissions**: every token sees every catalog, schema and table; there is no
-//!   `PERMISSION_DENIED`, no views, no foreign keys. `include_browse` is checked to be `true` or
+//!   `PERMISSION_DENIED` and no foreign keys. Governed objects (views, materialized views,
+//!   foreign tables, row filters and column masks per table or by ABAC policy:
+//!   [`fixtures::Governance`]) answer `TableInfo` and refuse pinning as Databricks documents
+//!   (docs/DATABRICKS-WIRE.md §6.5), but their rows are the Parquet file's: no filter, mask or
+//!   view definition is evaluated, and no ABAC policy API is served. `include_browse` is checked to be `true` or
 //!   `false` but changes nothing, since nothing is browse-only (`browse_only` is always `false`
 //!   on a schema and never sent on a table).
 //! - **Unity Catalog metadata**: only what the folders, files and sidecars say. Every catalog is a
@@ -133,6 +137,7 @@ mod catalog;
 mod error;
 mod faults;
 pub mod fixtures;
+mod governance;
 mod journal;
 mod result;
 mod server;

@@ -22,6 +22,7 @@ use crate::EmulatorConfig;
 use crate::auth::{self, Authenticated, Tokens, host_url};
 use crate::catalog::{Catalog, InfoParts, LookupError, data_file};
 use crate::faults::{Fault, FaultRequest, Faults, Operation};
+use crate::governance;
 use crate::journal::{Journal, JournalEntry};
 use crate::result::{Format, Limits, ResultSet};
 use crate::sql;
@@ -679,6 +680,23 @@ fn plan_statement(
         Err(LookupError::Unreadable(detail)) => return unreadable(detail),
         Err(_) => return not_found(),
     };
+    let pinning = if history_limit.is_some() {
+        Some(governance::Pinning::History)
+    } else if version.is_some() {
+        Some(governance::Pinning::TimeTravel)
+    } else if list_files || files.is_some() {
+        Some(governance::Pinning::FileMetadata)
+    } else {
+        None
+    };
+    if let Some(refusal) = current
+        .governance
+        .as_ref()
+        .zip(pinning)
+        .and_then(|(g, pinning)| g.refuses(pinning, &quoted.join(".")))
+    {
+        return failed("BAD_REQUEST", refusal.message, Some(refusal.sql_state));
+    }
     let table = current.clone();
     let (table, limit) = match (history_limit, version) {
         (Some(limit), _) => match state.catalog.history(&table) {

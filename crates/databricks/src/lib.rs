@@ -40,6 +40,7 @@ use publish_source::{Source, SourceError, TableRequest, TableStream};
 mod catalog;
 mod chunks;
 mod client;
+mod governance;
 mod split;
 mod statement;
 mod wire;
@@ -325,16 +326,22 @@ impl DatabricksSource {
     }
 }
 
+/// How a read is pinned: to a Delta version, or not at all, and why not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pin {
+    /// `VERSION AS OF` this version.
+    Version(u64),
+    /// Read as it is: Databricks refused to pin it (docs/DATABRICKS-WIRE.md §6.5).
+    Unpinned(String),
+}
+
 impl DatabricksSource {
     /// The table's latest Delta version (`DESCRIBE HISTORY … LIMIT 1`), which the read then
     /// pins with `VERSION AS OF`, so that the rows come from one snapshot that the package record
-    /// names. `None` for a table without a Delta history (a view, a non-Delta table): read as it
-    /// is, and said so in the log.
-    async fn latest_version(
-        &self,
-        schema: &TableSchema,
-        table: &str,
-    ) -> Result<Option<u64>, SourceError> {
+    /// names. [`Pin::Unpinned`] where Databricks documents refusing the history for such an
+    /// object (a view, a non-Delta table, row filters or column masks:
+    /// [`governance::refusal`]); any other failure fails the read.
+    async fn pin(&self, schema: &TableSchema, table: &str) -> Result<Pin, SourceError> {
         let query = statement::Query::plain(statement::history_sql(schema));
         let run = statement::run(
             &self.client,
@@ -346,21 +353,15 @@ impl DatabricksSource {
         .await;
         let (mut guard, finished) = match run {
             Ok(done) => done,
-            // Refused for this table — not a Delta table (a view, another format), or no right
-            // to its history: the read goes on unpinned, and the log and the package record say
-            // so. Any other failure (the warehouse's own) fails the read.
-            Err(SourceError::Statement { error_code, .. })
-                if matches!(error_code.as_str(), "BAD_REQUEST" | "PERMISSION_DENIED") =>
-            {
-                tracing::warn!(
-                    table,
-                    error_code,
-                    "DESCRIBE HISTORY failed (not a Delta table, or no right to its history); \
-                     reading the table unpinned"
-                );
-                return Ok(None);
+            Err(e) => {
+                return match governance::refusal(&e, governance::Pinning::History) {
+                    Some(reason) => {
+                        tracing::warn!(table, %reason, "reading the table unpinned");
+                        Ok(Pin::Unpinned(reason))
+                    }
+                    None => Err(e),
+                };
             }
-            Err(e) => return Err(e),
         };
         let column = finished.manifest.column("version").ok_or_else(|| {
             SourceError::protocol(format!(
@@ -379,12 +380,44 @@ impl DatabricksSource {
                 "DESCRIBE HISTORY of `{table}` returned a version that is not a number"
             ))
         })?;
-        tracing::info!(
-            table,
-            version,
-            "reading the table at its latest Delta version"
-        );
-        Ok(Some(version))
+        Ok(Pin::Version(version))
+    }
+
+    /// Submits the table's `SELECT` pinned as `pin` says and waits for it to end; where
+    /// Databricks refuses the time travel of a pinned read ([`governance::refusal`]), submits
+    /// it again unpinned. Returns the pin the running statement has.
+    async fn select(
+        &self,
+        schema: &TableSchema,
+        table: &str,
+        pin: Pin,
+    ) -> Result<(Pin, statement::Query, statement::Ran), SourceError> {
+        let version = match &pin {
+            Pin::Version(v) => Some(*v),
+            Pin::Unpinned(_) => None,
+        };
+        let run = |version| async move {
+            let query = statement::Query::plain(statement::select_sql(schema, version));
+            let ran = statement::run(
+                &self.client,
+                &query,
+                &self.catalog,
+                table,
+                statement::Disposition::ArrowLinks,
+            )
+            .await?;
+            Ok::<_, SourceError>((query, ran))
+        };
+        match (run(version).await, pin) {
+            (Ok((query, ran)), pin) => Ok((pin, query, ran)),
+            (Err(e), Pin::Version(version)) => {
+                let reason = governance::refusal(&e, governance::Pinning::TimeTravel).ok_or(e)?;
+                tracing::warn!(table, version, %reason, "reading the table unpinned");
+                let (query, ran) = run(None).await?;
+                Ok((Pin::Unpinned(reason), query, ran))
+            }
+            (Err(e), Pin::Unpinned(_)) => Err(e),
+        }
     }
 }
 
@@ -401,20 +434,20 @@ impl Source for DatabricksSource {
             return Err(SourceError::NoColumns { table });
         }
         let target = arrow_schema(schema);
-        let version = self.latest_version(schema, &table).await?;
-        let query = statement::Query::plain(statement::select_sql(schema, version));
-        let (mut guard, finished) = statement::run(
-            &self.client,
-            &query,
-            &self.catalog,
-            &table,
-            statement::Disposition::ArrowLinks,
-        )
-        .await?;
-        let batches = match (finished.manifest.truncated, version) {
+        let pin = self.pin(schema, &table).await?;
+        let (pin, query, (mut guard, finished)) = self.select(schema, &table, pin).await?;
+        if let Pin::Version(version) = pin {
+            tracing::info!(
+                table,
+                version,
+                "reading the table at its latest Delta version"
+            );
+        }
+        let batches = match (finished.manifest.truncated, &pin) {
             // Larger than one result: read again in parts over the same version. The truncated
             // result is left unread.
-            (Some(true), Some(version)) => {
+            (Some(true), Pin::Version(version)) => {
+                let version = *version;
                 guard.disarm();
                 let kept = finished.manifest.total_row_count.unwrap_or(0);
                 let files =
@@ -431,11 +464,18 @@ impl Source for DatabricksSource {
                     split::plan(files, (kept / 2).max(1)),
                 )
             }
+            // Parts must come from one snapshot, which Databricks will not pin here.
+            (Some(true), Pin::Unpinned(reason)) => {
+                return Err(SourceError::TooLargeUnpinned {
+                    table,
+                    reason: reason.clone(),
+                });
+            }
             _ => {
                 let rerun = chunks::Rerun {
                     query,
                     catalog: self.catalog.clone(),
-                    pinned: version.is_some(),
+                    pinned: matches!(pin, Pin::Version(_)),
                 };
                 chunks::stream(
                     self.client.clone(),
@@ -447,10 +487,15 @@ impl Source for DatabricksSource {
                 )?
             }
         };
+        let (snapshot, unpinned) = match pin {
+            Pin::Version(v) => (Some(format!("delta version {v}")), None),
+            Pin::Unpinned(reason) => (None, Some(reason)),
+        };
         Ok(TableStream {
             schema: target,
             batches,
-            snapshot: version.map(|v| format!("delta version {v}")),
+            snapshot,
+            unpinned,
         })
     }
 

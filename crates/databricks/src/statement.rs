@@ -170,6 +170,9 @@ pub(crate) struct Finished {
     pub(crate) first: Option<ResultData>,
 }
 
+/// A statement that ended successfully: its cancel guard and what it answered.
+pub(crate) type Ran = (CancelOnDrop, Finished);
+
 /// Submits `sql`, waits (polling with backoff) until the statement ends, and returns the
 /// armed cancel guard with the result's description. On any failure the guard is dropped,
 /// which cancels a statement that may still run.
@@ -179,7 +182,7 @@ pub(crate) async fn run(
     catalog: &ObjectName,
     table: &str,
     disposition: Disposition,
-) -> Result<(CancelOnDrop, Finished), SourceError> {
+) -> Result<Ran, SourceError> {
     let started = Instant::now();
     let deadline = started + client.options.overall_timeout;
     let submitted = submit(client, query, catalog, table, disposition).await?;

@@ -136,6 +136,20 @@ pub enum SourceError {
         /// The source's message.
         message: String,
     },
+    /// The table is larger than one result of the source, so it can only be read in parts, and
+    /// parts must come from one snapshot; but the source refuses to pin one for this table (a
+    /// governed table, a view).
+    #[error(
+        "table `{table}` is larger than the warehouse returns in one query, and it cannot be \
+         read in parts, which must all come from one version: {reason}; request fewer columns, \
+         or ask the data owner for a table that can be read at one version"
+    )]
+    TooLargeUnpinned {
+        /// `catalog.schema.table`.
+        table: String,
+        /// Why no snapshot can be pinned (the source's refusal, by its error class).
+        reason: String,
+    },
     /// The source answered something this client cannot read (malformed JSON, a garbled Arrow
     /// chunk after every retry, a result that does not match its manifest or declared types).
     #[error("unexpected answer from the source: {message}")]

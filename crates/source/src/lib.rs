@@ -72,6 +72,10 @@ pub struct TableStream {
     /// `delta version 12`), recorded in the package record; `None` where the source cannot
     /// name one.
     pub snapshot: Option<String>,
+    /// Why the read is not pinned to one snapshot, when the source refused to pin it (a
+    /// governed table, a view: docs/DATABRICKS-WIRE.md §6.5); recorded in the package record.
+    /// `None` when it is pinned, or when the source has no such notion.
+    pub unpinned: Option<String>,
 }
 
 impl std::fmt::Debug for TableStream {

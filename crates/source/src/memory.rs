@@ -322,6 +322,7 @@ impl Source for MemorySource {
             schema: target,
             batches: Box::pin(batches),
             snapshot: None,
+            unpinned: None,
         })
     }
 

@@ -10,7 +10,8 @@ use publish_types::{ObjectName, OutputFormat, ProjectName, StartTime, TableRef};
 
 use crate::destinations::Destination;
 use crate::error::{IoContext, StorageError};
-use crate::fsops::{self, Leftovers, Swap, names};
+use crate::failpoints;
+use crate::fsops::{self, Swap, names};
 use crate::lock::{self, LockInner, ProjectLock};
 use crate::record::{DatasetRecord, PackageRecord, RECORD_FILE, StagedFile, StagedTable};
 
@@ -121,53 +122,41 @@ impl ProjectArea {
             .join(self.start.as_str())
     }
 
-    /// Creates the area's work folder on `container` and repairs what an interrupted operation
-    /// left there (and, from versions before work folders, beside the result). Needs the lock.
-    pub(crate) fn prepare_work(&self, container: Container) -> Result<PathBuf, StorageError> {
-        let work = self.work_dir(container);
+    /// Refuses a symbolic link where the service's own folders on `container` lead to this
+    /// area's work folder.
+    pub(crate) fn refuse_service_links(&self, container: Container) -> Result<(), StorageError> {
         let service = self.root(container).join(SERVICE_DIR);
         fsops::refuse_links(&[
             &service,
             &service.join(WORK_DIR),
             &service.join(WORK_DIR).join(self.project.as_str()),
-            &work,
-        ])?;
+            &self.work_dir(container),
+        ])
+    }
+
+    /// Creates the area's work folder on `container` (what interrupted operations left there
+    /// was repaired when the lock was taken). Needs the lock.
+    pub(crate) fn ensure_work(&self, container: Container) -> Result<PathBuf, StorageError> {
+        self.refuse_service_links(container)?;
+        let work = self.work_dir(container);
         fs::create_dir_all(&work).at("create the service's work folder", &work)?;
-        let (target, parent) = match container {
-            Container::Staging => (self.staging_dir(), self.staging_parent()),
-            Container::Production => (self.production_dir(), self.production_parent()),
-        };
-        let staging = self.staging_dir();
-        let incoming_home = (container == Container::Production).then_some(staging.as_path());
-        let legacy = format!(".{}.", self.start.as_str());
-        for (dir, prefix) in [(parent.as_path(), legacy.as_str()), (work.as_path(), "")] {
-            fsops::clean_leftovers(&Leftovers {
-                dir,
-                prefix,
-                target: &target,
-                incoming_home,
-            })?;
-        }
         Ok(work)
     }
 
-    /// Repairs what interrupted operations left in both work folders; returns how many
-    /// leftovers were repaired.
-    pub(crate) fn repair(&self, _held: &ProjectLock) -> Result<usize, StorageError> {
-        let mut repaired = 0;
+    /// Removes the area's work folders where they are empty (best effort: one in use is not
+    /// empty and stays), so that no folder of a finished operation is left.
+    pub(crate) fn tidy(&self) {
         for container in [Container::Production, Container::Staging] {
-            let work = self.work_dir(container);
-            let before = fsops::count_entries(&work);
-            self.prepare_work(container)?;
-            repaired += before;
-            // Empty work folders are not kept; one still in use is not empty and stays.
-            if fs::remove_dir(&work).is_ok()
-                && let Some(project) = work.parent()
-            {
-                let _ = fs::remove_dir(project);
-            }
+            remove_if_empty(&self.work_dir(container));
         }
-        Ok(repaired)
+    }
+
+    /// Repairs what interrupted operations left in both work folders (done when the lock was
+    /// taken) and removes the emptied folders; returns how many leftovers were repaired.
+    pub(crate) fn repair(&self, lock: &ProjectLock) -> usize {
+        let repaired = lock.inner.recovered;
+        self.tidy();
+        repaired
     }
 
     /// Takes the exclusive lock for this `(destination, project, start time)` without waiting.
@@ -178,6 +167,9 @@ impl ProjectArea {
     /// case), and is held until the returned guard and every [`StagingWrite`] begun under it are
     /// dropped. If it is held elsewhere: [`StorageError::Busy`]. Needs the staging container to
     /// exist ([`StorageError::ContainerMissing`]).
+    ///
+    /// Once held, it first brings the area back to a committed state if an earlier operation
+    /// was interrupted (see `recover.rs`): no operation ever starts on a half-finished one.
     pub fn lock(&self) -> Result<ProjectLock, StorageError> {
         let root = self.destination.staging_root();
         self.destination.check_container("staging", &root)?;
@@ -185,13 +177,21 @@ impl ProjectArea {
         let locks = root.join(SERVICE_DIR).join("locks");
         fsops::refuse_links(&[&root.join(SERVICE_DIR), &locks])?;
         fs::create_dir_all(&locks).at("create the service's lock folder", &locks)?;
-        let inner = lock::try_lock(self.lock_path(), || StorageError::Busy {
+        let mut held = lock::try_lock(self.lock_path(), || StorageError::Busy {
             destination: self.destination.name().to_string(),
             project: self.project.to_string(),
             start: self.start.to_string(),
         })?;
+        held.recovered = self.recover()?;
+        let recovered = held.recovered;
+        if recovered > 0 {
+            tracing::warn!(
+                destination = %self.destination.name(), project = %self.project, start = %self.start,
+                repaired = recovered, "repaired what an interrupted operation left"
+            );
+        }
         Ok(ProjectLock {
-            inner,
+            inner: Arc::new(held),
             area: self.clone(),
         })
     }
@@ -217,7 +217,7 @@ impl ProjectArea {
     ) -> Result<StagingWrite, StorageError> {
         self.refuse_links()?;
         let parent = self.staging_parent();
-        let work = self.prepare_work(Container::Staging)?;
+        let work = self.ensure_work(Container::Staging)?;
         fs::create_dir_all(&parent).at("create the project's staging folder", &parent)?;
         let current = self.staging_dir();
         let previous = if fsops::is_real_dir(&current)? {
@@ -529,8 +529,9 @@ impl StagingWrite {
         let record = PackageRecord::new(self.claim.format, self.algorithm, datasets, files);
         record.write_new(&self.dir)?;
         fsops::sync_tree(&self.dir, &tree, false)?;
+        failpoints::hit(failpoints::PACKAGE_RECORDED);
         let aside = self.work.join(names::fresh(names::OLD));
-        fsops::replace_dir(
+        let superseded = fsops::replace_dir(
             &self.dir,
             &self.target,
             &self.parent,
@@ -538,6 +539,11 @@ impl StagingWrite {
             Swap::Exchange,
         )?;
         self.done = true;
+        failpoints::hit(failpoints::PACKAGE_SWAPPED);
+        if let Some(old) = superseded {
+            fsops::discard(&old);
+        }
+        remove_if_empty(&self.work);
         Ok(mine)
     }
 }
@@ -587,6 +593,16 @@ impl Drop for StagingWrite {
     fn drop(&mut self) {
         if !self.done {
             fsops::discard(&self.dir);
+            remove_if_empty(&self.work);
         }
+    }
+}
+
+/// Removes an area's work folder, and its project's, where they are empty (best effort).
+fn remove_if_empty(work: &Path) {
+    if fs::remove_dir(work).is_ok()
+        && let Some(project) = work.parent()
+    {
+        let _ = fs::remove_dir(project);
     }
 }

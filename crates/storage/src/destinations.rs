@@ -201,7 +201,7 @@ impl Destination {
                     Err(StorageError::Busy { .. }) => continue,
                     Err(e) => return Err(e),
                 };
-                repaired += area.repair(&lock)?;
+                repaired += area.repair(&lock);
             }
         }
         if repaired > 0 {

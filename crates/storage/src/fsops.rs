@@ -197,11 +197,6 @@ pub(crate) fn refuse_links(paths: &[&Path]) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// How many entries a folder holds (0 when it cannot be listed).
-pub(crate) fn count_entries(dir: &Path) -> usize {
-    fs::read_dir(dir).map_or(0, Iterator::count)
-}
-
 /// True when `path` exists (without following a final symbolic link).
 pub(crate) fn exists(path: &Path) -> Result<bool, StorageError> {
     match fs::symlink_metadata(path) {
@@ -279,27 +274,32 @@ pub(crate) enum Swap {
 }
 
 /// Puts the folder `new` at `target` (in `parent`; `new` on the same filesystem, usually in the
-/// area's work folder): a plain rename when `target` does not exist, else an atomic exchange
-/// after which the previous result is deleted. `aside` (beside `new`) is the name to use for the
-/// previous result if the exchange is unsupported.
+/// area's work folder): a plain rename when `target` does not exist, else an atomic exchange.
+/// `aside` (beside `new`) is the name to use for the previous result if the exchange is
+/// unsupported.
+///
+/// Returns where the superseded previous result now is (`new`'s path after an exchange, or
+/// `aside`), for the caller to [`discard`] once the rest of its commit is done; `None` when
+/// there was none. Either path is in the work folder, where the next locked operation knows it
+/// for an old result on its way out.
 pub(crate) fn replace_dir(
     new: &Path,
     target: &Path,
     parent: &Path,
     aside: &Path,
     swap: Swap,
-) -> Result<(), StorageError> {
+) -> Result<Option<PathBuf>, StorageError> {
     if !exists(target)? {
         fs::rename(new, target).at("rename the finished result into place at", target)?;
-        return sync_dir(parent);
+        sync_dir(parent)?;
+        return Ok(None);
     }
     if swap == Swap::Exchange {
         match exchange(new, target) {
             Ok(()) => {
                 sync_dir(parent)?;
                 // `new` now holds the previous result.
-                discard(new);
-                return Ok(());
+                return Ok(Some(new.to_path_buf()));
             }
             Err(e) if matches!(e, Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
                 tracing::debug!(path = %target.display(), errno = %e, "RENAME_EXCHANGE unsupported here; renaming aside instead");
@@ -311,14 +311,14 @@ pub(crate) fn replace_dir(
         }
     }
     fs::rename(target, aside).at("move the previous result aside from", target)?;
+    crate::failpoints::hit(crate::failpoints::SWAP_ASIDE);
     if let Err(e) = fs::rename(new, target) {
-        // Put the previous result back; if even that fails, clean_leftovers will.
+        // Put the previous result back; if even that fails, the next operation will.
         let _ = fs::rename(aside, target);
         return Err(e).at("rename the finished result into place at", target);
     }
     sync_dir(parent)?;
-    discard(aside);
-    Ok(())
+    Ok(Some(aside.to_path_buf()))
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -341,7 +341,10 @@ pub(crate) mod names {
     /// A result being deleted: `trash-<uuid>`.
     pub(crate) const TRASH: &str = "trash-";
     /// A staged result moved onto the production volume by a publish on one filesystem:
-    /// `incoming-<uuid>`; put back into staging if the publish was interrupted.
+    /// `incoming-<uuid>`. It holds its package record until it is swapped into production, so
+    /// its content says what it is: with a record, a staged result on its way in (put back into
+    /// staging if the publish was interrupted); without, after the swap, the previous
+    /// published result on its way out.
     pub(crate) const INCOMING: &str = "incoming-";
 
     /// `<kind><uuid>`.
@@ -360,44 +363,22 @@ pub(crate) struct Leftovers<'a> {
     /// The result they belong to: a previous result set aside is renamed back there when it is
     /// missing.
     pub(crate) target: &'a Path,
-    /// Where an interrupted publish's `incoming-*` goes back to (the staging result), if it is
-    /// missing there.
-    pub(crate) incoming_home: Option<&'a Path>,
 }
 
-/// Removes what an interrupted operation left behind (or restores it). Must only be called with
-/// the project lock held. Returns how many entries it removed or restored.
+/// Removes what an interrupted operation left behind as `tmp-*`, `old-*` and `trash-*`, or
+/// restores a previous result set aside (`old-*`) when the result itself is missing. Must only
+/// be called with the project lock held; `incoming-*` folders are the caller's
+/// (`ProjectArea::recover`). Returns how many entries it removed or restored.
 pub(crate) fn clean_leftovers(spec: &Leftovers<'_>) -> Result<usize, StorageError> {
-    let entries = match fs::read_dir(spec.dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e).at("list", spec.dir),
-    };
-    let mut leftovers: Vec<(String, PathBuf)> = Vec::new();
-    for entry in entries {
-        let entry = entry.at("list", spec.dir)?;
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-            continue;
-        };
-        let Some(kind) = name.strip_prefix(spec.prefix) else {
-            continue;
-        };
-        if [names::TMP, names::OLD, names::TRASH, names::INCOMING]
-            .iter()
-            .any(|k| kind.starts_with(k))
-        {
-            leftovers.push((kind.to_owned(), entry.path()));
-        }
-    }
+    let leftovers = list_kinds(
+        spec.dir,
+        spec.prefix,
+        &[names::TMP, names::OLD, names::TRASH],
+    )?;
     if leftovers.is_empty() {
         return Ok(0);
     }
-    leftovers.sort();
     let mut restored = exists(spec.target)?;
-    let mut home_taken = match spec.incoming_home {
-        Some(home) => exists(home)?,
-        None => true,
-    };
     let count = leftovers.len();
     for (kind, path) in leftovers {
         if !restored && kind.starts_with(names::OLD) {
@@ -406,20 +387,39 @@ pub(crate) fn clean_leftovers(spec: &Leftovers<'_>) -> Result<usize, StorageErro
             restored = true;
             continue;
         }
-        if let Some(home) = spec.incoming_home
-            && !home_taken
-            && kind.starts_with(names::INCOMING)
-        {
-            tracing::warn!(path = %path.display(), staging = %home.display(), "putting a staged result back into staging after an interrupted publish");
-            fs::rename(&path, home).at("put the staged result back from", &path)?;
-            home_taken = true;
-            continue;
-        }
         tracing::info!(path = %path.display(), "removing what an interrupted operation left behind");
         remove_any(&path).at("remove the leftover", &path)?;
     }
     sync_dir(spec.dir)?;
     Ok(count)
+}
+
+/// The entries of `dir` named `<prefix><kind>…` for one of `kinds`, as (name after the prefix,
+/// path), sorted by name; none when `dir` does not exist.
+pub(crate) fn list_kinds(
+    dir: &Path,
+    prefix: &str,
+    kinds: &[&str],
+) -> Result<Vec<(String, PathBuf)>, StorageError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).at("list", dir),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.at("list", dir)?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if let Some(kind) = name.strip_prefix(prefix)
+            && kinds.iter().any(|k| kind.starts_with(k))
+        {
+            found.push((kind.to_owned(), entry.path()));
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -446,7 +446,11 @@ mod tests {
             let aside = parent.join(".20250205_010101.old-x");
             make_result(&target, "old");
             make_result(&new, "new");
-            replace_dir(&new, &target, parent, &aside, swap).unwrap();
+            let old = replace_dir(&new, &target, parent, &aside, swap)
+                .unwrap()
+                .unwrap();
+            assert_eq!(marker(&old), "old", "{swap:?}");
+            discard(&old);
             assert_eq!(marker(&target), "new", "{swap:?}");
             let left: Vec<_> = fs::read_dir(parent)
                 .unwrap()
@@ -479,7 +483,6 @@ mod tests {
             dir: parent,
             prefix: &prefix,
             target: &target,
-            incoming_home: None,
         })
         .unwrap();
         assert_eq!(marker(&parent.join(start)), "previous");

@@ -42,18 +42,22 @@
 //! Everything here is blocking file I/O: async callers use a blocking thread.
 
 mod area;
+mod bag;
 mod destinations;
 mod error;
+pub mod failpoints;
 mod fsops;
 mod lock;
 mod publish;
 mod record;
+mod recover;
 mod volume;
 
 #[cfg(feature = "test-util")]
 pub mod test_rig;
 
 pub use area::{DatasetClaim, ProjectArea, StagingWrite};
+pub use bag::BagInfo;
 pub use destinations::{Destination, Destinations};
 pub use error::StorageError;
 pub use lock::ProjectLock;

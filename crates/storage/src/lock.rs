@@ -121,6 +121,8 @@ pub(crate) struct LockInner {
     /// The canonical path, the key in [`HELD`].
     key: PathBuf,
     file: File,
+    /// Leftovers of interrupted operations repaired when the lock was taken.
+    pub(crate) recovered: usize,
 }
 
 impl Drop for LockInner {
@@ -139,7 +141,7 @@ impl Drop for LockInner {
 pub(crate) fn try_lock(
     path: PathBuf,
     busy: impl Fn() -> StorageError,
-) -> Result<Arc<LockInner>, StorageError> {
+) -> Result<LockInner, StorageError> {
     let parent = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default();
     let key = parent
@@ -166,7 +168,12 @@ pub(crate) fn try_lock(
         }
     };
     match file.try_lock() {
-        Ok(()) => Ok(Arc::new(LockInner { path, key, file })),
+        Ok(()) => Ok(LockInner {
+            path,
+            key,
+            file,
+            recovered: 0,
+        }),
         Err(TryLockError::WouldBlock) => {
             release(&key);
             Err(busy())

@@ -12,19 +12,34 @@ use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
 use crate::area::{Container, ProjectArea};
+use crate::bag::{self, BagInfo};
 use crate::error::{IoContext, StorageError};
+use crate::failpoints;
 use crate::fsops::{self, Swap, Tree, names};
 use crate::lock::ProjectLock;
 use crate::record::{DatasetRecord, PackageRecord, RECORD_FILE, StagedFile};
 
 /// How to publish.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishOptions {
     /// The digest recorded in the manifest; SHA-512 unless asked otherwise.
     pub algorithm: HashAlgorithm,
     /// Copy every byte even when staging and production share a filesystem (tests and
     /// benchmarks use this to exercise the cross-filesystem path on one disk).
     pub force_copy: bool,
+    /// Publish the result as a BagIt bag (`bag.rs`): its tag files beside `data/`, written in
+    /// the same commit as the data. `None`: the data alone. Default: a bag.
+    pub bag: Option<BagInfo>,
+}
+
+impl Default for PublishOptions {
+    fn default() -> Self {
+        Self {
+            algorithm: HashAlgorithm::default(),
+            force_copy: false,
+            bag: Some(BagInfo::default()),
+        }
+    }
 }
 
 /// What a publish produced: one entry per published file, sorted by path.
@@ -39,16 +54,21 @@ pub use publish_types::PublishedFile;
 
 /// The manifest as recorded next to the published result (never inside it).
 #[derive(Debug, Serialize, Deserialize)]
-struct Sidecar {
+pub(crate) struct Sidecar {
     format: u32,
     algorithm: HashAlgorithm,
     /// The inode of the published folder, which a rename keeps; a folder replaced by other means
     /// no longer matches, and is then rehashed.
     directory_inode: u64,
-    files: Vec<PublishedFile>,
+    /// The payload files (`data/…`), as answered.
+    pub(crate) files: Vec<PublishedFile>,
     /// Which dataset staged which tables and files (from the package record), for provenance.
     #[serde(default)]
     datasets: Vec<DatasetRecord>,
+    /// The package record's id of the staged result published
+    /// ([`PackageRecord::package_id`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) package_id: Option<String>,
 }
 
 const SIDECAR_FORMAT: u32 = 1;
@@ -63,15 +83,15 @@ impl ProjectArea {
         let destination = &self.destination;
         destination.check_containers()?;
         self.refuse_links()?;
-        self.prepare_work(Container::Staging)?;
-        self.prepare_work(Container::Production)?;
-        if fsops::is_real_dir(&self.staging_dir())? {
+        let outcome = if fsops::is_real_dir(&self.staging_dir())? {
             self.promote(options)
         } else if fsops::is_real_dir(&self.production_dir())? {
             self.already_published(options)
         } else {
             Err(self.nothing_to_publish())
-        }
+        };
+        self.tidy();
+        outcome
     }
 
     fn promote(&self, options: &PublishOptions) -> Result<Manifest, StorageError> {
@@ -97,6 +117,8 @@ impl ProjectArea {
             fs::create_dir_all(&parent).at("create the project's production folder", &parent)?;
             fsops::sync_dir(&self.destination.production_root())?;
         }
+        self.ensure_work(Container::Staging)?;
+        self.ensure_work(Container::Production)?;
         if !options.force_copy && self.one_filesystem()? {
             match self.promote_by_move(&record, options)? {
                 Some(manifest) => {
@@ -112,8 +134,9 @@ impl ProjectArea {
     }
 
     /// Copies the staged files, each read once to hash it and checked against the record, into
-    /// a temporary folder on the production volume, makes it durable, records its manifest and
-    /// swaps it in; then removes the staged result.
+    /// a temporary folder on the production volume, writes the bag's tag files beside them,
+    /// makes it durable, records its manifest and swaps it in; then removes the staged result
+    /// and, last, the previous published one.
     fn promote_by_copy(
         &self,
         record: PackageRecord,
@@ -137,6 +160,9 @@ impl ProjectArea {
             .map(|entry| copy_checked(&staging, &tmp, entry, record.algorithm, options.algorithm))
             .collect::<Result<Vec<_>, _>>()?;
         fsops::sync_tree(&tmp, tree, true)?;
+        failpoints::hit(failpoints::PUBLISH_COPY_COPIED);
+        self.write_bag(&tmp, &files, options)?;
+        failpoints::hit(failpoints::PUBLISH_COPY_BAGGED);
 
         let inode = fs::metadata(&tmp).at("inspect", &tmp)?.ino();
         self.write_sidecar(&Sidecar {
@@ -145,9 +171,11 @@ impl ProjectArea {
             directory_inode: inode,
             files: files.clone(),
             datasets: record.datasets,
+            package_id: record.package_id,
         })?;
+        failpoints::hit(failpoints::PUBLISH_COPY_SIDECAR);
         let aside = work.join(names::fresh(names::OLD));
-        fsops::replace_dir(
+        let superseded = fsops::replace_dir(
             &tmp,
             &self.production_dir(),
             &parent,
@@ -155,9 +183,27 @@ impl ProjectArea {
             Swap::Exchange,
         )?;
         guard.disarm();
+        failpoints::hit(failpoints::PUBLISH_COPY_SWAPPED);
 
         self.remove_staging();
+        if let Some(old) = superseded {
+            fsops::discard(&old);
+        }
         Ok(Manifest { files })
+    }
+
+    /// Writes the bag's tag files into `dir`, if the options ask for a bag.
+    fn write_bag(
+        &self,
+        dir: &Path,
+        files: &[PublishedFile],
+        options: &PublishOptions,
+    ) -> Result<(), StorageError> {
+        let Some(info) = &options.bag else {
+            return Ok(());
+        };
+        let identifier = format!("{}/{}", self.project, self.start);
+        bag::write(dir, files, options.algorithm, info, &identifier)
     }
 
     /// At debug: the caller (the workflow) logs the publish at info, also when a retry found it
@@ -178,11 +224,14 @@ impl ProjectArea {
 
     /// Publishes on one filesystem by moving the staged result rather than copying or linking
     /// it: every file is first read once in place and checked against the record (the
-    /// manifest's digests), then the staged folder is renamed into the area's production work
-    /// folder (`incoming-*`), checked again to hold exactly the recorded files, stripped of its
-    /// record and swapped into place. Production never shares an inode with staging. Until the
-    /// swap, a failure renames it back into staging with its record; a crash is repaired the
-    /// same way by the next operation. `None` when the rename finds two mounts after all.
+    /// manifest's digests), then the staged folder, with its record, is renamed into the
+    /// area's production work folder (`incoming-*`), checked again to hold exactly the recorded
+    /// files, given the bag's tag files and swapped into place; the record, which says until
+    /// then that the folder is a staged result on its way in, is removed from the published
+    /// folder right after the swap (the commit). Production never shares an inode with
+    /// staging. Until the swap, a failure renames it back into staging; a crash is repaired the
+    /// same way by the next operation (`recover.rs`). `None` when the rename finds two mounts
+    /// after all.
     fn promote_by_move(
         &self,
         record: &PackageRecord,
@@ -216,14 +265,14 @@ impl ProjectArea {
         let put_back = PutBack {
             from: incoming.clone(),
             to: staging.clone(),
-            record,
             armed: true,
         };
         fsops::sync_dir(&self.staging_parent())?;
+        failpoints::hit(failpoints::PUBLISH_MOVE_MOVED);
         let tree = fsops::walk(&incoming)?;
         check_against_record(&tree, record)?;
-        let record_path = incoming.join(RECORD_FILE);
-        fs::remove_file(&record_path).at("remove the package record from", &record_path)?;
+        self.write_bag(&incoming, &files, options)?;
+        failpoints::hit(failpoints::PUBLISH_MOVE_BAGGED);
         fsops::sync_tree(&incoming, &tree, true)?;
         let inode = fs::metadata(&incoming).at("inspect", &incoming)?.ino();
         self.write_sidecar(&Sidecar {
@@ -232,16 +281,28 @@ impl ProjectArea {
             directory_inode: inode,
             files: files.clone(),
             datasets: record.datasets.clone(),
+            package_id: record.package_id.clone(),
         })?;
+        failpoints::hit(failpoints::PUBLISH_MOVE_SIDECAR);
+        let published = self.production_dir();
         let aside = work.join(names::fresh(names::OLD));
-        fsops::replace_dir(
+        let superseded = fsops::replace_dir(
             &incoming,
-            &self.production_dir(),
+            &published,
             &self.production_parent(),
             &aside,
             Swap::Exchange,
         )?;
         put_back.disarm();
+        failpoints::hit(failpoints::PUBLISH_MOVE_SWAPPED);
+        // Committed: the record has said what the folder was until now.
+        let record_path = published.join(RECORD_FILE);
+        fs::remove_file(&record_path).at("remove the package record from", &record_path)?;
+        fsops::sync_dir(&published)?;
+        failpoints::hit(failpoints::PUBLISH_MOVE_RECORD_STRIPPED);
+        if let Some(old) = superseded {
+            fsops::discard(&old);
+        }
         for file in &files {
             tracing::info!(file = %file.file_path, bytes = file.total_bytes, method = "moved", "published file");
         }
@@ -251,12 +312,16 @@ impl ProjectArea {
     /// Removes the staged result now that it is published: renamed to a trash name first, so
     /// the staging path never shows a half-deleted result. A failure is logged, not returned:
     /// the publish has happened, and a retry would republish the same files.
-    fn remove_staging(&self) {
+    pub(crate) fn remove_staging(&self) {
         let staging = self.staging_dir();
         let parent = self.staging_parent();
-        let trash = self
-            .work_dir(Container::Staging)
-            .join(names::fresh(names::TRASH));
+        let trash = match self.ensure_work(Container::Staging) {
+            Ok(work) => work.join(names::fresh(names::TRASH)),
+            Err(error) => {
+                tracing::error!(%error, "published, but could not prepare to remove the staged result");
+                return;
+            }
+        };
         if let Err(error) = fs::rename(&staging, &trash) {
             tracing::error!(path = %staging.display(), %error, "published, but could not remove the staged result");
             return;
@@ -264,16 +329,15 @@ impl ProjectArea {
         if let Err(error) = fsops::sync_dir(&parent) {
             tracing::warn!(%error, "published, but could not sync the staging folder");
         }
+        failpoints::hit(failpoints::PUBLISH_COPY_STAGING_TRASHED);
         fsops::discard(&trash);
     }
 
     fn already_published(&self, options: &PublishOptions) -> Result<Manifest, StorageError> {
         let dir = self.production_dir();
-        let tree = fsops::walk(&dir)?;
-        let inode = fs::metadata(&dir).at("inspect", &dir)?.ino();
         let recorded = self.read_sidecar();
         if let Some(sidecar) = &recorded {
-            if sidecar_matches(sidecar, &tree, inode, options.algorithm) {
+            if sidecar.algorithm == options.algorithm && self.sidecar_matches_production(sidecar)? {
                 tracing::info!(project = %self.project, start = %self.start, "already published; returning the recorded manifest");
                 return Ok(Manifest {
                     files: recorded.map(|s| s.files).unwrap_or_default(),
@@ -281,8 +345,10 @@ impl ProjectArea {
             }
             tracing::warn!(project = %self.project, start = %self.start, "the recorded manifest does not match the published files; hashing them again");
         }
+        let tree = fsops::walk(&dir)?;
+        let inode = fs::metadata(&dir).at("inspect", &dir)?.ino();
         let mut files = Vec::with_capacity(tree.files.len());
-        for entry in &tree.files {
+        for entry in tree.files.iter().filter(|f| bag::is_payload(&f.rel)) {
             let Landed { digest, size } =
                 hash_in_place(&dir, &entry.rel, options.algorithm, false)?;
             files.push(PublishedFile {
@@ -291,13 +357,17 @@ impl ProjectArea {
                 total_bytes: size,
             });
         }
+        let (datasets, package_id) = recorded
+            .map(|s| (s.datasets, s.package_id))
+            .unwrap_or_default();
         let sidecar = Sidecar {
             format: SIDECAR_FORMAT,
             algorithm: options.algorithm,
             directory_inode: inode,
             files,
             // Which dataset staged what is still true of a result re-hashed in place.
-            datasets: recorded.map(|s| s.datasets).unwrap_or_default(),
+            datasets,
+            package_id,
         };
         if let Err(error) = self.write_sidecar(&sidecar) {
             tracing::warn!(%error, "could not record the manifest; a retry will hash the files again");
@@ -307,13 +377,41 @@ impl ProjectArea {
         })
     }
 
+    /// True when the published folder is the one `sidecar` describes: the same folder (inode)
+    /// with exactly its payload files at their sizes.
+    pub(crate) fn sidecar_matches_production(
+        &self,
+        sidecar: &Sidecar,
+    ) -> Result<bool, StorageError> {
+        let dir = self.production_dir();
+        let tree = fsops::walk(&dir)?;
+        let inode = fs::metadata(&dir).at("inspect", &dir)?.ino();
+        let payload: Vec<_> = tree
+            .files
+            .iter()
+            .filter(|f| bag::is_payload(&f.rel))
+            .collect();
+        Ok(sidecar.format == SIDECAR_FORMAT
+            && sidecar.directory_inode == inode
+            && sidecar.files.len() == payload.len()
+            && sidecar.files.iter().zip(payload).all(|(recorded, found)| {
+                recorded.file_path == found.rel
+                    && recorded.total_bytes == found.len
+                    && recorded.hash_value.len() == 128
+                    && recorded
+                        .hash_value
+                        .bytes()
+                        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            }))
+    }
+
     fn sidecar_path(&self) -> std::path::PathBuf {
         self.production_parent()
             .join(format!(".{}.manifest.json", self.start.as_str()))
     }
 
     /// Missing, unreadable or malformed sidecars are all "no record": rehashing is always safe.
-    fn read_sidecar(&self) -> Option<Sidecar> {
+    pub(crate) fn read_sidecar(&self) -> Option<Sidecar> {
         let path = self.sidecar_path();
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
@@ -337,7 +435,7 @@ impl ProjectArea {
         let parent = self.production_parent();
         let path = self.sidecar_path();
         let tmp = self
-            .work_dir(Container::Production)
+            .ensure_work(Container::Production)?
             .join(format!("{}.manifest.json", names::fresh(names::TMP)));
         let guard = RemoveOnDrop(Some(tmp.clone()));
         let json = serde_json::to_vec_pretty(sidecar)
@@ -442,26 +540,6 @@ fn check_digest(recorded: &StagedFile, digest: &FileDigest) -> Result<(), Storag
         });
     }
     Ok(())
-}
-
-fn sidecar_matches(sidecar: &Sidecar, tree: &Tree, inode: u64, algorithm: HashAlgorithm) -> bool {
-    sidecar.format == SIDECAR_FORMAT
-        && sidecar.algorithm == algorithm
-        && sidecar.directory_inode == inode
-        && sidecar.files.len() == tree.files.len()
-        && sidecar
-            .files
-            .iter()
-            .zip(&tree.files)
-            .all(|(recorded, found)| {
-                recorded.file_path == found.rel
-                    && recorded.total_bytes == found.len
-                    && recorded.hash_value.len() == 128
-                    && recorded
-                        .hash_value
-                        .bytes()
-                        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            })
 }
 
 /// A file as it landed in production.
@@ -580,34 +658,31 @@ pub(crate) fn cannot_link(e: &io::Error) -> bool {
     )
 }
 
-/// Renames a staged result moved into production back into staging, with its record, unless
-/// disarmed.
-struct PutBack<'a> {
+/// Renames a staged result moved into the production work folder back into staging (without
+/// the bag's tag files written into it), unless disarmed.
+struct PutBack {
     from: std::path::PathBuf,
     to: std::path::PathBuf,
-    record: &'a PackageRecord,
     armed: bool,
 }
 
-impl PutBack<'_> {
+impl PutBack {
     fn disarm(mut self) {
         self.armed = false;
     }
 }
 
-impl Drop for PutBack<'_> {
+impl Drop for PutBack {
     fn drop(&mut self) {
         if !self.armed {
             return;
         }
-        if let Err(error) = fs::rename(&self.from, &self.to) {
-            tracing::error!(from = %self.from.display(), %error, "could not put the staged result back into staging; the next operation on this project will");
+        if let Err(error) = bag::remove(&self.from) {
+            tracing::error!(%error, "could not remove the bag's tag files from the staged result; the next operation on this project will");
             return;
         }
-        if !self.to.join(RECORD_FILE).exists()
-            && let Err(error) = self.record.write_new(&self.to)
-        {
-            tracing::error!(%error, "could not restore the package record of the staged result");
+        if let Err(error) = fs::rename(&self.from, &self.to) {
+            tracing::error!(from = %self.from.display(), %error, "could not put the staged result back into staging; the next operation on this project will");
         }
     }
 }

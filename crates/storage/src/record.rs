@@ -36,6 +36,11 @@ pub struct PackageRecord {
     pub output_format: OutputFormat,
     /// The digest in [`StagedFile::hash_value`].
     pub algorithm: HashAlgorithm,
+    /// A fresh id for every committed package: the manifest of a publish names the package it
+    /// published, so that a publish interrupted after its commit is recognised and completed
+    /// (docs/CONTRACT.md §7.4). Absent in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_id: Option<String>,
     /// The datasets, sorted by id.
     pub datasets: Vec<DatasetRecord>,
     /// Every staged file, sorted by path.
@@ -71,6 +76,10 @@ pub struct StagedTable {
     /// project's record says exactly what it received; absent where the source names none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
+    /// Why the table could not be read at one named snapshot, where the source refused to pin
+    /// it (a governed table, a view); absent when it was pinned or the source pins nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpinned: Option<String>,
 }
 
 /// One staged file with its size and digest when it was staged.
@@ -97,6 +106,7 @@ impl PackageRecord {
             record_format: RECORD_FORMAT,
             output_format,
             algorithm,
+            package_id: Some(uuid::Uuid::new_v4().simple().to_string()),
             datasets,
             files,
         }

@@ -101,6 +101,28 @@ impl Rig {
             .collect()
     }
 
+    /// The objects of the BagIt tag files a publish writes beside `data/` (issue 21) in the
+    /// published folder `<project>/<start>` of production, with their sizes as the mount shows
+    /// them: what a check of the store's objects must expect besides the data files.
+    pub fn bag_tag_objects(&self, project: &str, start: &str) -> BTreeMap<String, u64> {
+        [
+            "bagit.txt",
+            "bag-info.txt",
+            "manifest-sha512.txt",
+            "tagmanifest-sha512.txt",
+        ]
+        .iter()
+        .map(|name| {
+            let rel = format!("{project}/{start}/{name}");
+            let path = self.mount().join("production").join(&rel);
+            let len = std::fs::metadata(&path)
+                .unwrap_or_else(|e| panic!("the published bag has no {name}: {e}"))
+                .len();
+            (rel, len)
+        })
+        .collect()
+    }
+
     /// Waits (up to a minute: uploads finish after close) until the store holds exactly
     /// `expected` (object → size) under `prefix` in `container`.
     pub fn wait_for(&self, container: &str, prefix: &str, expected: &BTreeMap<String, u64>) {

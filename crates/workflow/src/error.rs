@@ -156,7 +156,8 @@ fn source_kind(e: &SourceError) -> ErrorKind {
         SourceError::HostNotAllowed { .. }
         | SourceError::InvalidConfig { .. }
         | SourceError::DuplicateColumn { .. }
-        | SourceError::NoColumns { .. } => ErrorKind::Invalid,
+        | SourceError::NoColumns { .. }
+        | SourceError::TooLargeUnpinned { .. } => ErrorKind::Invalid,
         SourceError::Timeout { .. } => ErrorKind::SourceTimeout,
         _ => ErrorKind::SourceFailed,
     }

@@ -23,7 +23,9 @@ use futures::StreamExt;
 use publish_hash::HashAlgorithm;
 use publish_sink::{Output, Sink, SinkFactory, TableStats};
 use publish_source::{Source, TableRequest};
-use publish_storage::{DatasetClaim, Destinations, PublishOptions, StagedFile, StagedTable};
+use publish_storage::{
+    BagInfo, DatasetClaim, Destinations, PublishOptions, StagedFile, StagedTable,
+};
 use publish_types::{
     HostAllowList, PackageRequest, ProjectRef, PublishRequest, PublishedFile, RetrievedFile,
     SourceSpec, TableRef, TableSchema, ValidateRequest,
@@ -68,6 +70,15 @@ pub struct WorkflowOptions {
     pub force_copy: bool,
     /// How often a long table logs its progress.
     pub progress_interval: std::time::Duration,
+    /// Publish each result as a BagIt bag ([`publish_storage::BagInfo`]); `None`: the data
+    /// alone. Default: a bag.
+    pub bag: Option<BagInfo>,
+}
+
+/// Which snapshot of a table a package read, as the package record keeps it.
+struct ReadAt {
+    snapshot: Option<String>,
+    unpinned: Option<String>,
 }
 
 impl Default for WorkflowOptions {
@@ -76,6 +87,7 @@ impl Default for WorkflowOptions {
             hash_algorithm: HashAlgorithm::Sha512,
             force_copy: false,
             progress_interval: std::time::Duration::from_secs(5),
+            bag: Some(BagInfo::default()),
         }
     }
 }
@@ -284,7 +296,7 @@ impl Workflow {
         let mut sink = self.sinks.open(req.format, staging.dir(), output)?;
         let mut tables = Vec::with_capacity(schemas.len());
         for schema in &schemas {
-            let (stats, snapshot) = self
+            let (stats, read_at) = self
                 .copy_table(source.as_ref(), sink.as_mut(), schema)
                 .await?;
             tables.push(StagedTable {
@@ -293,7 +305,8 @@ impl Workflow {
                     table: schema.table.clone(),
                 },
                 rows: stats.rows,
-                snapshot,
+                snapshot: read_at.snapshot,
+                unpinned: read_at.unpinned,
             });
         }
         let written = sink.finish().await?;
@@ -318,11 +331,14 @@ impl Workflow {
         source: &dyn Source,
         sink: &mut dyn Sink,
         schema: &TableSchema,
-    ) -> Result<(TableStats, Option<String>), WorkflowError> {
+    ) -> Result<(TableStats, ReadAt), WorkflowError> {
         let span = info_span!("table", schema = %schema.schema, table = %schema.table);
         async {
             let stream = source.read(schema).await?;
-            let snapshot = stream.snapshot.clone();
+            let read_at = ReadAt {
+                snapshot: stream.snapshot.clone(),
+                unpinned: stream.unpinned.clone(),
+            };
             let mut table = sink.begin_table(schema, stream.schema.clone()).await?;
             let mut progress = Progress::new(self.options.progress_interval);
             let mut batches = stream.batches;
@@ -335,7 +351,7 @@ impl Workflow {
             progress.finish(stats.rows, stats.bytes);
             Totals::add(&self.totals.rows_packaged, stats.rows);
             Totals::add(&self.totals.bytes_packaged, stats.bytes);
-            Ok((stats, snapshot))
+            Ok((stats, read_at))
         }
         .instrument(span)
         .await
@@ -365,6 +381,7 @@ impl Workflow {
             let options = PublishOptions {
                 algorithm: self.options.hash_algorithm,
                 force_copy: self.options.force_copy,
+                bag: self.options.bag.clone(),
             };
             let manifest = blocking(move || {
                 destination.check_containers()?;

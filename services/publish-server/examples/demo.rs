@@ -7,6 +7,7 @@
 //! cargo run -p publish-server --example demo                  # brief's request (shape A), DuckDB
 //! cargo run -p publish-server --example demo -- --shape b --format parquet
 //! cargo run -p publish-server --example demo -- --datasets 2   # one package per dataset
+//! cargo run -p publish-server --example demo -- --mount DIR --project P   # another volume
 //! ```
 //!
 //! With `--datasets 2` the request's two tables become two datasets of one project
@@ -32,6 +33,10 @@ struct Args {
     format: String,
     datasets: usize,
     outputs: PathBuf,
+    /// The LSC destination's mount (holding `staging/` and `production/`); default
+    /// `<outputs>/lsc-sde`, created if missing. `tools/bag-check` points it at the blob rig.
+    mount: Option<PathBuf>,
+    project: String,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -40,6 +45,8 @@ fn parse_args() -> Result<Args, String> {
         format: "duckdb".into(),
         datasets: 1,
         outputs: PathBuf::from("outputs"),
+        mount: None,
+        project: "Pr004".into(),
     };
     #[allow(clippy::disallowed_methods)]
     let mut it = std::env::args().skip(1);
@@ -49,6 +56,8 @@ fn parse_args() -> Result<Args, String> {
             "--shape" => args.shape = value()?.to_ascii_lowercase(),
             "--format" => args.format = value()?.to_ascii_lowercase(),
             "--outputs" => args.outputs = PathBuf::from(value()?),
+            "--mount" => args.mount = Some(PathBuf::from(value()?)),
+            "--project" => args.project = value()?,
             "--datasets" => {
                 args.datasets = match value()?.as_str() {
                     "1" => 1,
@@ -59,7 +68,7 @@ fn parse_args() -> Result<Args, String> {
             "-h" | "--help" => {
                 return Err(
                     "usage: demo [--shape a|b] [--format duckdb|csv|parquet] [--datasets 1|2] \
-                     [--outputs DIR]"
+                     [--outputs DIR] [--mount DIR] [--project NAME]"
                         .into(),
                 );
             }
@@ -83,7 +92,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     let outputs = std::path::absolute(&args.outputs)?;
     let secrets = outputs.join("demo-secrets");
-    let mount = outputs.join("lsc-sde");
+    let mount = match &args.mount {
+        Some(mount) => std::path::absolute(mount)?,
+        None => outputs.join("lsc-sde"),
+    };
     std::fs::create_dir_all(mount.join("staging"))?;
     std::fs::create_dir_all(mount.join("production"))?;
 
@@ -134,8 +146,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(serde_json::from_slice(&std::fs::read(path)?)?)
     };
     let mut package = fixture(&format!("package-shape-{}.json", args.shape))?;
-    let publish = fixture(&format!("publish-shape-{}.json", args.shape))?;
+    let mut publish = fixture(&format!("publish-shape-{}.json", args.shape))?;
     package["source"]["host_url"] = json!(emulator.url());
+    package["project_name"] = json!(args.project);
+    publish["project_name"] = json!(args.project);
     if args.shape == "a" {
         package["destination_format"] = json!(args.format);
     } else {
@@ -181,8 +195,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Err(format!("{path} failed").into());
         }
     }
-    let published = mount.join("production/Pr004/20250205_010101/data/outputs");
-    println!("published files are under {}", published.display());
+    let published = mount
+        .join("production")
+        .join(&args.project)
+        .join("20250205_010101");
+    println!(
+        "published files are under {} (a BagIt bag: bagit.txt, manifest-sha512.txt beside data/)",
+        published.display()
+    );
     emulator.shutdown().await;
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use publish_databricks::{DatabricksOptions, TokenSource};
 use publish_hash::HashAlgorithm;
 use publish_sql::{SqlOptions, SqlTls};
-use publish_storage::Destinations;
+use publish_storage::{BagInfo, Destinations};
 use publish_types::HostAllowList;
 use publish_workflow::WorkflowOptions;
 use publish_writers::SinkOptions;
@@ -46,6 +46,8 @@ pub enum LogFormat {
 /// | `PUBLISH_ALLOWED_SOURCE_HOSTS` | Azure Databricks hosts | [`Settings::allowed_hosts`] |
 /// | `PUBLISH_HASH_ALGORITHM` | `sha512` | [`WorkflowOptions::hash_algorithm`], [`SinkOptions::digest_algorithm`] |
 /// | `PUBLISH_FORCE_COPY` | false | [`WorkflowOptions::force_copy`] |
+/// | `PUBLISH_BAGIT` | true | [`WorkflowOptions::bag`]: the published folder is a BagIt bag |
+/// | `PUBLISH_BAG_SOURCE_ORGANIZATION` | none | `Source-Organization` in the bag's `bag-info.txt` |
 /// | `PUBLISH_SOURCE_REQUEST_TIMEOUT_SECS` | 120 | [`DatabricksOptions::request_timeout`]: one HTTP call; also [`SqlOptions::connect_timeout`] |
 /// | `PUBLISH_STATEMENT_TIMEOUT_SECS` | 3600 | [`DatabricksOptions::overall_timeout`]: how long a query may run on the warehouse |
 /// | `PUBLISH_PARALLEL_DOWNLOADS` | 3 | [`DatabricksOptions::max_parallel_downloads`] |
@@ -187,6 +189,7 @@ impl Settings {
             workflow: WorkflowOptions {
                 hash_algorithm,
                 force_copy: raw.switch("PUBLISH_FORCE_COPY", false)?,
+                bag: raw.bag()?,
                 ..WorkflowOptions::default()
             },
             source: raw.source()?,
@@ -306,6 +309,22 @@ impl Raw<'_> {
                 .map(|(k, v)| (k.clone(), v.clone())),
         )
         .map_err(|e| bad("TARGET_STORAGE_ACCOUNT_<NAME>_SDE_MNT_PATH", e.to_string()))
+    }
+
+    /// The BagIt bag publish writes (`PUBLISH_BAGIT`, `PUBLISH_BAG_SOURCE_ORGANIZATION`).
+    fn bag(&self) -> Result<Option<BagInfo>, ConfigError> {
+        if !self.switch("PUBLISH_BAGIT", true)? {
+            return Ok(None);
+        }
+        let organization = self
+            .get("PUBLISH_BAG_SOURCE_ORGANIZATION")
+            .map(str::to_owned);
+        BagInfo::new(
+            organization,
+            concat!("cr8tor-publish-service/", env!("CARGO_PKG_VERSION")).to_owned(),
+        )
+        .map(Some)
+        .map_err(|e| bad("PUBLISH_BAG_SOURCE_ORGANIZATION", e))
     }
 
     fn hash_algorithm(&self) -> Result<HashAlgorithm, ConfigError> {

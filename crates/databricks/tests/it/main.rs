@@ -8,5 +8,6 @@ mod common;
 mod conformance;
 mod errors;
 mod faults;
+mod governed;
 mod happy_path;
 mod split;

@@ -246,7 +246,11 @@ async fn an_unpinned_table_over_the_cap_is_refused() {
         Ok(_) => panic!("a truncated unpinned read must fail"),
         Err(e) => e,
     };
-    assert!(matches!(err, SourceError::Protocol { .. }), "{err:?}");
+    // Issue 21: refused naming the reason Databricks would not pin it.
+    assert!(
+        matches!(&err, SourceError::TooLargeUnpinned { reason, .. } if reason.contains("not a Delta table [DELTA_ONLY_OPERATION]")),
+        "{err:?}"
+    );
     let text = err.to_string();
     assert!(
         text.contains("larger than the warehouse returns in one query")

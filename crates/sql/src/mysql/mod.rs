@@ -321,6 +321,7 @@ impl Source for MysqlSource {
                 rx.recv().await.map(|item| (item, rx))
             })),
             snapshot: Some(self.snapshot.clone()),
+            unpinned: None,
         })
     }
 

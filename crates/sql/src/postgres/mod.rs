@@ -406,6 +406,7 @@ impl Source for PostgresSource {
             schema: arrow_schema,
             batches: Box::pin(futures::stream::unfold(state, ReadState::next)),
             snapshot: Some(self.snapshot.clone()),
+            unpinned: None,
         })
     }
 

@@ -29,6 +29,7 @@ fn two_datasets_package_and_publish_on_blob_volumes_land_in_the_store() {
         },
         rows: 1,
         snapshot: None,
+        unpinned: None,
     };
     let big = crate::deterministic_bytes(3 << 20, 11);
     // Dataset 1 and 2 as CSV files; then dataset 1 again (carried files cannot be hard links
@@ -64,7 +65,9 @@ fn two_datasets_package_and_publish_on_blob_volumes_land_in_the_store() {
         .unwrap()
         .len();
     expected.insert(sidecar, sidecar_len);
-    // Exactly the published files and the manifest: no temporary object anywhere.
+    expected.extend(rig.bag_tag_objects(&project, START));
+    // Exactly the published files, the bag's tag files and the manifest: no temporary object
+    // anywhere.
     rig.wait_for("production", &format!("{project}/"), &expected);
     rig.wait_for(
         "production",

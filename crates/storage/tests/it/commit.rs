@@ -149,6 +149,8 @@ fn the_start_up_sweep_repairs_crashed_operations_but_not_live_ones() {
     let crashed = dest.area();
     let live = dest.area_for("Pr005", START);
     stage(&crashed, &[("data/outputs/x.csv", b"staged".to_vec())]);
+    // The live operation took its lock before its work began (taking a lock repairs the area).
+    let held = live.lock().unwrap();
     for area in [&crashed, &live] {
         for container in ["staging", "production"] {
             let partial = work_folder(area, container).join("tmp-crashed/data/outputs");
@@ -156,7 +158,6 @@ fn the_start_up_sweep_repairs_crashed_operations_but_not_live_ones() {
             fs::write(partial.join("database.duckdb"), b"partial copy").unwrap();
         }
     }
-    let held = live.lock().unwrap();
     assert_eq!(dest.destination.sweep().unwrap(), 2);
     for container in ["staging", "production"] {
         assert!(!work_folder(&crashed, container).exists(), "{container}");

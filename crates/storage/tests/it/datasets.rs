@@ -19,6 +19,7 @@ fn table(name: &str) -> StagedTable {
         },
         rows: 3,
         snapshot: Some("delta version 3".into()),
+        unpinned: None,
     }
 }
 

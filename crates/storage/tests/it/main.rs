@@ -2,6 +2,8 @@
 
 mod blob;
 mod commit;
+#[cfg(feature = "failpoints")]
+mod crash;
 mod datasets;
 mod destinations;
 mod hostile;
@@ -17,6 +19,17 @@ use publish_storage::{
     DatasetClaim, Destination, ProjectArea, ProjectLock, StagingWrite, StorageError,
 };
 use publish_types::{DestinationName, ObjectName, OutputFormat, ProjectName, StartTime, TableRef};
+
+/// The crash tests need the process-stopping failpoints, which `cargo test --workspace` turns
+/// on through the server's dev-dependency; alone, run `cargo test -p publish-storage
+/// --features test-util,failpoints`.
+#[cfg(not(feature = "failpoints"))]
+#[test]
+fn crash_tests_need_the_failpoints_feature() {
+    publish_storage::test_rig::missing_prerequisite(
+        "the crash tests need publish-storage's `failpoints` feature",
+    );
+}
 
 pub(crate) const PROJECT: &str = "Pr004";
 pub(crate) const START: &str = "20250205_010101";

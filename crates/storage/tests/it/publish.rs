@@ -331,9 +331,9 @@ fn sha3_512_option() {
     stage(&area, &files);
     let options = PublishOptions {
         algorithm: HashAlgorithm::Sha3_512,
-        force_copy: false,
+        ..PublishOptions::default()
     };
-    let manifest = publish(&area, options).unwrap();
+    let manifest = publish(&area, options.clone()).unwrap();
     for (file, (rel, content)) in manifest.files.iter().zip({
         let mut sorted = files.clone();
         sorted.sort();
@@ -345,7 +345,7 @@ fn sha3_512_option() {
         assert_ne!(file.hash_value, sha512sum(&area.production_dir().join(rel)));
     }
     // Same algorithm: the record. Another algorithm: hashed again with that one.
-    assert_eq!(publish(&area, options).unwrap(), manifest);
+    assert_eq!(publish(&area, options.clone()).unwrap(), manifest);
     let sha512 = publish(&area, PublishOptions::default()).unwrap();
     assert_manifest_matches_production(&area, &sha512, &files);
 }
@@ -393,6 +393,7 @@ fn an_interrupted_move_puts_the_staged_result_back() {
 
     // What a crash right after the move leaves: the result in production's work folder.
     let incoming = crate::work_folder(&area, "production").join("incoming-crashed");
+    fs::create_dir_all(incoming.parent().unwrap()).unwrap();
     fs::rename(area.staging_dir(), &incoming).unwrap();
     fs::remove_dir_all(&sidecar).unwrap();
     assert!(area.staged_record().unwrap().is_none());

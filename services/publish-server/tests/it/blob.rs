@@ -70,6 +70,7 @@ async fn package_then_publish_with_both_volumes_on_blob_storage() {
             .unwrap()
             .len();
         expected.insert(sidecar, len);
+        expected.extend(rig.bag_tag_objects(&project, start));
         rig.wait_for("production", &format!("{project}/"), &expected);
         rig.wait_for(
             "production",

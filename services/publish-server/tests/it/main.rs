@@ -3,9 +3,11 @@
 mod auth;
 mod blob;
 mod cr8tor;
+mod crash;
 mod edge;
 mod errors;
 mod full;
+mod governed;
 mod metrics;
 mod mysql;
 mod openapi;
