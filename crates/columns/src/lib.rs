@@ -1,7 +1,8 @@
 //! The one owner of column types in the workspace: from a column's declared Unity Catalog type
 //! to the Arrow type every source yields ([`arrow_type`], [`arrow_schema`]), from whatever a
 //! wire delivered to that Arrow type ([`conform_columns`]), and from that Arrow type to what each
-//! output format writes ([`OutputPlan`]).
+//! output format writes ([`OutputPlan`]), or what the PostgreSQL destination creates and loads
+//! ([`postgres`]: [`PgType`], [`PostgresPlan`]).
 //!
 //! Sources call [`conform_columns`] on every batch they yield, so every batch downstream is of
 //! [`arrow_schema`] of its table; sinks check that once per table ([`OutputPlan::new`]) and
@@ -9,23 +10,23 @@
 //!
 //! # Type mapping
 //!
-//! | Unity Catalog | Arrow (canonical) | DuckDB | Parquet | CSV |
-//! |---|---|---|---|---|
-//! | BOOLEAN | Boolean | BOOLEAN | BOOLEAN | `true` / `false` |
-//! | TINYINT, SMALLINT, INT, BIGINT | Int8 … Int64 | TINYINT … BIGINT | INT32 / INT64 with int logical type | digits |
-//! | FLOAT, DOUBLE | Float32, Float64 | FLOAT, DOUBLE | FLOAT, DOUBLE | shortest round-trip text, `NaN`, `inf` |
-//! | DECIMAL(p,s) | Decimal128(p,s) | DECIMAL(p,s) (p ≤ 38) | DECIMAL(p,s) | exact, with `s` digits after the point |
-//! | STRING, CHAR(n), VARCHAR(n) | Utf8 | VARCHAR | BYTE_ARRAY UTF8 | text |
-//! | BINARY | Binary | BLOB | BYTE_ARRAY | lowercase hex, no prefix |
-//! | DATE | Date32 | DATE | DATE | `2024-01-31` |
-//! | TIMESTAMP | Timestamp(µs, "+00:00") | TIMESTAMPTZ | TIMESTAMP(MICROS, UTC-adjusted) | `2024-01-31T12:00:00.5Z` |
-//! | TIMESTAMP_NTZ | Timestamp(µs) | TIMESTAMP | TIMESTAMP(MICROS, not adjusted) | `2024-01-31T12:00:00.5` |
-//! | ARRAY\<T\> | List (item `element`) | `T[]` | LIST | JSON text |
-//! | MAP\<K,V\> | Map (`entries`: `key`, `value`) | MAP(K, V) | MAP | JSON object text, keys as strings |
-//! | STRUCT\<…\> | Struct | STRUCT(…) | group | JSON object text |
-//! | INTERVAL YEAR TO MONTH | Interval(YearMonth) | INTERVAL | INTERVAL | ISO 8601, `P1Y2M`, `-P0Y1M` |
-//! | INTERVAL DAY TO SECOND | Duration(µs) | INTERVAL | INT64 (Arrow Duration in the embedded Arrow schema) | ISO 8601, `PT93784.000005S` |
-//! | VARIANT, anything else | Utf8 (JSON text) | VARCHAR | BYTE_ARRAY UTF8 | text |
+//! | Unity Catalog | Arrow (canonical) | DuckDB | Parquet | CSV | PostgreSQL ([`postgres`]) |
+//! |---|---|---|---|---|---|
+//! | BOOLEAN | Boolean | BOOLEAN | BOOLEAN | `true` / `false` | boolean |
+//! | TINYINT, SMALLINT, INT, BIGINT | Int8 … Int64 | TINYINT … BIGINT | INT32 / INT64 with int logical type | digits | smallint, smallint, integer, bigint |
+//! | FLOAT, DOUBLE | Float32, Float64 | FLOAT, DOUBLE | FLOAT, DOUBLE | shortest round-trip text, `NaN`, `inf` | real, double precision (NaN, ±inf, −0.0 kept) |
+//! | DECIMAL(p,s) | Decimal128(p,s) | DECIMAL(p,s) (p ≤ 38) | DECIMAL(p,s) | exact, with `s` digits after the point | numeric(p,s) |
+//! | STRING, CHAR(n), VARCHAR(n) | Utf8 | VARCHAR | BYTE_ARRAY UTF8 | text | text |
+//! | BINARY | Binary | BLOB | BYTE_ARRAY | lowercase hex, no prefix | bytea |
+//! | DATE | Date32 | DATE | DATE | `2024-01-31` | date |
+//! | TIMESTAMP | Timestamp(µs, "+00:00") | TIMESTAMPTZ | TIMESTAMP(MICROS, UTC-adjusted) | `2024-01-31T12:00:00.5Z` | timestamp with time zone |
+//! | TIMESTAMP_NTZ | Timestamp(µs) | TIMESTAMP | TIMESTAMP(MICROS, not adjusted) | `2024-01-31T12:00:00.5` | timestamp without time zone |
+//! | ARRAY\<T\> | List (item `element`) | `T[]` | LIST | JSON text | jsonb (the CSV JSON) |
+//! | MAP\<K,V\> | Map (`entries`: `key`, `value`) | MAP(K, V) | MAP | JSON object text, keys as strings | jsonb (the CSV JSON) |
+//! | STRUCT\<…\> | Struct | STRUCT(…) | group | JSON object text | jsonb (the CSV JSON) |
+//! | INTERVAL YEAR TO MONTH | Interval(YearMonth) | INTERVAL | INTERVAL | ISO 8601, `P1Y2M`, `-P0Y1M` | interval |
+//! | INTERVAL DAY TO SECOND | Duration(µs) | INTERVAL | INT64 (Arrow Duration in the embedded Arrow schema) | ISO 8601, `PT93784.000005S` | interval |
+//! | VARIANT, anything else | Utf8 (JSON text) | VARCHAR | BYTE_ARRAY UTF8 | text | text |
 //!
 //! * TIMESTAMP values are instants: whatever zone a wire uses (Databricks sends its session
 //!   zone, e.g. `Etc/UTC`), the batch holds the same instant in UTC, spelled [`UTC`].
@@ -39,10 +40,12 @@
 mod canonical;
 mod conform;
 mod output;
+pub mod postgres;
 
 pub use canonical::{UTC, arrow_schema, arrow_type};
 pub use conform::conform_columns;
 pub use output::{OutputPlan, PlanError};
+pub use postgres::{PgType, PostgresPlan};
 
 #[cfg(test)]
 mod tests {

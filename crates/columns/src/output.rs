@@ -86,41 +86,16 @@ impl OutputPlan {
         input: SchemaRef,
         format: OutputFormat,
     ) -> Result<Self, PlanError> {
-        if table.columns.is_empty() {
-            return Err(PlanError::SchemaMismatch("no columns were declared".into()));
-        }
-        let canonical = arrow_schema(table);
-        if input.fields().len() != canonical.fields().len() {
+        if !format.is_file() {
             return Err(PlanError::SchemaMismatch(format!(
-                "{} columns were declared but the Arrow schema has {}",
-                canonical.fields().len(),
-                input.fields().len()
+                "{format:?} is not a file format; a database destination plans its columns with \
+                 PostgresPlan"
             )));
         }
+        let canonical = check_canonical(table, &input)?;
         let mut steps = Vec::with_capacity(table.columns.len());
         let mut fields = Vec::with_capacity(table.columns.len());
-        for ((column, want), have) in table
-            .columns
-            .iter()
-            .zip(canonical.fields())
-            .zip(input.fields())
-        {
-            if want.name() != have.name() {
-                return Err(PlanError::SchemaMismatch(format!(
-                    "declared column `{}` arrives as Arrow field `{}`; columns must come in the declared order, named as declared",
-                    want.name(),
-                    have.name()
-                )));
-            }
-            if want.data_type() != have.data_type() {
-                return Err(PlanError::SchemaMismatch(format!(
-                    "column `{}` of type {} arrives as Arrow {}, but a source delivers it as {} (publish_columns::arrow_type)",
-                    want.name(),
-                    column.data_type,
-                    have.data_type(),
-                    want.data_type()
-                )));
-            }
+        for (column, want) in table.columns.iter().zip(canonical.fields()) {
             let (step, written) = plan_column(want.data_type(), format);
             steps.push(step);
             fields.push(Field::new(want.name(), written, column.nullable));
@@ -150,30 +125,7 @@ impl OutputPlan {
 
     /// Checks that `batch` has the Arrow schema the plan was made for.
     pub fn check(&self, batch: &RecordBatch) -> Result<(), PlanError> {
-        let got = batch.schema();
-        let detail = if got.fields().len() != self.input.fields().len() {
-            format!(
-                "a batch has {} columns, but the table was begun with {}",
-                got.fields().len(),
-                self.input.fields().len()
-            )
-        } else if let Some((want, have)) = self
-            .input
-            .fields()
-            .iter()
-            .zip(got.fields())
-            .find(|(want, have)| want.data_type() != have.data_type())
-        {
-            format!(
-                "column `{}` arrives as {} in a batch, but the table was begun with {}",
-                want.name(),
-                have.data_type(),
-                want.data_type()
-            )
-        } else {
-            return Ok(());
-        };
-        Err(PlanError::SchemaMismatch(detail))
+        check_batch(&self.input, batch)
     }
 
     /// Converts a batch (already [checked](Self::check)) into the output schema.
@@ -220,8 +172,79 @@ impl OutputPlan {
     }
 }
 
+/// Checks that `input` is the canonical schema of `table` ([`crate::arrow_schema`]: same
+/// names and Arrow types, in order; nullability is checked per batch, not here) and returns
+/// that canonical schema. Every plan (each file format's, PostgreSQL's) starts here.
+pub(crate) fn check_canonical(
+    table: &TableSchema,
+    input: &SchemaRef,
+) -> Result<SchemaRef, PlanError> {
+    if table.columns.is_empty() {
+        return Err(PlanError::SchemaMismatch("no columns were declared".into()));
+    }
+    let canonical = arrow_schema(table);
+    if input.fields().len() != canonical.fields().len() {
+        return Err(PlanError::SchemaMismatch(format!(
+            "{} columns were declared but the Arrow schema has {}",
+            canonical.fields().len(),
+            input.fields().len()
+        )));
+    }
+    for ((column, want), have) in table
+        .columns
+        .iter()
+        .zip(canonical.fields())
+        .zip(input.fields())
+    {
+        if want.name() != have.name() {
+            return Err(PlanError::SchemaMismatch(format!(
+                "declared column `{}` arrives as Arrow field `{}`; columns must come in the declared order, named as declared",
+                want.name(),
+                have.name()
+            )));
+        }
+        if want.data_type() != have.data_type() {
+            return Err(PlanError::SchemaMismatch(format!(
+                "column `{}` of type {} arrives as Arrow {}, but a source delivers it as {} (publish_columns::arrow_type)",
+                want.name(),
+                column.data_type,
+                have.data_type(),
+                want.data_type()
+            )));
+        }
+    }
+    Ok(canonical)
+}
+
+/// Checks that `batch` has the Arrow types of `input`, the schema a table was begun with.
+pub(crate) fn check_batch(input: &SchemaRef, batch: &RecordBatch) -> Result<(), PlanError> {
+    let got = batch.schema();
+    let detail = if got.fields().len() != input.fields().len() {
+        format!(
+            "a batch has {} columns, but the table was begun with {}",
+            got.fields().len(),
+            input.fields().len()
+        )
+    } else if let Some((want, have)) = input
+        .fields()
+        .iter()
+        .zip(got.fields())
+        .find(|(want, have)| want.data_type() != have.data_type())
+    {
+        format!(
+            "column `{}` arrives as {} in a batch, but the table was begun with {}",
+            want.name(),
+            have.data_type(),
+            want.data_type()
+        )
+    } else {
+        return Ok(());
+    };
+    Err(PlanError::SchemaMismatch(detail))
+}
+
 /// What went wrong, without Arrow's message where it may quote the offending value.
-fn without_values(e: &ArrowError) -> String {
+pub(crate) fn without_values(e: &ArrowError) -> String {
     match e {
         ArrowError::CastError(_)
         | ArrowError::ParseError(_)
@@ -246,7 +269,8 @@ fn plan_column(canonical: &DataType, format: OutputFormat) -> (Step, DataType) {
                 (Step::Cast(to.clone()), to)
             }
         }
-        OutputFormat::Parquet => (Step::Keep, canonical.clone()),
+        // `OutputPlan::new` refuses `Sql` (the database destination plans with `PostgresPlan`).
+        OutputFormat::Parquet | OutputFormat::Sql => (Step::Keep, canonical.clone()),
         OutputFormat::Csv => match canonical {
             DataType::List(_) | DataType::Map(..) | DataType::Struct(_) => {
                 let to = json_friendly(canonical);
@@ -271,7 +295,7 @@ fn month_day_nano(t: &DataType) -> DataType {
 }
 
 /// `t` with every map key turned into a string, which JSON objects need.
-fn json_friendly(t: &DataType) -> DataType {
+pub(crate) fn json_friendly(t: &DataType) -> DataType {
     match t {
         DataType::Map(entries, sorted) => match entries.data_type() {
             DataType::Struct(kv) if kv.len() == 2 => {
@@ -388,7 +412,7 @@ fn year_month_text(array: &ArrayRef) -> ArrayRef {
 }
 
 /// Each value of `array` as JSON text (arrow-json's encoding), NULL staying NULL.
-fn to_json(array: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+pub(crate) fn to_json(array: &ArrayRef) -> Result<ArrayRef, ArrowError> {
     let field = Arc::new(Field::new("v", array.data_type().clone(), true));
     let options = EncoderOptions::default().with_explicit_nulls(true);
     let mut encoder = make_encoder(&field, array.as_ref(), &options)?;

@@ -96,6 +96,48 @@ pub enum SinkError {
         /// The encoder's message.
         message: String,
     },
+    /// Another operation holds the lock of this project run in a database destination.
+    #[error(
+        "another operation on project {project} ({start}) is running; try again when it has \
+         finished"
+    )]
+    Busy {
+        /// The project name.
+        project: String,
+        /// Its start time.
+        start: String,
+    },
+    /// A table another dataset of the project run already loaded into a database destination.
+    #[error(
+        "table `{table}` was already loaded by dataset {claimed_by:?} of this project; dataset \
+         {dataset:?} cannot load it too"
+    )]
+    TableClaimed {
+        /// `schema.table` as requested.
+        table: String,
+        /// The dataset being loaded.
+        dataset: String,
+        /// The dataset that loaded it.
+        claimed_by: String,
+    },
+    /// A name the destination cannot hold (e.g. longer than PostgreSQL's 63-byte limit).
+    #[error("{what} `{name}` cannot be used in the destination: {detail}")]
+    InvalidName {
+        /// What the name is of, e.g. `schema` or `table`.
+        what: &'static str,
+        /// The name.
+        name: String,
+        /// Why, naming the limit.
+        detail: String,
+    },
+    /// The destination database refused or failed (never carries a password or a value).
+    #[error("the destination database failed while {operation}: {message}")]
+    Database {
+        /// What was being done, e.g. `creating schema pr004_…`.
+        operation: String,
+        /// The database's message.
+        message: String,
+    },
     /// The writer thread stopped unexpectedly: a bug in this crate or a library it uses.
     #[error("internal error in the output writer: {message}")]
     Internal {

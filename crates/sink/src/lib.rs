@@ -35,6 +35,7 @@
 //! # }
 //! ```
 
+pub mod database;
 mod error;
 
 #[cfg(feature = "test-util")]
@@ -50,6 +51,7 @@ use async_trait::async_trait;
 use publish_hash::FileDigest;
 use publish_types::{OutputFormat, TableRef, TableSchema};
 
+pub use database::{DatabaseDestination, DatasetLoad, LoadedTable, LockedProject};
 pub use error::SinkError;
 
 /// The folder, relative to a sink's root, that every output file lands in.

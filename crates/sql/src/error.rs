@@ -1,9 +1,11 @@
-//! Database errors in the caller's terms ([`SourceError`]). Never a password or user name (the
-//! user name comes from a secret file, so authentication failures are reworded), never a row:
-//! only the server's primary message, not its `DETAIL`, which can quote values.
+//! Database errors in the caller's terms ([`SourceError`] for the sources, [`SinkError`] for
+//! the PostgreSQL destination). Never a password or user name (user names come from secret
+//! files, so authentication failures are reworded), never a row: only the server's primary
+//! message, not its `DETAIL`, which can quote values.
 
 use std::error::Error as _;
 
+use publish_sink::SinkError;
 use publish_source::SourceError;
 
 pub(crate) fn protocol(message: impl Into<String>) -> SourceError {
@@ -166,4 +168,45 @@ pub(crate) fn my_error(operation: &str, host: &str, e: mysql_async::Error) -> So
             unavailable_or_tls(operation, host, text, tls)
         }
     }
+}
+
+/// Maps a tokio-postgres error met by the PostgreSQL destination while `operation` on `host`
+/// (e.g. `postgresql://db:5432/opal`) to [`SinkError::Database`]. A failure inside a binary
+/// `COPY` names the column PostgreSQL refused (its context line, which for binary `COPY` never
+/// holds the value).
+pub(crate) fn pg_sink_error(operation: &str, host: &str, e: &tokio_postgres::Error) -> SinkError {
+    let database = |message: String| SinkError::Database {
+        operation: operation.to_owned(),
+        message,
+    };
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        if matches!(code, "28P01" | "28000") {
+            return database(format!(
+                "{host} refused the writer's user name or password (SQLSTATE {code})"
+            ));
+        }
+        let column = db
+            .where_()
+            .and_then(|w| w.lines().find(|l| l.starts_with("COPY ")))
+            .and_then(|l| l.split_once(", column "))
+            .map(|(_, column)| format!(" in column `{column}`"))
+            .unwrap_or_default();
+        return database(format!("{}{column} (SQLSTATE {code})", db.message()));
+    }
+    let (text, tls) = chain(e);
+    if text.contains("server does not support TLS") {
+        return database(format!(
+            "{host} does not offer TLS, which TLS mode verify-full requires: enable TLS on the \
+             server, or choose prefer or disable"
+        ));
+    }
+    if tls {
+        return database(format!(
+            "TLS to {host} failed ({text}): with verify-full the server's certificate must be \
+             signed by a CA the service trusts (the system's, or the configured CA file) and \
+             name the host it is reached by"
+        ));
+    }
+    database(text)
 }

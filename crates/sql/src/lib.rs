@@ -1,5 +1,8 @@
 //! SQL databases behind [`publish_source::Source`]: PostgreSQL ([`PostgresSource`]) and
-//! MySQL / MariaDB ([`MysqlSource`]).
+//! MySQL / MariaDB ([`MysqlSource`]); and the PostgreSQL database DataSHIELD reads through
+//! Opal behind [`publish_sink::DatabaseDestination`] ([`PostgresDestination`]: binary `COPY`
+//! into a private schema, one transaction to make a dataset visible, the run's lock held in the
+//! database; its column types come from [`publish_columns::PgType`]).
 //!
 //! A source is opened for one package and reads every table of it from **one snapshot**.
 //! PostgreSQL: it
@@ -97,24 +100,33 @@ use std::time::Duration;
 
 pub use mysql::MysqlSource;
 pub use postgres::PostgresSource;
+pub use postgres::destination::{PostgresDestination, PostgresDestinationConfig};
 
 use publish_types::{HostUrl, ObjectName};
 use secrecy::SecretString;
 
-/// Whether and how connections to a database are encrypted (`PUBLISH_SQL_TLS`).
+/// Whether and how connections to a database are encrypted: `PUBLISH_SQL_TLS` for the
+/// sources ([`SqlTls::parse`]), the PostgreSQL destination's own setting
+/// ([`SqlTls::parse_destination`]). Spelled as libpq's `sslmode` values it matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SqlTls {
-    /// TLS, with the server's certificate checked against the system's roots (plus
-    /// [`SqlOptions::ca_file`]) and its name against the host: PostgreSQL's `verify-full`.
+    /// `verify-full`: TLS, with the server's certificate checked against the system's roots
+    /// (plus [`SqlOptions::ca_file`]) and its name against the host.
     #[default]
     VerifyFull,
-    /// Plain TCP: credentials and data unencrypted. Only where the network is trusted and
-    /// the operator has said so.
+    /// `prefer`, libpq's default (what the reference service's loader used): TLS when the
+    /// server offers it, plain TCP when it does not, and the certificate **not checked** —
+    /// encryption against eavesdropping, no protection against an impostor. A CA file is
+    /// refused with it rather than silently ignored.
+    Prefer,
+    /// `disable`: plain TCP, credentials and data unencrypted. Only where the network is
+    /// trusted and the operator has said so.
     Disable,
 }
 
 impl SqlTls {
-    /// Parses `verify-full` or `disable`.
+    /// Parses the sources' setting: `verify-full` or `disable`. A source sends credentials the
+    /// request chose to a host the request named, so an unverified mode is not offered there.
     pub fn parse(text: &str) -> Result<Self, String> {
         match text.trim().to_ascii_lowercase().as_str() {
             "verify-full" => Ok(Self::VerifyFull),
@@ -124,9 +136,29 @@ impl SqlTls {
             )),
         }
     }
+
+    /// Parses the PostgreSQL destination's setting: `verify-full`, `prefer` or `disable`.
+    pub fn parse_destination(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "prefer" => Ok(Self::Prefer),
+            _ => Self::parse(text).map_err(|_| {
+                format!("{text:?} is not a TLS mode; use verify-full, prefer or disable")
+            }),
+        }
+    }
+
+    /// The mode's spelling, as [`SqlTls::parse_destination`] reads it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::VerifyFull => "verify-full",
+            Self::Prefer => "prefer",
+            Self::Disable => "disable",
+        }
+    }
 }
 
-/// Settings shared by every SQL-database source of the service.
+/// Settings shared by every SQL-database source of the service, and by the PostgreSQL
+/// destination (which uses `tls`, `ca_file` and the timeouts).
 #[derive(Debug, Clone)]
 pub struct SqlOptions {
     /// TLS to the database (verify-full by default).

@@ -4,7 +4,9 @@
 //! message, except in CI (`CI` set), where it fails.
 //!
 //! Only for tests (feature `test-util`). Each test works in a schema of its own
-//! ([`SqlRig::pg_schema`]), dropped when the handle is dropped, so tests run in parallel.
+//! ([`SqlRig::pg_schema`]), dropped when the handle is dropped, so tests run in parallel. The
+//! PostgreSQL destination's tests each get a database and a writer and a reader role of their
+//! own ([`SqlRig::pg_destination`]), made through the rig's superuser ([`SqlRig::pg_admin`]).
 
 #![allow(
     clippy::missing_panics_doc,
@@ -19,7 +21,7 @@ use publish_types::{HostAllowList, HostUrl, ObjectName, Scheme};
 use secrecy::SecretString;
 use tokio_postgres::{Client, NoTls};
 
-use crate::{SqlConfig, SqlOptions, SqlTls};
+use crate::{PostgresDestinationConfig, SqlConfig, SqlOptions, SqlTls};
 
 /// The running rig: what its `env` file says.
 #[derive(Debug, Clone)]
@@ -121,6 +123,186 @@ impl SqlRig {
             rig: self.clone(),
             names: vec![name],
         }
+    }
+}
+
+impl SqlRig {
+    /// A plain connection as the PostgreSQL superuser (`PG_ADMIN_USER`, else `postgres`, which
+    /// `tools/sql-servers` creates with the rig's password) to `database` (else the rig's).
+    pub async fn pg_admin(&self, database: Option<&str>) -> Client {
+        let user = self
+            .env
+            .get("PG_ADMIN_USER")
+            .map_or("postgres", String::as_str);
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(self.var("PG_HOST"))
+            .port(self.var("PG_PORT").parse().unwrap_or(5432))
+            .user(user)
+            .password(self.var("PG_PASSWORD"))
+            .dbname(database.unwrap_or(self.var("PG_DATABASE")));
+        let (client, connection) = config
+            .connect(NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to the rig's PostgreSQL as {user}: {e}"));
+        tokio::spawn(connection);
+        client
+    }
+
+    /// A fresh database for the PostgreSQL destination, `prefix` plus a number unique in the
+    /// process, with a writer role (LOGIN, `CREATE` on the database, nothing else) and a
+    /// read-only role (LOGIN, nothing granted) of its own; all dropped when the handle is.
+    pub async fn pg_destination(&self, prefix: &str) -> PgDestinationRig {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "{prefix}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        )
+        .to_lowercase();
+        let password = |role: &str| {
+            format!(
+                "{role}-{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            )
+        };
+        let rig = PgDestinationRig {
+            rig: self.clone(),
+            writer: format!("{name}_writer"),
+            writer_password: password("w"),
+            reader: format!("{name}_reader"),
+            reader_password: password("r"),
+            database: name,
+        };
+        let admin = self.pg_admin(None).await;
+        for sql in [
+            format!(
+                "CREATE ROLE \"{}\" LOGIN PASSWORD '{}'",
+                rig.writer, rig.writer_password
+            ),
+            format!(
+                "CREATE ROLE \"{}\" LOGIN PASSWORD '{}'",
+                rig.reader, rig.reader_password
+            ),
+            format!("CREATE DATABASE \"{}\"", rig.database),
+            format!(
+                "GRANT CREATE ON DATABASE \"{}\" TO \"{}\"",
+                rig.database, rig.writer
+            ),
+        ] {
+            admin
+                .batch_execute(&sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        rig
+    }
+}
+
+/// A database and two roles of one destination test (see [`SqlRig::pg_destination`]).
+pub struct PgDestinationRig {
+    rig: SqlRig,
+    /// The database.
+    pub database: String,
+    /// The writer role.
+    pub writer: String,
+    /// Its password.
+    pub writer_password: String,
+    /// The read-only role.
+    pub reader: String,
+    /// Its password.
+    pub reader_password: String,
+}
+
+impl PgDestinationRig {
+    /// The rig.
+    pub fn rig(&self) -> &SqlRig {
+        &self.rig
+    }
+
+    /// The destination's configuration: this database, the writer, the reader, `options`.
+    pub fn config(&self, options: SqlOptions) -> PostgresDestinationConfig {
+        PostgresDestinationConfig {
+            host: self.rig.var("PG_HOST").to_owned(),
+            port: self
+                .rig
+                .var("PG_PORT")
+                .parse()
+                .unwrap_or(PostgresDestinationConfig::DEFAULT_PORT),
+            database: self.database.clone(),
+            writer_user: self.writer.clone(),
+            writer_password: SecretString::from(self.writer_password.clone()),
+            reader_role: self.reader.clone(),
+            options,
+        }
+    }
+
+    /// A plain connection to this database as the superuser.
+    pub async fn admin(&self) -> Client {
+        self.rig.pg_admin(Some(&self.database)).await
+    }
+
+    /// A plain connection to this database as `user`.
+    pub async fn connect_as(&self, user: &str, password: &str) -> Client {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(self.rig.var("PG_HOST"))
+            .port(self.rig.var("PG_PORT").parse().unwrap_or(5432))
+            .user(user)
+            .password(password)
+            .dbname(&self.database);
+        let (client, connection) = config
+            .connect(NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connecting as {user}: {e}"));
+        tokio::spawn(connection);
+        client
+    }
+
+    fn drop_sql(&self) -> [String; 3] {
+        [
+            format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database),
+            format!("DROP ROLE IF EXISTS \"{}\"", self.writer),
+            format!("DROP ROLE IF EXISTS \"{}\"", self.reader),
+        ]
+    }
+
+    /// Drops the database and the roles (closing every connection to it).
+    pub async fn remove(mut self) {
+        let admin = self.rig.pg_admin(None).await;
+        for sql in self.drop_sql() {
+            admin
+                .batch_execute(&sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        self.database.clear();
+    }
+}
+
+impl Drop for PgDestinationRig {
+    /// A test that failed: drop them from a thread of its own, as [`PgSchema`] does.
+    fn drop(&mut self) {
+        if self.database.is_empty() {
+            return;
+        }
+        let sql = self.drop_sql();
+        let rig = self.rig.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap_or_else(|e| panic!("{e}"));
+            runtime.block_on(async {
+                let admin = rig.pg_admin(None).await;
+                for sql in sql {
+                    let _ = admin.batch_execute(&sql).await;
+                }
+            })
+        });
     }
 }
 

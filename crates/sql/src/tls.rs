@@ -1,5 +1,8 @@
 //! TLS for database connections: rustls (the aws-lc-rs provider reqwest already uses), the
-//! system's roots plus an optional CA file, the server's name checked (`verify-full`).
+//! system's roots plus an optional CA file, the server's name checked (`verify-full`); or, for
+//! `prefer` (libpq's default, which deployments of the reference service rely on), encryption
+//! with the certificate accepted unchecked — the handshake's signatures are still verified, so
+//! the session is encrypted to whoever holds the key of the certificate shown.
 
 use std::future::Future;
 use std::io;
@@ -8,12 +11,39 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use rustls::ClientConfig;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 use tokio_rustls::TlsConnector;
+
+use crate::{SqlOptions, SqlTls};
+
+/// The TLS connector and libpq-style mode of a PostgreSQL connection made with `options`:
+/// `None` for `disable`. A CA file with `prefer`, which checks no certificate, is refused.
+pub(crate) fn pg_tls(options: &SqlOptions) -> Result<(Option<RustlsConnect>, SslMode), String> {
+    match options.tls {
+        SqlTls::VerifyFull => Ok((
+            Some(RustlsConnect::new(options.ca_file.as_deref())?),
+            SslMode::Require,
+        )),
+        SqlTls::Prefer => {
+            if let Some(ca) = &options.ca_file {
+                return Err(format!(
+                    "the CA file {} is set, but TLS mode prefer checks no certificate: use \
+                     verify-full to check the server against it, or remove it",
+                    ca.display()
+                ));
+            }
+            Ok((Some(RustlsConnect::unverified()?), SslMode::Prefer))
+        }
+        SqlTls::Disable => Ok((None, SslMode::Disable)),
+    }
+}
 
 /// A [`MakeTlsConnect`] for tokio-postgres over rustls.
 #[derive(Clone)]
@@ -63,6 +93,71 @@ impl RustlsConnect {
         Ok(Self {
             config: Arc::new(config),
         })
+    }
+
+    /// Accepts any certificate (`prefer`): encrypted, not authenticated.
+    pub(crate) fn unverified() -> Result<Self, String> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let verifier = Arc::new(AnyCertificate(Arc::clone(&provider)));
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS configuration: {e}"))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        Ok(Self {
+            config: Arc::new(config),
+        })
+    }
+}
+
+/// The verifier of `prefer`: any certificate for any name, but the handshake's signatures
+/// checked with the provider's algorithms (so the peer holds the certificate's key).
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

@@ -21,12 +21,12 @@ pub use names::{
     TableRef, quote,
 };
 pub use request::{
-    Credentials, DatasetSpec, OutputFormat, PackageRequest, ProjectRef, PublishRequest, SourceSpec,
-    TableSpec, ValidateRequest,
+    Credentials, DatasetSpec, Destination, OutputFormat, PackageRequest, ProjectRef,
+    PublishRequest, SourceSpec, TableSpec, ValidateRequest,
 };
 pub use response::{
-    Envelope, ErrorPayload, PackagePayload, PublishPayload, PublishedFile, RetrievedFile, Status,
-    ValidatePayload,
+    Envelope, ErrorPayload, PackagePayload, PublishPayload, Published, PublishedFile,
+    PublishedTable, Retrieved, RetrievedFile, RetrievedTable, Status, ValidatePayload,
 };
 pub use schema::{ColumnSchema, StructField, TableSchema, UcType};
 pub use source::{HostAllowList, HostUrl, Scheme, SourceKind};

@@ -14,7 +14,7 @@ use crate::names::{
 };
 use crate::source::{HostUrl, SourceKind};
 
-/// File format of the packaged result.
+/// Format of the packaged result, as the request's `format` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputFormat {
@@ -24,17 +24,62 @@ pub enum OutputFormat {
     Csv,
     /// One `data/outputs/<schema>/<table>.parquet` per table.
     Parquet,
+    /// Tables of a database: the PostgreSQL destination's only format, and only its
+    /// ([`Destination::Postgresql`]); not a file format.
+    Sql,
 }
 
 impl OutputFormat {
-    fn parse(value: &str) -> Result<Self, String> {
+    /// A file destination's format.
+    fn parse_file(value: &str) -> Result<Self, String> {
         match value.to_ascii_lowercase().as_str() {
             "duckdb" => Ok(Self::Duckdb),
             "csv" => Ok(Self::Csv),
             "parquet" => Ok(Self::Parquet),
+            "sql" => Err(
+                "\"sql\" is the format of the postgresql destination; a filestore destination \
+                 takes duckdb, csv or parquet"
+                    .into(),
+            ),
             _ => Err(format!(
                 "{value:?} is not a supported format; use one of duckdb, csv, parquet"
             )),
+        }
+    }
+
+    /// True for the formats written as files into the staging container.
+    pub fn is_file(self) -> bool {
+        !matches!(self, Self::Sql)
+    }
+}
+
+/// Where a project's data goes (`destination.type`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Destination {
+    /// A configured file destination (`filestore`): staging and production containers under the
+    /// mount of `TARGET_STORAGE_ACCOUNT_<NAME>_SDE_MNT_PATH`.
+    Filestore(DestinationName),
+    /// The PostgreSQL database that DataSHIELD (OBiBa Opal) reads (`postgresql`), configured by
+    /// the `DESTINATION_POSTGRESQL_*` and `DESTINATION_OPAL_*` settings; the request's
+    /// `destination.name` carries no meaning for it.
+    Postgresql,
+}
+
+impl Destination {
+    /// The file destination's name, or `None` for the PostgreSQL destination.
+    pub fn filestore(&self) -> Option<&DestinationName> {
+        match self {
+            Self::Filestore(name) => Some(name),
+            Self::Postgresql => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Filestore(name) => name.fmt(f),
+            Self::Postgresql => f.write_str("postgresql"),
         }
     }
 }
@@ -46,8 +91,9 @@ pub struct ProjectRef {
     pub project_name: ProjectName,
     /// `project_start_time`.
     pub project_start_time: StartTime,
-    /// The destination name (`destination_type` in shape A, `destination.name` in shape B).
-    pub destination: DestinationName,
+    /// The destination: a file destination's name (`destination_type` in shape A,
+    /// `destination.name` in shape B), or the PostgreSQL destination (`destination.type`).
+    pub destination: Destination,
 }
 
 /// The source of a package or validate request: a Databricks workspace or a SQL database.
@@ -277,17 +323,47 @@ fn normalise_project(
             destination_format,
         ),
         (None, Some(d)) => {
-            if let Some(kind) = d
-                .kind
-                .as_ref()
-                .filter(|k| !k.eq_ignore_ascii_case("filestore"))
-            {
-                return Err(RequestError::new(
-                    "destination.type",
-                    format!("{kind:?} is not supported; the only destination type is filestore"),
-                ));
+            match d.kind.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                None | Some("filestore") => {}
+                Some("postgresql") => {
+                    // `name` carries no meaning here (CR8TOR sends ""); the format is `sql`.
+                    if let Some(format) =
+                        d.format.as_ref().filter(|f| !f.eq_ignore_ascii_case("sql"))
+                    {
+                        return Err(RequestError::new(
+                            "destination.format",
+                            format!(
+                                "{format:?} is not a format of the postgresql destination; use sql"
+                            ),
+                        ));
+                    }
+                    return Ok((
+                        ProjectRef {
+                            project_name,
+                            project_start_time,
+                            destination: Destination::Postgresql,
+                        },
+                        Some(OutputFormat::Sql),
+                    ));
+                }
+                Some(_) => {
+                    return Err(RequestError::new(
+                        "destination.type",
+                        format!(
+                            "{:?} is not supported; the destination types are filestore and \
+                             postgresql",
+                            d.kind.unwrap_or_default()
+                        ),
+                    ));
+                }
             }
-            ("destination.name", d.name, "destination.format", d.format)
+            let name = d.name.ok_or_else(|| {
+                RequestError::new(
+                    "destination.name",
+                    "missing: name the filestore destination (e.g. LSC)",
+                )
+            })?;
+            ("destination.name", name, "destination.format", d.format)
         }
         (None, None) => {
             return Err(RequestError::new(
@@ -299,7 +375,9 @@ fn normalise_project(
     let destination =
         DestinationName::parse(&name).map_err(|e| RequestError::new(name_field, e.to_string()))?;
     let format = match format {
-        Some(f) => Some(OutputFormat::parse(&f).map_err(|e| RequestError::new(format_field, e))?),
+        Some(f) => {
+            Some(OutputFormat::parse_file(&f).map_err(|e| RequestError::new(format_field, e))?)
+        }
         None if require_format => {
             return Err(RequestError::new(
                 format_field,
@@ -312,7 +390,7 @@ fn normalise_project(
         ProjectRef {
             project_name,
             project_start_time,
-            destination,
+            destination: Destination::Filestore(destination),
         },
         format,
     ))

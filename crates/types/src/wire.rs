@@ -50,13 +50,16 @@ pub struct RawBody {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(as = Destination))]
 pub struct RawDestination {
-    /// The destination's name, any case (`lsc` for `TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH`).
-    pub(crate) name: String,
-    /// `filestore` (the only one), any case.
+    /// The destination's name, any case (`lsc` for `TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH`);
+    /// required for `filestore`, ignored for `postgresql` (CR8TOR sends `""`).
+    #[cfg_attr(feature = "openapi", schema(nullable))]
+    pub(crate) name: Option<String>,
+    /// `filestore` (the default) or `postgresql`, any case.
     #[serde(rename = "type")]
     #[cfg_attr(feature = "openapi", schema(nullable))]
     pub(crate) kind: Option<String>,
-    /// `duckdb`, `csv` or `parquet`, any case (default `duckdb`).
+    /// `duckdb`, `csv` or `parquet` (default `duckdb`) for `filestore`; `sql` for
+    /// `postgresql`; any case.
     #[cfg_attr(feature = "openapi", schema(nullable))]
     pub(crate) format: Option<String>,
 }

@@ -2,8 +2,8 @@
 //! with an error naming the field. Cases go through one `check` helper.
 
 use publish_types::{
-    DestinationName, HostUrl, Identifier, ObjectName, OutputFormat, PackageRequest, PublishRequest,
-    RequestError, SourceKind, ValidateRequest,
+    Destination, DestinationName, HostUrl, Identifier, ObjectName, OutputFormat, PackageRequest,
+    PublishRequest, RequestError, SourceKind, ValidateRequest,
 };
 use serde_json::{Value, json};
 
@@ -34,7 +34,7 @@ fn brief_and_cr8tor_package_bodies_normalise_identically() {
     assert_eq!(a.project.project_start_time.as_str(), "20250205_010101");
     assert_eq!(
         a.project.destination,
-        DestinationName::parse("LSC").unwrap()
+        Destination::Filestore(DestinationName::parse("LSC").unwrap())
     );
     assert_eq!(a.format, OutputFormat::Duckdb);
     assert_eq!(
@@ -110,7 +110,7 @@ fn leniencies() {
         .unwrap()
         .remove("columns");
     let r = PackageRequest::from_json(body.to_string().as_bytes()).unwrap();
-    assert_eq!(r.project.destination.as_str(), "LSC");
+    assert_eq!(r.project.destination.to_string(), "LSC");
     assert_eq!(r.format, OutputFormat::Parquet);
     assert_eq!(r.dataset.tables[1].columns, None);
 
@@ -235,7 +235,7 @@ fn destination_rules() {
         B,
         set("/destination/type", json!("s3")),
         "destination.type",
-        "only destination type is filestore",
+        "the destination types are filestore and postgresql",
     );
     check(
         B,
@@ -469,7 +469,7 @@ fn every_body_cr8tor_sends_parses() {
         let p = PackageRequest::from_json(&cr8tor(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(
             p.project.destination,
-            DestinationName::parse("LSC").unwrap()
+            Destination::Filestore(DestinationName::parse("LSC").unwrap())
         );
         assert_eq!(p.dataset.id(), "dataset_1", "{name}");
         let want = if name == "package-csv.json" {
@@ -590,4 +590,74 @@ fn source_fields_are_named_with_their_path() {
         "source",
         "invalid type",
     );
+}
+
+/// Issue 22: the PostgreSQL destination as CR8TOR sends it (`{"name": "", "format": "sql",
+/// "type": "postgresql"}`), and the rules around it.
+#[test]
+fn the_postgresql_destination_parses_and_its_rules_name_the_field() {
+    let cr8tor = |name: &str| fixture(&format!("cr8tor/{name}"));
+    let p = PackageRequest::from_json(&cr8tor("package-postgresql-destination.json")).unwrap();
+    assert_eq!(p.project.destination, Destination::Postgresql);
+    assert_eq!(p.format, OutputFormat::Sql);
+    assert_eq!(p.dataset.schema_name.as_str(), "example_schema_name");
+    ValidateRequest::from_json(&cr8tor("package-postgresql-destination.json")).unwrap();
+    let publish =
+        PublishRequest::from_json(&cr8tor("publish-postgresql-destination.json")).unwrap();
+    assert_eq!(publish.project.destination, Destination::Postgresql);
+
+    let with = |destination: Value| {
+        let mut body: Value = serde_json::from_slice(&cr8tor("package.json")).unwrap();
+        body["destination"] = destination;
+        PackageRequest::from_json(body.to_string().as_bytes())
+    };
+    /// The destination and format parsed, or the field named by the refusal.
+    type Expected = Result<(Destination, OutputFormat), &'static str>;
+    let cases: [(Value, Expected); 8] = [
+        (
+            json!({"type": "POSTGRESQL", "name": null}),
+            Ok((Destination::Postgresql, OutputFormat::Sql)),
+        ),
+        (
+            json!({"type": "postgresql", "name": "anything", "format": "SQL"}),
+            Ok((Destination::Postgresql, OutputFormat::Sql)),
+        ),
+        (
+            json!({"type": "postgresql", "name": "", "format": "duckdb"}),
+            Err("destination.format"),
+        ),
+        (
+            json!({"type": "filestore", "name": "lsc", "format": "sql"}),
+            Err("destination.format"),
+        ),
+        (
+            json!({"type": "filestore", "format": "csv"}),
+            Err("destination.name"),
+        ),
+        (
+            json!({"type": "mongodb", "name": "lsc"}),
+            Err("destination.type"),
+        ),
+        (
+            json!({"name": "lsc", "format": "parquet"}),
+            Ok((
+                Destination::Filestore(DestinationName::parse("LSC").unwrap()),
+                OutputFormat::Parquet,
+            )),
+        ),
+        (
+            json!({"type": "filestore", "name": "", "format": "csv"}),
+            Err("destination.name"),
+        ),
+    ];
+    for (destination, want) in cases {
+        let got = with(destination.clone());
+        match (got, want) {
+            (Ok(r), Ok((d, f))) => {
+                assert_eq!((r.project.destination, r.format), (d, f), "{destination}");
+            }
+            (Err(e), Err(field)) => assert_eq!(e.field, field, "{destination}: {e}"),
+            (got, want) => panic!("{destination}: got {got:?}, want {want:?}"),
+        }
+    }
 }

@@ -21,6 +21,10 @@ pub enum ErrorKind {
     SourceFailed,
     /// The source did not answer in time (504).
     SourceTimeout,
+    /// The destination database or the publisher (Opal) refused or failed (502).
+    DestinationFailed,
+    /// The publisher (Opal) did not answer in time (504).
+    DestinationTimeout,
     /// A volume is full (507); nothing was changed.
     InsufficientStorage,
     /// The operation ran out of time before its commit point (504); nothing was committed.
@@ -83,6 +87,26 @@ pub enum WorkflowError {
     /// committed and its temporary files are gone.
     #[error("{}", interrupted(.0))]
     Interrupted(crate::Cut),
+    /// The request names a destination that this service's configuration lacks.
+    #[error("destination: {message}")]
+    DestinationNotConfigured {
+        /// What configuring it takes.
+        message: String,
+    },
+    /// Publish found nothing loaded into the database destination for this project run.
+    #[error(
+        "nothing to publish: no table of project {project} ({start}) was packaged into the \
+         postgresql destination; run package first"
+    )]
+    NothingLoaded {
+        /// The project.
+        project: String,
+        /// Its start time.
+        start: String,
+    },
+    /// The publisher (OBiBa Opal) refused or failed.
+    #[error(transparent)]
+    Publisher(#[from] crate::PublisherError),
     /// Something that should not happen.
     #[error("internal error: {0}")]
     Internal(String),
@@ -121,6 +145,17 @@ impl WorkflowError {
             Self::Sink(SinkError::NullInNotNull { .. } | SinkError::SchemaMismatch { .. }) => {
                 ErrorKind::SourceFailed
             }
+            Self::Sink(SinkError::Busy { .. } | SinkError::TableClaimed { .. })
+            | Self::NothingLoaded { .. } => ErrorKind::Conflict,
+            Self::Sink(SinkError::InvalidName { .. }) | Self::DestinationNotConfigured { .. } => {
+                ErrorKind::Invalid
+            }
+            Self::Sink(SinkError::Database { .. }) => ErrorKind::DestinationFailed,
+            Self::Publisher(e) => match e.failure {
+                crate::PublisherFailure::Invalid => ErrorKind::Invalid,
+                crate::PublisherFailure::Failed => ErrorKind::DestinationFailed,
+                crate::PublisherFailure::Timeout => ErrorKind::DestinationTimeout,
+            },
             Self::VolumeFull { .. } => ErrorKind::InsufficientStorage,
             Self::Interrupted(crate::Cut::Timeout(_)) => ErrorKind::Timeout,
             Self::Interrupted(crate::Cut::ShuttingDown) => ErrorKind::Unavailable,

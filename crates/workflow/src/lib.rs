@@ -10,6 +10,7 @@
 //! sink writing into a fresh temp dir on the staging volume that already holds the other
 //! datasets' files, and finally commit that dir, with its package record, atomically.
 
+mod database;
 mod error;
 mod interrupt;
 mod progress;
@@ -27,12 +28,15 @@ use publish_storage::{
     BagInfo, DatasetClaim, Destinations, PublishOptions, StagedFile, StagedTable,
 };
 use publish_types::{
-    HostAllowList, PackageRequest, ProjectRef, PublishRequest, PublishedFile, RetrievedFile,
-    SourceSpec, TableRef, TableSchema, ValidateRequest,
+    Destination, HostAllowList, PackageRequest, ProjectRef, PublishRequest, Published, Retrieved,
+    RetrievedFile, SourceSpec, TableRef, TableSchema, ValidateRequest,
 };
 use secrecy::SecretString;
 use tracing::{Instrument, info, info_span};
 
+pub use database::{
+    DatabaseDestinationParts, DatabaseSetting, PublisherError, PublisherFailure, TablePublisher,
+};
 pub use error::{ErrorKind, WorkflowError};
 pub use interrupt::{Cut, Interrupt};
 pub use progress::Progress;
@@ -98,6 +102,8 @@ pub struct Totals {
     rows_packaged: std::sync::atomic::AtomicU64,
     bytes_packaged: std::sync::atomic::AtomicU64,
     bytes_published: std::sync::atomic::AtomicU64,
+    tables_loaded: std::sync::atomic::AtomicU64,
+    tables_registered: std::sync::atomic::AtomicU64,
 }
 
 /// A reading of [`Totals`].
@@ -109,10 +115,14 @@ pub struct TotalsSnapshot {
     pub bytes_packaged: u64,
     /// Bytes of the files publish answers listed (a retried publish counts them again).
     pub bytes_published: u64,
+    /// Tables committed into the PostgreSQL destination.
+    pub tables_loaded: u64,
+    /// Tables publish answered as registered in Opal (a retried publish counts them again).
+    pub tables_registered: u64,
 }
 
 impl Totals {
-    fn add(counter: &std::sync::atomic::AtomicU64, n: u64) {
+    pub(crate) fn add(counter: &std::sync::atomic::AtomicU64, n: u64) {
         counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
 
@@ -123,19 +133,22 @@ impl Totals {
             rows_packaged: get(&self.rows_packaged),
             bytes_packaged: get(&self.bytes_packaged),
             bytes_published: get(&self.bytes_published),
+            tables_loaded: get(&self.tables_loaded),
+            tables_registered: get(&self.tables_registered),
         }
     }
 }
 
 /// The service's operations.
 pub struct Workflow {
-    totals: Totals,
+    pub(crate) totals: Totals,
     destinations: Destinations,
     secrets: SecretStore,
     allowed_hosts: HostAllowList,
     sources: Arc<dyn SourceFactory>,
     sinks: Arc<dyn SinkFactory>,
     options: WorkflowOptions,
+    database: DatabaseSetting,
 }
 
 impl Workflow {
@@ -156,7 +169,16 @@ impl Workflow {
             sources,
             sinks,
             options,
+            database: DatabaseSetting::NotConfigured(
+                "the postgresql destination is not configured in this service".into(),
+            ),
         }
+    }
+
+    /// Sets the PostgreSQL destination (configured, or why not).
+    pub fn with_database(mut self, database: DatabaseSetting) -> Self {
+        self.database = database;
+        self
     }
 
     /// Running totals of rows and bytes moved, for metrics.
@@ -179,7 +201,19 @@ impl Workflow {
         &self,
         req: PackageRequest,
         interrupt: Interrupt,
-    ) -> Result<Vec<RetrievedFile>, WorkflowError> {
+    ) -> Result<Vec<Retrieved>, WorkflowError> {
+        if req.project.destination == Destination::Postgresql {
+            let span = info_span!(
+                "package",
+                destination = "postgresql",
+                project = %req.project.project_name,
+                start = %req.project.project_start_time,
+            );
+            return self
+                .package_into_database(req, &interrupt)
+                .instrument(span)
+                .await;
+        }
         let span = info_span!(
             "package",
             destination = %req.project.destination,
@@ -191,20 +225,29 @@ impl Workflow {
         self.package_inner(req, &interrupt)
             .instrument(span)
             .await
+            .map(|files| files.into_iter().map(Retrieved::File).collect())
             .map_err(|e| self.out_of_space(e, &destination, "staging"))
+    }
+
+    /// The file destination's name; the PostgreSQL destination has none.
+    fn filestore(project: &ProjectRef) -> Result<&publish_types::DestinationName, WorkflowError> {
+        project
+            .destination
+            .filestore()
+            .ok_or_else(|| WorkflowError::Internal("not a file destination".into()))
     }
 
     /// Names the full volume when `e` says one is full.
     fn out_of_space(
         &self,
         e: WorkflowError,
-        destination: &publish_types::DestinationName,
+        destination: &Destination,
         volume: &'static str,
     ) -> WorkflowError {
         if !e.is_out_of_space() {
             return e;
         }
-        let Ok(d) = self.destinations.get(destination) else {
+        let Some(Ok(d)) = destination.filestore().map(|n| self.destinations.get(n)) else {
             return e;
         };
         let path = match volume {
@@ -256,7 +299,10 @@ impl Workflow {
         ),
         WorkflowError,
     > {
-        let destination = self.destinations.get(&req.project.destination)?.clone();
+        let destination = self
+            .destinations
+            .get(Self::filestore(&req.project)?)?
+            .clone();
         let source = self.open_source(&req.source, &req.project).await?;
         let area = destination.project(&req.project.project_name, &req.project.project_start_time);
         // Containers are never created here: a missing one usually means a volume that is not
@@ -366,7 +412,21 @@ impl Workflow {
         &self,
         req: PublishRequest,
         interrupt: Interrupt,
-    ) -> Result<Vec<PublishedFile>, WorkflowError> {
+    ) -> Result<Vec<Published>, WorkflowError> {
+        if req.project.destination == Destination::Postgresql {
+            let span = info_span!(
+                "publish",
+                destination = "postgresql",
+                project = %req.project.project_name,
+                start = %req.project.project_start_time,
+            );
+            return async {
+                interrupt.check()?;
+                self.publish_from_database(&req.project).await
+            }
+            .instrument(span)
+            .await;
+        }
         let span = info_span!(
             "publish",
             destination = %req.project.destination,
@@ -377,7 +437,10 @@ impl Workflow {
         async {
             interrupt.check()?;
             let started = Instant::now();
-            let destination = self.destinations.get(&req.project.destination)?.clone();
+            let destination = self
+                .destinations
+                .get(Self::filestore(&req.project)?)?
+                .clone();
             let options = PublishOptions {
                 algorithm: self.options.hash_algorithm,
                 force_copy: self.options.force_copy,
@@ -399,7 +462,7 @@ impl Workflow {
                 elapsed_s = started.elapsed().as_secs_f64(),
                 "published"
             );
-            Ok(manifest.files)
+            Ok(manifest.files.into_iter().map(Published::File).collect())
         }
         .instrument(span)
         .await
@@ -420,8 +483,13 @@ impl Workflow {
         );
         interrupt
             .before_commit(async {
-                let destination = self.destinations.get(&req.project.destination)?.clone();
-                blocking(move || destination.check_containers()).await??;
+                match req.project.destination.filestore() {
+                    Some(name) => {
+                        let destination = self.destinations.get(name)?.clone();
+                        blocking(move || destination.check_containers()).await??;
+                    }
+                    None => self.validate_database(&req.project).await?,
+                }
                 let source = self.open_source(&req.source, &req.project).await?;
                 source.check().await?;
                 info!("source and destination validated");

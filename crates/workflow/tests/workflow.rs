@@ -133,7 +133,10 @@ async fn package_writes_exactly_the_requested_columns_then_publish_hashes_them()
         .await
         .unwrap();
     assert_eq!(files.len(), 1);
-    assert_eq!(files[0].file_path, "data/outputs/sch/people.jsonl");
+    assert_eq!(
+        files[0].as_file().unwrap().file_path,
+        "data/outputs/sch/people.jsonl"
+    );
     let tables = e.sinks.tables();
     assert_eq!(tables.len(), 1, "exactly the requested table");
     let people = &tables[0];
@@ -162,7 +165,8 @@ async fn package_writes_exactly_the_requested_columns_then_publish_hashes_them()
             publish_columns::arrow_schema(&people.schema)
         );
     }
-    let staged = std::fs::read_to_string(e.staging().join(&files[0].file_path)).unwrap();
+    let staged =
+        std::fs::read_to_string(e.staging().join(&files[0].as_file().unwrap().file_path)).unwrap();
     assert_eq!(
         staged.lines().count(),
         publish_source::conformance::PEOPLE_ROWS
@@ -178,9 +182,12 @@ async fn package_writes_exactly_the_requested_columns_then_publish_hashes_them()
         .path()
         .join("lsc/production/P1/20250101_000000/data/outputs/sch/people.jsonl");
     let bytes = std::fs::read(&prod).unwrap();
-    assert_eq!(published[0].total_bytes, bytes.len() as u64);
     assert_eq!(
-        published[0].hash_value,
+        published[0].as_file().unwrap().total_bytes,
+        bytes.len() as u64
+    );
+    assert_eq!(
+        published[0].as_file().unwrap().hash_value,
         publish_hash::hash_reader(&bytes[..], publish_hash::HashAlgorithm::Sha512)
             .unwrap()
             .hex

@@ -117,6 +117,7 @@ pub async fn package_round_trip(format: OutputFormat, open: OpenSink<'_>) {
             files.sort();
             files
         }
+        OutputFormat::Sql => panic!("the formats' suite writes files; sql is not a file format"),
     };
     assert_eq!(files, expected_files, "files returned by finish");
     assert_eq!(
@@ -129,6 +130,7 @@ pub async fn package_round_trip(format: OutputFormat, open: OpenSink<'_>) {
         OutputFormat::Duckdb => check_duckdb(root, &tables),
         OutputFormat::Parquet => check_parquet(root, &tables),
         OutputFormat::Csv => check_csv(root, &tables),
+        OutputFormat::Sql => unreachable!("refused above"),
     }
 }
 

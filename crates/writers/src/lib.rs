@@ -159,7 +159,7 @@ impl SinkFactory for Writers {
     fn shared_files(&self, format: OutputFormat) -> Vec<String> {
         match format {
             OutputFormat::Duckdb => vec![DUCKDB_FILE.to_owned()],
-            OutputFormat::Csv | OutputFormat::Parquet => Vec::new(),
+            OutputFormat::Csv | OutputFormat::Parquet | OutputFormat::Sql => Vec::new(),
         }
     }
 
@@ -206,5 +206,9 @@ fn open(
             let writer = parquet_file::ParquetWriter::new(root, options.digest_algorithm);
             worker::spawn("parquet", depth, move || Ok(writer))
         }
+        // The database destination is not written into files (publish-sql loads it).
+        OutputFormat::Sql => Err(SinkError::Internal {
+            message: "`sql` is the postgresql destination's format, not a file format".into(),
+        }),
     }
 }

@@ -8,7 +8,12 @@
 //! cargo run -p publish-server --example demo -- --shape b --format parquet
 //! cargo run -p publish-server --example demo -- --datasets 2   # one package per dataset
 //! cargo run -p publish-server --example demo -- --mount DIR --project P   # another volume
+//! cargo run -p publish-server --example demo -- --destination postgresql --sql-rig DIR
 //! ```
+//!
+//! With `--destination postgresql` the tables are loaded into the PostgreSQL of a SQL rig
+//! (`tools/sql-servers up DIR`) and published to an Opal emulator started in-process, with
+//! CR8TOR's own bodies for that destination; the Opal resources created are printed.
 //!
 //! With `--datasets 2` the request's two tables become two datasets of one project
 //! (`dataset_1` with `person`, `dataset_2` with `address`), packaged one after the other as
@@ -37,6 +42,9 @@ struct Args {
     /// `<outputs>/lsc-sde`, created if missing. `tools/bag-check` points it at the blob rig.
     mount: Option<PathBuf>,
     project: String,
+    /// `postgresql`: load into the SQL rig's PostgreSQL and publish to an in-process Opal
+    /// emulator, with CR8TOR's own bodies for that destination.
+    postgresql: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -47,7 +55,10 @@ fn parse_args() -> Result<Args, String> {
         outputs: PathBuf::from("outputs"),
         mount: None,
         project: "Pr004".into(),
+        postgresql: None,
     };
+    let mut destination = "filestore".to_owned();
+    let mut sql_rig: Option<PathBuf> = None;
     #[allow(clippy::disallowed_methods)]
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -58,6 +69,8 @@ fn parse_args() -> Result<Args, String> {
             "--outputs" => args.outputs = PathBuf::from(value()?),
             "--mount" => args.mount = Some(PathBuf::from(value()?)),
             "--project" => args.project = value()?,
+            "--destination" => destination = value()?.to_ascii_lowercase(),
+            "--sql-rig" => sql_rig = Some(PathBuf::from(value()?)),
             "--datasets" => {
                 args.datasets = match value()?.as_str() {
                     "1" => 1,
@@ -68,7 +81,8 @@ fn parse_args() -> Result<Args, String> {
             "-h" | "--help" => {
                 return Err(
                     "usage: demo [--shape a|b] [--format duckdb|csv|parquet] [--datasets 1|2] \
-                     [--outputs DIR] [--mount DIR] [--project NAME]"
+                     [--outputs DIR] [--mount DIR] [--project NAME] \
+                     [--destination filestore|postgresql [--sql-rig DIR]]"
                         .into(),
                 );
             }
@@ -77,6 +91,23 @@ fn parse_args() -> Result<Args, String> {
     }
     if !matches!(args.shape.as_str(), "a" | "b") {
         return Err("--shape is a or b".into());
+    }
+    match destination.as_str() {
+        "filestore" => {}
+        "postgresql" => {
+            let rig = sql_rig
+                .or_else(|| std::env::var_os("PUBLISH_TEST_SQL_RIG").map(PathBuf::from))
+                .ok_or(
+                    "--destination postgresql needs a PostgreSQL: give --sql-rig DIR of a rig \
+                     that `tools/sql-servers up DIR` started (or set PUBLISH_TEST_SQL_RIG)",
+                )?;
+            args.postgresql = Some(rig);
+        }
+        other => {
+            return Err(format!(
+                "--destination is filestore or postgresql, not {other:?}"
+            ));
+        }
     }
     Ok(args)
 }
@@ -132,6 +163,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    let mut env = env;
+    // The PostgreSQL destination: the rig's server (its user both writer and reader, as K8TRE
+    // runs it) and a local Opal emulator, configured by the reference's variables.
+    let opal = match &args.postgresql {
+        None => None,
+        Some(rig) => Some(postgresql_destination(rig, &secrets, &mut env).await?),
+    };
     let settings = Settings::load(env)?;
     publish_server::telemetry::init(&settings)?;
     let state = build_state(&settings)?;
@@ -145,12 +183,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let path = repo_root().join("fixtures/requests").join(name);
         Ok(serde_json::from_slice(&std::fs::read(path)?)?)
     };
-    let mut package = fixture(&format!("package-shape-{}.json", args.shape))?;
-    let mut publish = fixture(&format!("publish-shape-{}.json", args.shape))?;
+    let (package_file, publish_file) = match args.postgresql {
+        Some(_) => (
+            "cr8tor/package-postgresql-destination.json".to_owned(),
+            "cr8tor/publish-postgresql-destination.json".to_owned(),
+        ),
+        None => (
+            format!("package-shape-{}.json", args.shape),
+            format!("publish-shape-{}.json", args.shape),
+        ),
+    };
+    let mut package = fixture(&package_file)?;
+    let mut publish = fixture(&publish_file)?;
     package["source"]["host_url"] = json!(emulator.url());
     package["project_name"] = json!(args.project);
     publish["project_name"] = json!(args.project);
-    if args.shape == "a" {
+    if args.postgresql.is_some() {
+        // CR8TOR's body, as it is.
+    } else if args.shape == "a" {
         package["destination_format"] = json!(args.format);
     } else {
         package["destination"]["format"] = json!(args.format);
@@ -195,14 +245,86 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Err(format!("{path} failed").into());
         }
     }
-    let published = mount
-        .join("production")
-        .join(&args.project)
-        .join("20250205_010101");
-    println!(
-        "published files are under {} (a BagIt bag: bagit.txt, manifest-sha512.txt beside data/)",
-        published.display()
-    );
+    if let Some(opal) = opal {
+        for resource in opal.state().resources {
+            println!(
+                "Opal resource {}/{}: {}",
+                resource.project, resource.name, resource.parameters
+            );
+        }
+        opal.shutdown().await;
+    } else {
+        let published = mount
+            .join("production")
+            .join(&args.project)
+            .join("20250205_010101");
+        println!(
+            "published files are under {} (a BagIt bag: bagit.txt, manifest-sha512.txt beside data/)",
+            published.display()
+        );
+    }
     emulator.shutdown().await;
     Ok(())
+}
+
+/// Starts an Opal emulator and adds the PostgreSQL destination's variables for the rig at
+/// `rig` (its `env` file, as `tools/sql-servers up` writes it) to `env`.
+async fn postgresql_destination(
+    rig: &Path,
+    secrets: &Path,
+    env: &mut HashMap<String, String>,
+) -> Result<opal_emulator::OpalEmulator, Box<dyn std::error::Error>> {
+    let text = std::fs::read_to_string(rig.join("env")).map_err(|e| {
+        format!(
+            "{}: {e} (start it with tools/sql-servers up DIR)",
+            rig.join("env").display()
+        )
+    })?;
+    let vars: HashMap<String, String> = text
+        .lines()
+        .map(|l| l.trim().trim_start_matches("export ").trim_start())
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
+        .collect();
+    let var = |k: &str| {
+        vars.get(k)
+            .cloned()
+            .ok_or(format!("the rig's env file has no {k}"))
+    };
+    let opal_password = "Demo-opal-pw1!";
+    let opal =
+        opal_emulator::OpalEmulator::start(opal_emulator::OpalEmulatorConfig::new(opal_password))
+            .await?;
+    eprintln!("opal emulator listening on {}", opal.url());
+    write_secret(secrets, "pgpassword", &var("PG_PASSWORD")?)?;
+    write_secret(secrets, "opaladminpassword", opal_password)?;
+    for (k, v) in [
+        ("DESTINATION_POSTGRESQL_HOST", var("PG_HOST")?),
+        ("DESTINATION_POSTGRESQL_PORT", var("PG_PORT")?),
+        ("DESTINATION_POSTGRESQL_DATABASE", var("PG_DATABASE")?),
+        ("DESTINATION_POSTGRESQL_USERNAME", var("PG_USER")?),
+        (
+            "DESTINATION_POSTGRESQL_PASSWORD_SECRET_NAME",
+            "pgpassword".into(),
+        ),
+        (
+            "DESTINATION_POSTGRESQL_OPAL_READONLY_USERNAME",
+            var("PG_USER")?,
+        ),
+        (
+            "DESTINATION_POSTGRESQL_OPAL_READONLY_PASSWORD_SECRET_NAME",
+            "pgpassword".into(),
+        ),
+        ("DESTINATION_POSTGRESQL_TLS", "verify-full".into()),
+        ("DESTINATION_POSTGRESQL_CA_FILE", var("SQL_RIG_CA")?),
+        ("DESTINATION_OPAL_HOST", opal.url()),
+        ("DESTINATION_OPAL_USERNAME", "administrator".into()),
+        (
+            "DESTINATION_OPAL_PASSWORD_SECRET_NAME",
+            "opaladminpassword".into(),
+        ),
+    ] {
+        env.insert(k.to_owned(), v);
+    }
+    Ok(opal)
 }

@@ -13,7 +13,7 @@ use publish_databricks::{DatabricksOptions, TokenSource};
 use publish_hash::HashAlgorithm;
 use publish_sql::{SqlOptions, SqlTls};
 use publish_storage::{BagInfo, Destinations};
-use publish_types::HostAllowList;
+use publish_types::{HostAllowList, SecretName};
 use publish_workflow::WorkflowOptions;
 use publish_writers::SinkOptions;
 
@@ -61,6 +61,9 @@ pub enum LogFormat {
 /// | `PUBLISH_SQL_BATCH_ROWS` | 65536 | [`SqlOptions::batch_rows`]: rows per Arrow batch read from a SQL source |
 /// | `PUBLISH_DUCKDB_THREADS` | DuckDB's (the cores) | [`SinkOptions::duckdb_threads`] |
 /// | `PUBLISH_DUCKDB_MEMORY_LIMIT` | `256MB` (all packages together) | [`SinkOptions::duckdb_memory_limit`] |
+/// | `DESTINATION_POSTGRESQL_HOST`, `_PORT` (5432), `_DATABASE`, `_USERNAME`, `_PASSWORD_SECRET_NAME`, `_OPAL_READONLY_USERNAME`, `_OPAL_READONLY_PASSWORD_SECRET_NAME`, `DESTINATION_OPAL_HOST`, `_USERNAME`, `_PASSWORD_SECRET_NAME`, `_NO_SSL_VERIFY` (false) | none: the postgresql destination is off; all or none | [`Settings::database`], the reference service's names |
+/// | `DESTINATION_POSTGRESQL_TLS` | `prefer` | [`PostgresSettings::tls`]: `prefer` (libpq's default: encrypted when the server offers it), `verify-full`, `disable` |
+/// | `DESTINATION_POSTGRESQL_CA_FILE`, `DESTINATION_OPAL_CA_FILE` | none | further CA certificates (PEM) for the destination database and for Opal |
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// How the HTTP server serves and admits operations.
@@ -83,6 +86,62 @@ pub struct Settings {
     pub sql: SqlOptions,
     /// The writers' options; the server adds the one shared DuckDB instance.
     pub sink: SinkOptions,
+    /// The PostgreSQL destination and Opal, when configured.
+    pub database: Option<DatabaseDestinationSettings>,
+    /// Configuration that is valid but probably not what was meant (e.g. a mount variable the
+    /// service never reads), for the start-up log.
+    pub warnings: Vec<String>,
+}
+
+/// The PostgreSQL destination that DataSHIELD reads, and the Opal it is published to:
+/// configured by the reference service's variables, so a deployment's configuration works
+/// unchanged. Secrets are the names of files under `SECRETS_MNT_PATH`.
+#[derive(Debug, Clone)]
+pub struct DatabaseDestinationSettings {
+    /// The database the tables are loaded into.
+    pub postgres: PostgresSettings,
+    /// The Opal server the tables are registered with.
+    pub opal: OpalConfig,
+}
+
+/// `DESTINATION_POSTGRESQL_*`.
+#[derive(Debug, Clone)]
+pub struct PostgresSettings {
+    /// `DESTINATION_POSTGRESQL_HOST`.
+    pub host: String,
+    /// `DESTINATION_POSTGRESQL_PORT` (5432).
+    pub port: u16,
+    /// `DESTINATION_POSTGRESQL_DATABASE`.
+    pub database: String,
+    /// `DESTINATION_POSTGRESQL_USERNAME`: the writer.
+    pub username: String,
+    /// `DESTINATION_POSTGRESQL_PASSWORD_SECRET_NAME`.
+    pub password_secret: SecretName,
+    /// `DESTINATION_POSTGRESQL_OPAL_READONLY_USERNAME`: the role Opal's resources read as.
+    pub reader_username: String,
+    /// `DESTINATION_POSTGRESQL_OPAL_READONLY_PASSWORD_SECRET_NAME`.
+    pub reader_password_secret: SecretName,
+    /// `DESTINATION_POSTGRESQL_TLS`.
+    pub tls: SqlTls,
+    /// `DESTINATION_POSTGRESQL_CA_FILE`.
+    pub ca_file: Option<PathBuf>,
+    /// `PUBLISH_SOURCE_REQUEST_TIMEOUT_SECS` also bounds connecting to it.
+    pub connect_timeout: Duration,
+}
+
+/// `DESTINATION_OPAL_*`.
+#[derive(Debug, Clone)]
+pub struct OpalConfig {
+    /// `DESTINATION_OPAL_HOST`, e.g. `https://opal.example.org`.
+    pub url: String,
+    /// `DESTINATION_OPAL_USERNAME`.
+    pub username: String,
+    /// `DESTINATION_OPAL_PASSWORD_SECRET_NAME`.
+    pub password_secret: SecretName,
+    /// Not `DESTINATION_OPAL_NO_SSL_VERIFY`.
+    pub verify_tls: bool,
+    /// `DESTINATION_OPAL_CA_FILE`.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The HTTP server's settings.
@@ -195,6 +254,8 @@ impl Settings {
             source: raw.source()?,
             sql: raw.sql()?,
             sink: raw.sink(&working_dir, hash_algorithm)?,
+            database: raw.database()?,
+            warnings: raw.warnings(),
             working_dir,
         })
     }
@@ -309,6 +370,124 @@ impl Raw<'_> {
                 .map(|(k, v)| (k.clone(), v.clone())),
         )
         .map_err(|e| bad("TARGET_STORAGE_ACCOUNT_<NAME>_SDE_MNT_PATH", e.to_string()))
+    }
+
+    /// The PostgreSQL destination and Opal: all of their required variables, or none.
+    fn database(&self) -> Result<Option<DatabaseDestinationSettings>, ConfigError> {
+        const REQUIRED: [&str; 9] = [
+            "DESTINATION_POSTGRESQL_HOST",
+            "DESTINATION_POSTGRESQL_DATABASE",
+            "DESTINATION_POSTGRESQL_USERNAME",
+            "DESTINATION_POSTGRESQL_PASSWORD_SECRET_NAME",
+            "DESTINATION_POSTGRESQL_OPAL_READONLY_USERNAME",
+            "DESTINATION_POSTGRESQL_OPAL_READONLY_PASSWORD_SECRET_NAME",
+            "DESTINATION_OPAL_HOST",
+            "DESTINATION_OPAL_USERNAME",
+            "DESTINATION_OPAL_PASSWORD_SECRET_NAME",
+        ];
+        let set: Vec<&str> = REQUIRED
+            .iter()
+            .copied()
+            .filter(|k| self.get(k).is_some())
+            .collect();
+        if set.is_empty() {
+            return Ok(None);
+        }
+        if let Some(missing) = REQUIRED.iter().find(|k| self.get(k).is_none()) {
+            return Err(bad(
+                missing,
+                format!(
+                    "missing: the postgresql destination is configured ({} set) and also needs {}",
+                    set.join(", "),
+                    REQUIRED
+                        .iter()
+                        .filter(|k| self.get(k).is_none())
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        let value = |k: &str| self.get(k).unwrap_or_default().to_owned();
+        let secret = |k: &str| {
+            SecretName::parse(&value(k))
+                .map_err(|e| bad(k, format!("{e} (a file name under SECRETS_MNT_PATH)")))
+        };
+        let ca_file = |k: &str| -> Result<Option<PathBuf>, ConfigError> {
+            let path = self.get(k).map(PathBuf::from);
+            match &path {
+                Some(p) if !p.is_file() => Err(bad(
+                    k,
+                    format!("{} does not exist or is not a file", p.display()),
+                )),
+                _ => Ok(path),
+            }
+        };
+        let port = self.bounded("DESTINATION_POSTGRESQL_PORT", 5432, 1..=65_535)? as u16;
+        let tls = match self.get("DESTINATION_POSTGRESQL_TLS") {
+            None => SqlTls::Prefer,
+            Some(v) => {
+                SqlTls::parse_destination(v).map_err(|e| bad("DESTINATION_POSTGRESQL_TLS", e))?
+            }
+        };
+        let postgres_ca = ca_file("DESTINATION_POSTGRESQL_CA_FILE")?;
+        if postgres_ca.is_some() && tls != SqlTls::VerifyFull {
+            return Err(bad(
+                "DESTINATION_POSTGRESQL_CA_FILE",
+                "a CA file is used only with DESTINATION_POSTGRESQL_TLS=verify-full",
+            ));
+        }
+        let url = value("DESTINATION_OPAL_HOST");
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(bad(
+                "DESTINATION_OPAL_HOST",
+                format!("{url:?} must be Opal's address, e.g. https://opal.example.org"),
+            ));
+        }
+        Ok(Some(DatabaseDestinationSettings {
+            postgres: PostgresSettings {
+                host: value("DESTINATION_POSTGRESQL_HOST"),
+                port,
+                database: value("DESTINATION_POSTGRESQL_DATABASE"),
+                username: value("DESTINATION_POSTGRESQL_USERNAME"),
+                password_secret: secret("DESTINATION_POSTGRESQL_PASSWORD_SECRET_NAME")?,
+                reader_username: value("DESTINATION_POSTGRESQL_OPAL_READONLY_USERNAME"),
+                reader_password_secret: secret(
+                    "DESTINATION_POSTGRESQL_OPAL_READONLY_PASSWORD_SECRET_NAME",
+                )?,
+                tls,
+                ca_file: postgres_ca,
+                connect_timeout: self.secs(
+                    "PUBLISH_SOURCE_REQUEST_TIMEOUT_SECS",
+                    Duration::from_secs(120),
+                )?,
+            },
+            opal: OpalConfig {
+                url,
+                username: value("DESTINATION_OPAL_USERNAME"),
+                password_secret: secret("DESTINATION_OPAL_PASSWORD_SECRET_NAME")?,
+                verify_tls: !self.switch("DESTINATION_OPAL_NO_SSL_VERIFY", false)?,
+                ca_file: ca_file("DESTINATION_OPAL_CA_FILE")?,
+            },
+        }))
+    }
+
+    /// Variables that are valid but probably not what was meant.
+    fn warnings(&self) -> Vec<String> {
+        self.0
+            .keys()
+            .filter_map(|k| {
+                let name = k
+                    .strip_prefix("TARGET_STORAGE_ACCOUNT_")?
+                    .strip_suffix("_MNT_PATH")?;
+                (!name.ends_with("_SDE") && !name.is_empty()).then(|| {
+                    format!(
+                        "{k} is not read: destinations are TARGET_STORAGE_ACCOUNT_<NAME>_SDE_MNT_PATH; \
+                         did you mean TARGET_STORAGE_ACCOUNT_{name}_SDE_MNT_PATH?"
+                    )
+                })
+            })
+            .collect()
     }
 
     /// The BagIt bag publish writes (`PUBLISH_BAGIT`, `PUBLISH_BAG_SOURCE_ORGANIZATION`).
@@ -507,6 +686,124 @@ mod tests {
             let err = load(&[(k, v)]).unwrap_err();
             assert_eq!(err.key, k, "{err}");
         }
+    }
+
+    /// K8TRE's configuration of the PostgreSQL destination (postgresql-destination.md), as it
+    /// is: every variable read under the reference's name, the port defaulted, TLS as libpq's
+    /// default, Opal verified.
+    const K8TRE: [(&str, &str); 10] = [
+        (
+            "DESTINATION_POSTGRESQL_HOST",
+            "datashield-postgres-cluster-rw.datashield.svc.cluster.local",
+        ),
+        ("DESTINATION_POSTGRESQL_PORT", "5432"),
+        ("DESTINATION_POSTGRESQL_DATABASE", "opal-resource-db"),
+        ("DESTINATION_POSTGRESQL_USERNAME", "writer"),
+        (
+            "DESTINATION_POSTGRESQL_PASSWORD_SECRET_NAME",
+            "pgwriterpassword",
+        ),
+        ("DESTINATION_POSTGRESQL_OPAL_READONLY_USERNAME", "writer"),
+        (
+            "DESTINATION_POSTGRESQL_OPAL_READONLY_PASSWORD_SECRET_NAME",
+            "pgwriterpassword",
+        ),
+        ("DESTINATION_OPAL_HOST", "https://opal.k8tre.example"),
+        ("DESTINATION_OPAL_USERNAME", "administrator"),
+        ("DESTINATION_OPAL_PASSWORD_SECRET_NAME", "opaladminpassword"),
+    ];
+
+    #[test]
+    fn the_postgresql_destination_from_k8tres_variables() {
+        assert!(
+            load(&[]).unwrap().database.is_none(),
+            "off unless configured"
+        );
+        let mut k8tre = K8TRE.to_vec();
+        k8tre.push(("DESTINATION_OPAL_NO_SSL_VERIFY", "false"));
+        let s = load(&k8tre).unwrap();
+        let d = s.database.unwrap();
+        assert_eq!(d.postgres.host, K8TRE[0].1);
+        assert_eq!(
+            (d.postgres.port, d.postgres.database.as_str()),
+            (5432, "opal-resource-db")
+        );
+        assert_eq!(
+            d.postgres.tls,
+            SqlTls::Prefer,
+            "libpq's default, as the reference"
+        );
+        assert_eq!(
+            d.postgres.reader_password_secret.as_str(),
+            "pgwriterpassword"
+        );
+        assert!(d.opal.verify_tls);
+        let without_port: Vec<_> = K8TRE
+            .iter()
+            .copied()
+            .filter(|(k, _)| !k.ends_with("_PORT"))
+            .collect();
+        assert_eq!(
+            load(&without_port).unwrap().database.unwrap().postgres.port,
+            5432
+        );
+        let mut off = K8TRE.to_vec();
+        off.push(("DESTINATION_OPAL_NO_SSL_VERIFY", "true"));
+        assert!(!load(&off).unwrap().database.unwrap().opal.verify_tls);
+    }
+
+    #[test]
+    fn an_incomplete_or_wrong_postgresql_destination_is_refused_naming_the_variable() {
+        for missing in K8TRE
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| !k.ends_with("_PORT"))
+        {
+            let partial: Vec<_> = K8TRE
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != missing)
+                .collect();
+            let err = load(&partial).unwrap_err();
+            assert_eq!(err.key, missing, "{err}");
+            assert!(err.message.contains("missing"), "{err}");
+        }
+        for (k, v) in [
+            ("DESTINATION_POSTGRESQL_PORT", "70000"),
+            ("DESTINATION_POSTGRESQL_TLS", "require-ish"),
+            (
+                "DESTINATION_POSTGRESQL_PASSWORD_SECRET_NAME",
+                "../etc/passwd",
+            ),
+            ("DESTINATION_OPAL_HOST", "opal.example"),
+            ("DESTINATION_OPAL_NO_SSL_VERIFY", "perhaps"),
+            ("DESTINATION_POSTGRESQL_CA_FILE", "/nonexistent/ca.pem"),
+            ("DESTINATION_OPAL_CA_FILE", "/nonexistent/ca.pem"),
+        ] {
+            let mut env: Vec<_> = K8TRE.iter().copied().filter(|(key, _)| *key != k).collect();
+            env.push((k, v));
+            let err = load(&env).unwrap_err();
+            assert_eq!(err.key, k, "{err}");
+        }
+    }
+
+    /// K8TRE sets `TARGET_STORAGE_ACCOUNT_K8TRE_MNT_PATH`, which names no destination: the
+    /// start-up log says so and what was probably meant.
+    #[test]
+    fn a_mount_variable_that_is_never_read_is_named_in_a_warning() {
+        let s = load(&[("TARGET_STORAGE_ACCOUNT_K8TRE_MNT_PATH", "/mnt/k8tre")]).unwrap();
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        assert!(
+            s.warnings[0].contains("TARGET_STORAGE_ACCOUNT_K8TRE_SDE_MNT_PATH"),
+            "{:?}",
+            s.warnings
+        );
+        assert!(
+            load(&[("TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH", "/mnt/lsc")])
+                .unwrap()
+                .warnings
+                .is_empty()
+        );
     }
 
     /// The per-call timeout and the statement wait are separate settings; neither is the

@@ -80,6 +80,8 @@ impl From<WorkflowError> for AppError {
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::SourceFailed => StatusCode::BAD_GATEWAY,
             ErrorKind::SourceTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorKind::DestinationFailed => StatusCode::BAD_GATEWAY,
+            ErrorKind::DestinationTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Unavailable => return Self::unavailable(e.to_string(), 5),

@@ -6,6 +6,7 @@
 
 mod auth;
 pub mod config;
+mod destinations;
 mod error;
 mod extract;
 mod metrics;
@@ -46,6 +47,7 @@ pub fn build_state(settings: &Settings) -> Result<AppState, String> {
         databricks: settings.source.clone(),
         sql: settings.sql.clone(),
     };
+    let database = destinations::database(settings, &secrets)?;
     let workflow = Workflow::new(
         settings.destinations.clone(),
         secrets,
@@ -53,7 +55,8 @@ pub fn build_state(settings: &Settings) -> Result<AppState, String> {
         Arc::new(sources),
         Arc::new(Writers::new(sink_options(settings)?)),
         settings.workflow.clone(),
-    );
+    )
+    .with_database(database);
     let workflow = Arc::new(workflow);
     let operations = Arc::new(tokio::sync::Semaphore::new(
         settings.http.max_concurrent_operations,

@@ -37,8 +37,13 @@ fn main() -> ExitCode {
 
 async fn run() -> Result<(), String> {
     let settings = Settings::from_environment().map_err(|e| e.to_string())?;
-    let state = build_state(&settings)?;
+    // Logging first, so that what building the state says (e.g. what TLS the PostgreSQL
+    // destination verifies) is logged.
     telemetry::init(&settings)?;
+    let state = build_state(&settings)?;
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
     if let Err(e) = std::fs::create_dir_all(&settings.working_dir) {
         tracing::warn!(path = %settings.working_dir.display(), error = %e, "cannot create the working directory; DuckDB will spill to its default location");
     }

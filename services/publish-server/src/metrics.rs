@@ -89,6 +89,16 @@ impl Collector for Totals {
                 "Bytes of the files publish answers listed",
                 t.bytes_published,
             ),
+            (
+                "publish_tables_loaded",
+                "Tables committed into the PostgreSQL destination by packages",
+                t.tables_loaded,
+            ),
+            (
+                "publish_tables_registered",
+                "Tables publish answered as registered in Opal (a retried publish counts them again)",
+                t.tables_registered,
+            ),
         ] {
             let counter = ConstCounter::new(value);
             let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;

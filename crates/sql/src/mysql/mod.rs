@@ -63,8 +63,25 @@ impl MysqlSource {
                 }
                 Some(ssl)
             }
+            SqlTls::Prefer => {
+                if let Some(ca) = &config.options.ca_file {
+                    return Err(SourceError::InvalidConfig {
+                        message: format!(
+                            "the CA file {} is set, but TLS mode prefer checks no certificate: \
+                             use verify-full to check the server against it, or remove it",
+                            ca.display()
+                        ),
+                    });
+                }
+                Some(
+                    SslOpts::default()
+                        .with_danger_accept_invalid_certs(true)
+                        .with_danger_skip_domain_validation(true),
+                )
+            }
             SqlTls::Disable => None,
         };
+        let prefer = config.options.tls == SqlTls::Prefer;
         let opts = OptsBuilder::default()
             .ip_or_hostname(config.host.host())
             .tcp_port(config.host.port())
@@ -80,7 +97,15 @@ impl MysqlSource {
                 a
             });
         let operation = format!("connecting to {host}");
-        let connect = Conn::new(opts);
+        let connect = async {
+            match Conn::new(opts.clone()).await {
+                // `prefer`: plain TCP when the server offers no TLS, as libpq does.
+                Err(mysql_async::Error::Driver(
+                    mysql_async::DriverError::NoClientSslFlagFromServer,
+                )) if prefer => Conn::new(opts.ssl_opts(None)).await,
+                other => other,
+            }
+        };
         let mut conn = match tokio::time::timeout(config.options.connect_timeout, connect).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => return Err(my_error(&operation, &host, e)),

@@ -144,7 +144,7 @@ impl<'a> Reader<'a> {
 
 /// A `numeric` in its send format (digit count, weight, sign, display scale, then base-10000
 /// digits, most significant first) as the unscaled `i128` of DECIMAL(precision, scale).
-fn numeric(v: &[u8], precision: u8, scale: i8) -> Result<i128, DecodeError> {
+pub(super) fn numeric(v: &[u8], precision: u8, scale: i8) -> Result<i128, DecodeError> {
     let mut r = Reader(v);
     let ndigits = r.u16()? as usize;
     let weight = r.u16()? as i16 as i32;

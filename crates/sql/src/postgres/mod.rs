@@ -2,6 +2,7 @@
 //! a package inside one exported snapshot (see the crate documentation).
 
 mod copy;
+pub(crate) mod destination;
 mod types;
 
 use std::collections::VecDeque;
@@ -23,7 +24,7 @@ use tracing::debug;
 use crate::error::{pg_error, protocol};
 use crate::shared::{Declared, catalog_table, described_columns, pick, request_of};
 use crate::tls::RustlsConnect;
-use crate::{SqlConfig, SqlOptions, SqlTls};
+use crate::{SqlConfig, SqlOptions};
 use copy::CopyDecoder;
 use types::{PgColumn, map};
 
@@ -70,30 +71,41 @@ impl Drop for Connection {
     }
 }
 
+/// Opens a connection with `config` (over `tls` where given; see [`crate::tls::pg_tls`]) and
+/// spawns the task that drives it, which ends when the client is dropped or the connection
+/// fails.
+pub(crate) async fn open(
+    config: &tokio_postgres::Config,
+    tls: Option<&RustlsConnect>,
+) -> Result<(Client, JoinHandle<()>), tokio_postgres::Error> {
+    fn drive<F>(connection: F) -> JoinHandle<()>
+    where
+        F: Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+    {
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                debug!(error = %e, "database connection ended");
+            }
+        })
+    }
+    Ok(match tls {
+        Some(tls) => {
+            let (client, connection) = config.connect(tls.clone()).await?;
+            (client, drive(connection))
+        }
+        None => {
+            let (client, connection) = config.connect(NoTls).await?;
+            (client, drive(connection))
+        }
+    })
+}
+
 impl Connector {
     async fn connect(&self, timeout: Duration) -> Result<Connection, SourceError> {
         let operation = format!("connecting to {}", self.host);
         let connect = async {
-            match &self.tls {
-                Some(tls) => {
-                    let (client, connection) = self.config.connect(tls.clone()).await?;
-                    let task = tokio::spawn(async move {
-                        if let Err(e) = connection.await {
-                            debug!(error = %e, "database connection ended");
-                        }
-                    });
-                    Ok(Connection { client, task })
-                }
-                None => {
-                    let (client, connection) = self.config.connect(NoTls).await?;
-                    let task = tokio::spawn(async move {
-                        if let Err(e) = connection.await {
-                            debug!(error = %e, "database connection ended");
-                        }
-                    });
-                    Ok(Connection { client, task })
-                }
-            }
+            let (client, task) = open(&self.config, self.tls.as_ref()).await?;
+            Ok(Connection { client, task })
         };
         match tokio::time::timeout(timeout, connect).await {
             Ok(Ok(c)) => Ok(c),
@@ -117,13 +129,8 @@ impl PostgresSource {
             });
         }
         let host = config.host.origin();
-        let tls = match config.options.tls {
-            SqlTls::VerifyFull => Some(
-                RustlsConnect::new(config.options.ca_file.as_deref())
-                    .map_err(|message| SourceError::InvalidConfig { message })?,
-            ),
-            SqlTls::Disable => None,
-        };
+        let (tls, ssl_mode) = crate::tls::pg_tls(&config.options)
+            .map_err(|message| SourceError::InvalidConfig { message })?;
         let mut pg = tokio_postgres::Config::new();
         pg.host(config.host.host())
             .port(config.host.port())
@@ -132,10 +139,7 @@ impl PostgresSource {
             .password(config.password.expose_secret())
             .application_name(&config.application_name)
             .connect_timeout(config.options.connect_timeout)
-            .ssl_mode(match config.options.tls {
-                SqlTls::VerifyFull => tokio_postgres::config::SslMode::Require,
-                SqlTls::Disable => tokio_postgres::config::SslMode::Disable,
-            });
+            .ssl_mode(ssl_mode);
         let connector = Connector {
             config: pg,
             tls,

@@ -12,6 +12,7 @@ mod metrics;
 mod mysql;
 mod openapi;
 mod package;
+mod pg_destination;
 mod postgres;
 mod publish;
 mod startup;
