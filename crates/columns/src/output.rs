@@ -55,7 +55,7 @@ pub enum PlanError {
 
 /// How one canonical column becomes the column written.
 #[derive(Debug, Clone)]
-enum Step {
+pub(crate) enum Step {
     /// Written as it arrives.
     Keep,
     /// Arrow `cast` to this type.
@@ -142,18 +142,7 @@ impl OutputPlan {
                 column: field.name().clone(),
                 detail,
             };
-            let array = match step {
-                Step::Keep => Arc::clone(array),
-                Step::Cast(to) => cast(array, to).map_err(invalid)?,
-                Step::ToJson(pre) => {
-                    let array = match pre {
-                        Some(to) => cast(array, to).map_err(invalid)?,
-                        None => Arc::clone(array),
-                    };
-                    to_json(&array).map_err(|e| invalid(without_values(&e)))?
-                }
-                Step::YearMonthText => year_month_text(array),
-            };
+            let array = apply_step(step, array).map_err(invalid)?;
             let array = if *struct_nulls {
                 push_struct_nulls(&array).map_err(|e| invalid(without_values(&e)))?
             } else {
@@ -256,6 +245,23 @@ pub(crate) fn without_values(e: &ArrowError) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// Converts one column as its step says; an error's text never holds a value. The one place
+/// a planned conversion is carried out, for the file formats and the PostgreSQL destination.
+pub(crate) fn apply_step(step: &Step, array: &ArrayRef) -> Result<ArrayRef, String> {
+    Ok(match step {
+        Step::Keep => Arc::clone(array),
+        Step::Cast(to) => cast(array, to)?,
+        Step::ToJson(pre) => {
+            let array = match pre {
+                Some(to) => cast(array, to)?,
+                None => Arc::clone(array),
+            };
+            to_json(&array).map_err(|e| without_values(&e))?
+        }
+        Step::YearMonthText => year_month_text(array),
+    })
 }
 
 /// The step and the written type of a canonical column in `format`.

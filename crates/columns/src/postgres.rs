@@ -40,10 +40,7 @@ use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use publish_types::{TableSchema, UcType};
 
-use crate::conform::cast;
-use crate::output::{
-    PlanError, check_batch, check_canonical, json_friendly, to_json, without_values,
-};
+use crate::output::{PlanError, Step, apply_step, check_batch, check_canonical, json_friendly};
 
 /// A PostgreSQL column type the destination creates (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,15 +127,6 @@ impl PgType {
     }
 }
 
-/// How one canonical column becomes the column handed to the encoder.
-#[derive(Debug, Clone)]
-enum Step {
-    Keep,
-    Cast(DataType),
-    /// JSON text, after an optional cast (map keys to strings), as the CSV writer does.
-    ToJson(Option<DataType>),
-}
-
 /// The conversion of one table's batches for the PostgreSQL destination, decided at the start
 /// of the table: the canonical schema checked once ([`crate::arrow_schema`], as every
 /// [`crate::OutputPlan`] does), then per batch only TINYINT widened and nested values turned
@@ -215,17 +203,7 @@ impl PostgresPlan {
                 column: field.name().clone(),
                 detail,
             };
-            let array = match step {
-                Step::Keep => Arc::clone(array),
-                Step::Cast(to) => cast(array, to).map_err(invalid)?,
-                Step::ToJson(pre) => {
-                    let array = match pre {
-                        Some(to) => cast(array, to).map_err(invalid)?,
-                        None => Arc::clone(array),
-                    };
-                    to_json(&array).map_err(|e| invalid(without_values(&e)))?
-                }
-            };
+            let array = apply_step(step, array).map_err(invalid)?;
             if !field.is_nullable() && array.null_count() > 0 {
                 return Err(PlanError::NullInNotNull {
                     column: field.name().clone(),

@@ -352,6 +352,21 @@ impl CopyDecoder {
     }
 }
 
+/// A `numeric` value in PostgreSQL's binary send format (without its length word): what
+/// `numeric_send` returns for these base-10000 digits. For the decoder's and the encoder's tests.
+#[cfg(test)]
+pub(crate) fn numeric_bytes(ndigits: &[u16], weight: i16, negative: bool, dscale: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend((ndigits.len() as u16).to_be_bytes());
+    v.extend(weight.to_be_bytes());
+    v.extend(if negative { 0x4000u16 } else { 0 }.to_be_bytes());
+    v.extend(dscale.to_be_bytes());
+    for d in ndigits {
+        v.extend(d.to_be_bytes());
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -360,17 +375,7 @@ mod tests {
 
     use super::*;
 
-    fn numeric_bytes(ndigits: &[u16], weight: i16, negative: bool, dscale: u16) -> Vec<u8> {
-        let mut v = Vec::new();
-        v.extend((ndigits.len() as u16).to_be_bytes());
-        v.extend(weight.to_be_bytes());
-        v.extend(if negative { 0x4000u16 } else { 0 }.to_be_bytes());
-        v.extend(dscale.to_be_bytes());
-        for d in ndigits {
-            v.extend(d.to_be_bytes());
-        }
-        v
-    }
+    use super::numeric_bytes;
 
     /// Values as PostgreSQL sends them (`SELECT numeric_send(…)`), into DECIMAL(p,s).
     #[test]

@@ -67,7 +67,9 @@ volume: {{ printf "out-%s" (replace "_" "-" $lower) }}
 The names of the environment variables the chart sets itself (extraEnv may not repeat them).
 */}}
 {{- define "cr8tor-publish.managedEnv" -}}
-{{- $names := list "SECRETS_MNT_PATH" "DLTHUB_PIPELINE_WORKING_DIR" "PUBLISH_BIND_ADDR" "PUBLISH_LOG_FORMAT" "RUST_LOG" "PUBLISH_DUCKDB_MEMORY_LIMIT" "PUBLISH_SHUTDOWN_GRACE_SECS" "PUBLISH_ALLOWED_SOURCE_HOSTS" }}
+{{- $names := list "SECRETS_MNT_PATH" "DLTHUB_PIPELINE_WORKING_DIR" "PUBLISH_BIND_ADDR" "PUBLISH_LOG_FORMAT" "RUST_LOG" "PUBLISH_DUCKDB_MEMORY_LIMIT" "PUBLISH_SHUTDOWN_GRACE_SECS" "PUBLISH_ALLOWED_SOURCE_HOSTS" "PUBLISH_BAGIT" "PUBLISH_BAG_SOURCE_ORGANIZATION" }}
+{{- /* postgresqlDestination's, whether it is enabled or not: the destination is all or nothing */}}
+{{- $names = concat $names (include "cr8tor-publish.postgresqlEnvNames" . | fromJsonArray) }}
 {{- range .Values.destinations }}
 {{- $names = append $names (printf "TARGET_STORAGE_ACCOUNT_%s_SDE_MNT_PATH" (upper (toString .name))) }}
 {{- end }}
@@ -136,10 +138,102 @@ value. Renders nothing.
 {{- if ge (int $v.config.shutdownGraceSeconds) (int $v.terminationGracePeriodSeconds) }}
 {{- fail (printf "config.shutdownGraceSeconds (%v) must be less than terminationGracePeriodSeconds (%v): Kubernetes kills the pod when that runs out" $v.config.shutdownGraceSeconds $v.terminationGracePeriodSeconds) }}
 {{- end }}
+{{- include "cr8tor-publish.validatePostgresql" . }}
 {{- $managed := include "cr8tor-publish.managedEnv" . | fromJsonArray }}
 {{- range $e := $v.extraEnv }}
 {{- if has (toString $e.name) $managed }}
-{{- fail (printf "extraEnv %s: the chart sets it; use the chart's value for it (config.*, destinations, secrets.mountPath, workingDir.mountPath, containerPort)" $e.name) }}
+{{- fail (printf "extraEnv %s: the chart sets it; use the chart's value for it (config.*, destinations, postgresqlDestination, secrets.mountPath, workingDir.mountPath, containerPort)" $e.name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The PostgreSQL destination's variables (the reference service's names), as a JSON list.
+*/}}
+{{- define "cr8tor-publish.postgresqlEnvNames" -}}
+{{- toJson (list "DESTINATION_POSTGRESQL_HOST" "DESTINATION_POSTGRESQL_PORT" "DESTINATION_POSTGRESQL_DATABASE" "DESTINATION_POSTGRESQL_USERNAME" "DESTINATION_POSTGRESQL_PASSWORD_SECRET_NAME" "DESTINATION_POSTGRESQL_OPAL_READONLY_USERNAME" "DESTINATION_POSTGRESQL_OPAL_READONLY_PASSWORD_SECRET_NAME" "DESTINATION_POSTGRESQL_TLS" "DESTINATION_POSTGRESQL_CA_FILE" "DESTINATION_OPAL_HOST" "DESTINATION_OPAL_USERNAME" "DESTINATION_OPAL_PASSWORD_SECRET_NAME" "DESTINATION_OPAL_NO_SSL_VERIFY" "DESTINATION_OPAL_CA_FILE") }}
+{{- end }}
+
+{{/*
+The CA files of the PostgreSQL destination that are set, as a JSON list of {field, env, volume,
+configMap, secret, key, mountPath, file}: empty when the destination is disabled.
+*/}}
+{{- define "cr8tor-publish.caFiles" -}}
+{{- $pg := .Values.postgresqlDestination }}
+{{- $files := list }}
+{{- if $pg.enabled }}
+{{- $cas := list (dict "field" "postgresqlDestination.ca" "env" "DESTINATION_POSTGRESQL_CA_FILE" "volume" "postgresql-ca" "ca" $pg.ca) (dict "field" "postgresqlDestination.opal.ca" "env" "DESTINATION_OPAL_CA_FILE" "volume" "opal-ca" "ca" $pg.opal.ca) }}
+{{- range $c := $cas }}
+{{- if or $c.ca.configMap $c.ca.secret }}
+{{- $mount := trimSuffix "/" (toString $c.ca.mountPath) }}
+{{- $files = append $files (dict "field" $c.field "env" $c.env "volume" $c.volume "configMap" $c.ca.configMap "secret" $c.ca.secret "key" $c.ca.key "mountPath" $mount "file" (printf "%s/%s" $mount $c.ca.key)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toJson $files }}
+{{- end }}
+
+{{/*
+One user-name variable: value (username) or valueFrom (usernameFrom's secretKeyRef). Called with
+(dict "env" <name> "username" <string> "from" <usernameFrom>).
+*/}}
+{{- define "cr8tor-publish.usernameEnv" -}}
+- name: {{ .env }}
+{{- if .from }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .from.secretKeyRef.name | quote }}
+      key: {{ .from.secretKeyRef.key | quote }}
+{{- else }}
+  value: {{ .username | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+What values.schema.json cannot say of the PostgreSQL destination: one user name source each,
+no password file that is the API key, CA files only where the service uses them, CA mounts
+that land on no other mount. Renders nothing.
+*/}}
+{{- define "cr8tor-publish.validatePostgresql" -}}
+{{- $v := .Values }}
+{{- $pg := $v.postgresqlDestination }}
+{{- if $pg.enabled }}
+{{- range $u := list (dict "field" "postgresqlDestination" "u" $pg) (dict "field" "postgresqlDestination.readOnly" "u" $pg.readOnly) }}
+{{- if and $u.u.username $u.u.usernameFrom }}
+{{- fail (printf "%s: set username or usernameFrom, not both" $u.field) }}
+{{- end }}
+{{- if not (or $u.u.username $u.u.usernameFrom) }}
+{{- fail (printf "%s: set username, or usernameFrom.secretKeyRef {name, key}; the service refuses to start without it" $u.field) }}
+{{- end }}
+{{- end }}
+{{- range $s := list (dict "field" "postgresqlDestination.passwordSecretName" "name" $pg.passwordSecretName) (dict "field" "postgresqlDestination.readOnly.passwordSecretName" "name" $pg.readOnly.passwordSecretName) (dict "field" "postgresqlDestination.opal.passwordSecretName" "name" $pg.opal.passwordSecretName) }}
+{{- if eq (lower (toString $s.name)) "publishserviceapikey" }}
+{{- fail (printf "%s: publishserviceapikey is the API key's file, which the service never reads as a password" $s.field) }}
+{{- end }}
+{{- end }}
+{{- range $c := list (dict "field" "postgresqlDestination.ca" "ca" $pg.ca) (dict "field" "postgresqlDestination.opal.ca" "ca" $pg.opal.ca) }}
+{{- if and $c.ca.configMap $c.ca.secret }}
+{{- fail (printf "%s: set configMap or secret, not both" $c.field) }}
+{{- end }}
+{{- end }}
+{{- if and (or $pg.ca.configMap $pg.ca.secret) (ne (toString $pg.tls) "verify-full") }}
+{{- fail (printf "postgresqlDestination.ca: a CA file is used only with tls: verify-full (tls is %s); the service refuses to start otherwise" $pg.tls) }}
+{{- end }}
+{{- $others := dict $v.secrets.mountPath "secrets.mountPath" $v.workingDir.mountPath "workingDir.mountPath" "/tmp" "the /tmp emptyDir" }}
+{{- range $d := $v.destinations }}
+{{- $dest := include "cr8tor-publish.destination" (dict "d" $d "root" $) | fromYaml }}
+{{- $_ := set $others (printf "%s/staging" $dest.mount) (printf "destination %s's staging volume" (upper (toString $d.name))) }}
+{{- $_ := set $others (printf "%s/production" $dest.mount) (printf "destination %s's production volume" (upper (toString $d.name))) }}
+{{- end }}
+{{- range $f := include "cr8tor-publish.caFiles" . | fromJsonArray }}
+{{- range $path, $what := $others }}
+{{- $a := trimSuffix "/" $f.mountPath }}
+{{- $b := trimSuffix "/" (toString $path) }}
+{{- if or (eq $a $b) (hasPrefix (printf "%s/" $b) $a) (hasPrefix (printf "%s/" $a) $b) }}
+{{- fail (printf "%s.mountPath %q overlaps %s (%q): mount the CA file apart" $f.field $f.mountPath $what $path) }}
+{{- end }}
+{{- end }}
+{{- $_ := set $others $f.mountPath $f.field }}
 {{- end }}
 {{- end }}
 {{- end }}

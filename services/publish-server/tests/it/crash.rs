@@ -21,7 +21,7 @@ use publish_storage::test_rig::{Rig, unique_project};
 use serde_json::{Value, json};
 
 use crate::package::setup_with;
-use crate::support::{API_KEY, Deployment, Server, post};
+use crate::support::{API_KEY, Deployment, Server, post, post_ok};
 
 const START: &str = "20250205_010101";
 
@@ -336,32 +336,11 @@ fn assert_bag(production: &Path, answer: &BTreeMap<String, String>, what: &str) 
 async fn publish_stopped_at(volumes: Volumes, format: &'static str, point: &str) {
     let mut s = Scenario::new(volumes, format, 2_000).await;
     let server = s.server(None);
-    let (status, answer) = post(
-        &server.url,
-        "/data-publish/package",
-        Some(API_KEY),
-        &s.package_body(),
-    )
-    .await;
-    assert_eq!(status, 200, "{answer}");
-    let (status, first) = post(
-        &server.url,
-        "/data-publish/publish",
-        Some(API_KEY),
-        &s.publish_body(),
-    )
-    .await;
-    assert_eq!(status, 200, "{first}");
+    post_ok(&server.url, "/data-publish/package", &s.package_body()).await;
+    let first = post_ok(&server.url, "/data-publish/publish", &s.publish_body()).await;
     let old = answered(&first);
     s.write_tables(2);
-    let (status, answer) = post(
-        &server.url,
-        "/data-publish/package",
-        Some(API_KEY),
-        &s.package_body(),
-    )
-    .await;
-    assert_eq!(status, 200, "{answer}");
+    post_ok(&server.url, "/data-publish/package", &s.package_body()).await;
     let new = s.staged_record().unwrap();
     assert_ne!(old, new);
     server.stop();
@@ -405,14 +384,7 @@ async fn publish_stopped_at(volumes: Volumes, format: &'static str, point: &str)
 async fn package_stopped_at(volumes: Volumes, format: &'static str, point: &str) {
     let mut s = Scenario::new(volumes, format, 2_000).await;
     let server = s.server(None);
-    let (status, answer) = post(
-        &server.url,
-        "/data-publish/package",
-        Some(API_KEY),
-        &s.package_body(),
-    )
-    .await;
-    assert_eq!(status, 200, "{answer}");
+    post_ok(&server.url, "/data-publish/package", &s.package_body()).await;
     let old = s.staged_record().unwrap();
     server.stop();
     s.write_tables(2);
@@ -540,34 +512,13 @@ async fn kill_loop() {
         let publishing = dice.below(2) == 0;
         let mut s = Scenario::new(volumes, format, 200_000).await;
         let server = s.server(None);
-        let (status, answer) = post(
-            &server.url,
-            "/data-publish/package",
-            Some(API_KEY),
-            &s.package_body(),
-        )
-        .await;
-        assert_eq!(status, 200, "{answer}");
+        post_ok(&server.url, "/data-publish/package", &s.package_body()).await;
         let mut old = BTreeMap::new();
         if publishing {
-            let (status, first) = post(
-                &server.url,
-                "/data-publish/publish",
-                Some(API_KEY),
-                &s.publish_body(),
-            )
-            .await;
-            assert_eq!(status, 200, "{first}");
+            let first = post_ok(&server.url, "/data-publish/publish", &s.publish_body()).await;
             old = answered(&first);
             s.write_tables(2);
-            let (status, answer) = post(
-                &server.url,
-                "/data-publish/package",
-                Some(API_KEY),
-                &s.package_body(),
-            )
-            .await;
-            assert_eq!(status, 200, "{answer}");
+            post_ok(&server.url, "/data-publish/package", &s.package_body()).await;
         } else {
             s.write_tables(2);
         }

@@ -13,7 +13,7 @@ use databricks_emulator::fixtures::{Governance, Sidecar, write_table};
 use serde_json::{Value, json};
 
 use crate::package::setup_with;
-use crate::support::{API_KEY, Server, post};
+use crate::support::{Server, post_ok};
 
 const CATALOG: &str = "tre";
 const SCHEMA: &str = "governed";
@@ -128,8 +128,7 @@ async fn every_kind_of_governed_object_packages_with_every_value_and_the_record_
         "schema_name": SCHEMA,
         "tables": kinds().iter().map(|(name, _)| json!({"name": name})).collect::<Vec<_>>(),
     });
-    let (status, answer) = post(&server.url, "/data-publish/package", Some(API_KEY), &body).await;
-    assert_eq!(status, 200, "{answer}");
+    post_ok(&server.url, "/data-publish/package", &body).await;
 
     let staged = d.mount("lsc").join("staging/Pr004/20250205_010101");
     let db = staged.join("data/outputs/database.duckdb");
@@ -215,12 +214,5 @@ async fn every_kind_of_governed_object_packages_with_every_value_and_the_record_
 
     let publish = json!({"project_name": body["project_name"], "project_start_time": body["project_start_time"],
                          "destination": body["destination"]});
-    let (status, answer) = post(
-        &server.url,
-        "/data-publish/publish",
-        Some(API_KEY),
-        &publish,
-    )
-    .await;
-    assert_eq!(status, 200, "{answer}");
+    post_ok(&server.url, "/data-publish/publish", &publish).await;
 }

@@ -17,7 +17,7 @@ use publish_sql::test_rig::{PgDestinationRig, SqlRig};
 use serde_json::{Value, json};
 
 use crate::package::{fixtures_dir, setup_with};
-use crate::support::{API_KEY, Deployment, Server, post};
+use crate::support::{API_KEY, Deployment, Server, post, post_ok};
 
 const OPAL_PASSWORD: &str = "Opal-admin-pw1!";
 
@@ -97,14 +97,7 @@ async fn cr8tors_bodies_package_into_postgresql_and_publish_to_opal() {
     let mut package = cr8tor("package-postgresql-destination.json");
     package["source"]["host_url"] = json!(r.emulator.url());
     // Validate checks the writer, the read-only role and Opal's credentials.
-    let (status, answer) = post(
-        &server.url,
-        "/data-publish/validate",
-        Some(API_KEY),
-        &package,
-    )
-    .await;
-    assert_eq!(status, 200, "{answer}");
+    post_ok(&server.url, "/data-publish/validate", &package).await;
     assert!(
         r.opal
             .journal()
@@ -112,14 +105,7 @@ async fn cr8tors_bodies_package_into_postgresql_and_publish_to_opal() {
             .any(|e| e.path.ends_with("/subject-profile/_current") && e.status == 200),
         "validate signed in to Opal"
     );
-    let (status, answer) = post(
-        &server.url,
-        "/data-publish/package",
-        Some(API_KEY),
-        &package,
-    )
-    .await;
-    assert_eq!(status, 200, "{answer}");
+    let answer = post_ok(&server.url, "/data-publish/package", &package).await;
     let schema = "pr004_20261201_200849_example_schema_name";
     assert_eq!(
         answer["payload"]["data_retrieved"],
@@ -127,14 +113,7 @@ async fn cr8tors_bodies_package_into_postgresql_and_publish_to_opal() {
     );
 
     let publish = cr8tor("publish-postgresql-destination.json");
-    let (status, first) = post(
-        &server.url,
-        "/data-publish/publish",
-        Some(API_KEY),
-        &publish,
-    )
-    .await;
-    assert_eq!(status, 200, "{first}");
+    let first = post_ok(&server.url, "/data-publish/publish", &publish).await;
     let published = first["payload"]["data_published"].as_array().unwrap();
     assert_eq!(published.len(), 2, "{first}");
     for entry in published {
@@ -152,14 +131,7 @@ async fn cr8tors_bodies_package_into_postgresql_and_publish_to_opal() {
     }
     let writes = |opal: &OpalEmulator| opal.journal().iter().filter(|e| e.method != "GET").count();
     let before = writes(&r.opal);
-    let (status, again) = post(
-        &server.url,
-        "/data-publish/publish",
-        Some(API_KEY),
-        &publish,
-    )
-    .await;
-    assert_eq!(status, 200, "{again}");
+    let again = post_ok(&server.url, "/data-publish/publish", &publish).await;
     assert_eq!(again, first, "a retried publish answers the same");
     assert_eq!(writes(&r.opal), before, "and creates nothing twice");
 
@@ -291,9 +263,7 @@ async fn every_value_and_type_in_postgresql_equals_duckdb() {
     let mut tables = files.clone();
     tables["destination"] = json!({"name": "", "type": "postgresql", "format": "sql"});
     for body in [&files, &tables] {
-        let (status, answer) =
-            post(&server.url, "/data-publish/package", Some(API_KEY), body).await;
-        assert_eq!(status, 200, "{answer}");
+        post_ok(&server.url, "/data-publish/package", body).await;
     }
     let db =
         r.d.mount("lsc")
@@ -458,8 +428,7 @@ async fn a_load_refused_half_way_leaves_the_previous_tables() {
     body["destination"] = json!({"name": "", "type": "postgresql", "format": "sql"});
     body["dataset"] = json!({"name": "visits", "schema_name": "cohort",
                              "tables": [{"name": "visits"}, {"name": "visits_b"}]});
-    let (status, answer) = post(&server.url, "/data-publish/package", Some(API_KEY), &body).await;
-    assert_eq!(status, 200, "{answer}");
+    post_ok(&server.url, "/data-publish/package", &body).await;
     let pg = r.pg.admin().await;
     let before = visit_rows(&pg).await;
 

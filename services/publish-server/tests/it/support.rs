@@ -265,6 +265,13 @@ pub(crate) async fn post(
     (status, json)
 }
 
+/// POSTs JSON over real HTTP, expects 200 and returns the answer.
+pub(crate) async fn post_ok(url: &str, path: &str, body: &Value) -> Value {
+    let (status, answer) = post(url, path, Some(API_KEY), body).await;
+    assert_eq!(status, 200, "POST {path}: {answer}");
+    answer
+}
+
 pub(crate) fn sha512sum(path: &Path) -> String {
     let out = Command::new("sha512sum").arg(path).output().unwrap();
     assert!(out.status.success());

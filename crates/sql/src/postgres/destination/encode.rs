@@ -366,16 +366,11 @@ mod tests {
         buf.to_vec()
     }
 
+    /// The value with its length word, as a COPY field holds it.
     fn send(ndigits: &[u16], weight: i16, negative: bool, dscale: u16) -> Vec<u8> {
-        let mut v = Vec::new();
-        v.extend((8 + 2 * ndigits.len() as i32).to_be_bytes());
-        v.extend((ndigits.len() as u16).to_be_bytes());
-        v.extend(weight.to_be_bytes());
-        v.extend(if negative { 0x4000u16 } else { 0 }.to_be_bytes());
-        v.extend(dscale.to_be_bytes());
-        for d in ndigits {
-            v.extend(d.to_be_bytes());
-        }
+        let value = crate::postgres::copy::numeric_bytes(ndigits, weight, negative, dscale);
+        let mut v = (value.len() as i32).to_be_bytes().to_vec();
+        v.extend(value);
         v
     }
 
