@@ -138,11 +138,11 @@ impl Api {
         Ok((elapsed, files))
     }
 
-    /// Sends a package request of the caller's making; returns its wall time.
-    pub(crate) async fn package_body(&self, body: &Value) -> Result<Duration> {
+    /// Sends a package request of the caller's making; returns its wall time and the answer.
+    pub(crate) async fn package_body(&self, body: &Value) -> Result<(Duration, Value)> {
         let started = Instant::now();
-        self.post("/data-publish/package", body).await?;
-        Ok(started.elapsed())
+        let answer = self.post("/data-publish/package", body).await?;
+        Ok((started.elapsed(), answer))
     }
 
     async fn post(&self, path: &str, body: &Value) -> Result<Value> {

@@ -91,12 +91,12 @@ impl Layout {
         })
     }
 
-    /// Whether staging is on `/dev/shm`.
     /// The secrets folder the server reads.
     pub(crate) fn secrets(&self) -> &Path {
         &self.secrets
     }
 
+    /// Whether staging is on `/dev/shm`.
     pub(crate) fn staging_on_shm(&self) -> bool {
         self.shm.is_some()
     }
@@ -193,7 +193,8 @@ impl Drop for Layout {
     }
 }
 
-fn shm_free_bytes() -> Option<u64> {
+/// Free bytes on `/dev/shm`, if it is there.
+pub(crate) fn shm_free_bytes() -> Option<u64> {
     let stat = rustix::fs::statvfs(SHM).ok()?;
     Some(stat.f_bavail.saturating_mul(stat.f_frsize))
 }

@@ -5,16 +5,20 @@
 //! ```text
 //! cargo run --release -p publish-bench -- --rows 10000000
 //! cargo run --release -p publish-bench -- --rows-list 1000000,10000000 --runs 3
+//! cargo run --release -p publish-bench -- --destination postgresql --sql-rig DIR --rows 1000000
 //! ```
 //!
 //! Glue only: `dataset` generates the tables, `processes` builds and runs the emulator and the
 //! server, `layout` places staging and production, `api` sends the requests, `references`
 //! times DuckDB, `cp` and `sha512sum`, `report` prints the table; `sql` is `--source
-//! postgresql|mysql` (issue 13): the same tables from the SQL rig's servers.
+//! postgresql|mysql` (issue 13): the same tables from the SQL rig's servers;
+//! `pg_destination` is `--destination postgresql` (issue 22): the tables packaged into the SQL
+//! rig's PostgreSQL against PostgreSQL's own `COPY … FROM` a binary file.
 
 mod api;
 mod dataset;
 mod layout;
+mod pg_destination;
 mod processes;
 mod references;
 mod report;
@@ -96,7 +100,15 @@ struct Args {
     /// for the report of issue 13 (package against the source's own dump and DuckDB's ingest).
     #[arg(long, value_enum, default_value_t = SourceArg::Databricks)]
     source: SourceArg,
-    /// The SQL rig's folder for --source postgresql; by default $PUBLISH_TEST_SQL_RIG.
+    /// Where the tables are written: `duckdb` (the filestore destination: package and
+    /// publish), or `postgresql` (issue 22: packaged from the emulator into the SQL rig's
+    /// PostgreSQL — `tools/sql-servers up DIR`, then --sql-rig DIR — in a database and writer
+    /// and reader roles made for the run and dropped afterwards, against PostgreSQL's own
+    /// `COPY … FROM` of the same rows from a binary file; with --source databricks only).
+    #[arg(long, value_enum, default_value_t = DestinationArg::Duckdb)]
+    destination: DestinationArg,
+    /// The SQL rig's folder for --source postgresql|mysql and --destination postgresql; by
+    /// default $PUBLISH_TEST_SQL_RIG.
     #[arg(long, value_name = "DIR")]
     sql_rig: Option<PathBuf>,
     /// Where datasets, logs and the destination go; by default `<target dir>/publish-bench`.
@@ -123,6 +135,15 @@ enum SourceArg {
     Postgresql,
     /// A MariaDB server (the SQL rig).
     Mysql,
+}
+
+/// Where the benchmark writes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DestinationArg {
+    /// A DuckDB file on the filestore destination, then published.
+    Duckdb,
+    /// A PostgreSQL database (the SQL rig).
+    Postgresql,
 }
 
 fn main() -> ExitCode {
@@ -228,6 +249,17 @@ async fn bench(args: Args) -> Result<bool> {
         SourceArg::Postgresql => Some(sql::Engine::Postgresql),
         SourceArg::Mysql => Some(sql::Engine::Mysql),
     };
+    if args.destination == DestinationArg::Postgresql {
+        ensure!(
+            engine.is_none(),
+            "--destination postgresql reads from the Databricks emulator: drop --source"
+        );
+        let rig = sql::SqlRig::open(
+            &sql::rig_dir(args.sql_rig.as_ref())?,
+            sql::Engine::Postgresql,
+        )?;
+        return pg_destination_bench(&setup, &rig, &work, &sizes, &args).await;
+    }
     if let Some(engine) = engine {
         let rig = sql::SqlRig::open(&sql::rig_dir(args.sql_rig.as_ref())?, engine)?;
         return sql_bench(&setup, &rig, &work, &sizes, &args).await;
@@ -249,10 +281,7 @@ async fn bench(args: Args) -> Result<bool> {
     }
     for &rows in &all_sizes {
         let dataset = dataset::prepare(&work.join("datasets"), rows, args.seed)?;
-        let chunk_rows = args.chunk_rows.unwrap_or_else(|| {
-            ((args.chunk_mib << 20) as f64 / dataset.wide().arrow_bytes_per_row).round() as u64
-        });
-        let chunk_rows = chunk_rows.max(1);
+        let chunk_rows = chunk_rows(&args, &dataset);
         // Room for the staged databases (at most one per concurrent package) and the reference.
         let need = dataset.parquet_bytes() * 3 * (args.concurrent.max(1) as u64 + 1) + (1 << 30);
         let layout = Layout::create(&work, !args.no_shm, need)?;
@@ -326,6 +355,143 @@ async fn bench(args: Args) -> Result<bool> {
     Ok(all_ok)
 }
 
+/// Rows per result chunk: `--chunk-rows`, else about `--chunk-mib` of the wide table's Arrow.
+fn chunk_rows(args: &Args, dataset: &Dataset) -> u64 {
+    let rows = args.chunk_rows.unwrap_or_else(|| {
+        ((args.chunk_mib << 20) as f64 / dataset.wide().arrow_bytes_per_row).round() as u64
+    });
+    rows.max(1)
+}
+
+/// `--destination postgresql` (issue 22): per size, an emulator; per run, a fresh server
+/// packaging both tables into the run's PostgreSQL database (the answer and the rows checked),
+/// then PostgreSQL's own loads of the same rows from binary files written once per size from
+/// the service's tables (`pg_destination`).
+async fn pg_destination_bench(
+    setup: &Setup<'_>,
+    rig: &sql::SqlRig,
+    work: &Path,
+    sizes: &[u64],
+    args: &Args,
+) -> Result<bool> {
+    let db = pg_destination::BenchDatabase::create(rig)?;
+    eprintln!("postgresql: database {} and its roles made", db.name);
+    let mut results = Vec::new();
+    for &rows in sizes {
+        let dataset = dataset::prepare(&work.join("datasets"), rows, args.seed)?;
+        let chunk_rows = chunk_rows(args, &dataset);
+        // Nothing is staged: the layout only gives the server its mount and secrets.
+        let layout = Layout::create(work, !args.no_shm, 1 << 20)?;
+        let emulator = Service::emulator(
+            setup.bins,
+            &dataset.dir,
+            chunk_rows,
+            args.bandwidth_mbit,
+            None,
+            &setup.logs.join(format!("emulator-pgdest-{rows}.log")),
+        )?;
+        eprintln!(
+            "emulator: {} (pid {}, {chunk_rows} rows per chunk)",
+            emulator.url,
+            emulator.pid()
+        );
+        let mut env = setup.server_env.clone();
+        env.extend(db.server_env(layout.secrets())?);
+        let files =
+            pg_destination::CopyFiles::create(pg_destination::file_bytes_estimate(&dataset))?;
+        let mut reference = None;
+        let mut runs = Vec::new();
+        for run in 1..=args.runs.max(1) {
+            let project = format!("bench_pgdest_{rows}_run{run}");
+            let schema = pg_destination::target_schema(&project);
+            db.drop_schema(&schema)?;
+            db.checkpoint()?;
+            let mut server = Service::server(
+                setup.bins,
+                &layout.server_env(&env),
+                &setup
+                    .logs
+                    .join(format!("server-pgdest-{rows}-run{run}.log")),
+            )?;
+            let base_rss = server.peak_rss()?;
+            let api = Api::new(&server.url, &layout.api_key, &setup.fixtures)?;
+            let body =
+                pg_destination::package_body(&setup.fixtures, &project, &emulator.url, &dataset)?;
+            let (emulator_before, pg_before, server_before, busy_before) = (
+                emulator.cpu_seconds()?,
+                db.cpu_seconds(),
+                server.cpu_seconds()?,
+                processes::machine_busy_seconds()?,
+            );
+            let (package, answer) = api
+                .package_body(&body)
+                .await
+                .with_context(|| format!("package (server log {})", server.log().display()))?;
+            server.check_alive()?;
+            let emulator_s = emulator.cpu_seconds()? - emulator_before;
+            let server_s = server.cpu_seconds()?;
+            let package_cpu = pg_destination::Cpu::measured(
+                server_s,
+                server_s - server_before,
+                pg_before.zip(db.cpu_seconds()).map(|(a, b)| b - a),
+                processes::machine_busy_seconds()? - busy_before - emulator_s,
+            );
+            let peak_rss = server.peak_rss()?;
+            drop(server);
+            pg_destination::check_answer(&answer, &schema, &dataset)?;
+            db.check_rows(&schema, &dataset)?;
+            if reference.is_none() {
+                reference = Some(db.prepare_reference(&schema, &dataset, &files)?);
+            }
+            db.drop_schema(&schema)?;
+            let Some(reference) = &reference else {
+                bail!("no reference files");
+            };
+            let copy = db.copy_from(reference, rows)?;
+            let result = pg_destination::PgRun {
+                package_s: package.as_secs_f64(),
+                package_cpu,
+                emulator_s,
+                base_rss,
+                peak_rss,
+                copy,
+            };
+            eprintln!(
+                "run {run} at {rows} rows: package {:.2} s, COPY FROM by \\copy {:.2} s + primary \
+                 keys {:.2} s, server-side COPY FROM {:.2} s, server peak RSS {} MiB (base {} \
+                 MiB), CPU s while packaging: server {:.1}, emulator {:.1}, PostgreSQL {}, the \
+                 rest of the machine {}",
+                result.package_s,
+                copy.client_s,
+                copy.keys_s,
+                copy.server_side_s,
+                peak_rss >> 20,
+                base_rss >> 20,
+                package_cpu.client_s,
+                emulator_s,
+                package_cpu
+                    .postgresql_s
+                    .map_or_else(|| "n/a".to_owned(), |s| format!("{s:.1}")),
+                package_cpu
+                    .others_s
+                    .map_or_else(|| "n/a".to_owned(), |s| format!("{s:.1}")),
+            );
+            runs.push(result);
+        }
+        db.drop_reference()?;
+        results.push(pg_destination::PgSize {
+            rows,
+            file_bytes: reference
+                .as_ref()
+                .map_or(0, pg_destination::Reference::bytes),
+            runs,
+        });
+    }
+    print!("{}", pg_destination::render(&results, &db));
+    eprintln!("logs: {}", setup.logs.display());
+    Ok(true)
+}
+
 /// `--source postgresql` / `mysql`: per size, the tables loaded into the rig's server once,
 /// then per run DuckDB's own ingest, the source's own dump into /dev/null, and a fresh server
 /// packaging both tables (rows checked in the staged file).
@@ -360,7 +526,7 @@ async fn sql_bench(
             let project = format!("bench-pg-{rows}-run{run}");
             layout.remove_project(&project)?;
             let body = rig.package_body(&setup.fixtures, &project, &dataset)?;
-            let package = api
+            let (package, _) = api
                 .package_body(&body)
                 .await
                 .with_context(|| format!("package (server log {})", server.log().display()))?;

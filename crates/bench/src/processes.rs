@@ -163,22 +163,9 @@ impl Service {
             .with_context(|| format!("no VmHWM in {path}"))
     }
 
-    /// CPU seconds the process has used so far, user and system, all its threads
-    /// (`/proc/<pid>/stat` fields 14 and 15, in Linux's fixed 100 ticks a second).
+    /// CPU seconds the process has used so far, user and system, all its threads.
     pub(crate) fn cpu_seconds(&self) -> Result<f64> {
-        let path = format!("/proc/{}/stat", self.pid());
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-        // The command name (field 2) is in parentheses and may hold spaces: count from after it.
-        let fields: Vec<&str> = text
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
-        // Fields 14 and 15 are the 12th and 13th after the name (field 3 is the first).
-        match (ticks(11), ticks(12)) {
-            (Some(user), Some(system)) => Ok((user + system) as f64 / 100.0),
-            _ => bail!("no utime/stime in {path}"),
-        }
+        Ok(ProcStat::read(&self.pid().to_string())?.cpu_s)
     }
 
     /// Where its stderr went.
@@ -213,4 +200,84 @@ pub(crate) fn tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// What `/proc/<pid>/stat` says of a process's CPU, in Linux's fixed 100 ticks a second.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProcStat {
+    /// The parent's pid (field 4).
+    pub(crate) ppid: u32,
+    /// User and system seconds of the process itself, all its threads (fields 14 and 15).
+    pub(crate) cpu_s: f64,
+    /// User and system seconds of its children that exited and were waited for (16 and 17).
+    pub(crate) reaped_children_s: f64,
+}
+
+impl ProcStat {
+    /// Reads `/proc/<pid>/stat` (`pid` may be `self`).
+    pub(crate) fn read(pid: &str) -> Result<ProcStat> {
+        let path = format!("/proc/{pid}/stat");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+        let fields: Vec<&str> = text
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        // Field n is fields[n - 3].
+        let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+        match (field(4), field(14), field(15), field(16), field(17)) {
+            (Some(ppid), Some(user), Some(system), Some(c_user), Some(c_system)) => Ok(ProcStat {
+                ppid: u32::try_from(ppid)?,
+                cpu_s: (user + system) as f64 / 100.0,
+                reaped_children_s: (c_user + c_system) as f64 / 100.0,
+            }),
+            _ => bail!("no ppid/utime/stime/cutime/cstime in {path}"),
+        }
+    }
+}
+
+/// CPU seconds of the process `root` and every child of it, living or exited (those it waited
+/// for): e.g. a PostgreSQL server's postmaster, its background processes and every backend,
+/// including those whose connection has closed since.
+pub(crate) fn tree_cpu_seconds(root: u32) -> Result<f64> {
+    let own = ProcStat::read(&root.to_string())?;
+    let mut total = own.cpu_s + own.reaped_children_s;
+    for entry in std::fs::read_dir("/proc").context("reading /proc")? {
+        let name = entry?.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        // A process may exit while the folder is read.
+        if let Ok(stat) = ProcStat::read(pid)
+            && stat.ppid == root
+        {
+            total += stat.cpu_s + stat.reaped_children_s;
+        }
+    }
+    Ok(total)
+}
+
+/// CPU seconds every core of the machine has been busy so far (`/proc/stat`: all but idle and
+/// iowait), whoever used them: set against the processes measured, what the rest of a shared
+/// machine took meanwhile.
+pub(crate) fn machine_busy_seconds() -> Result<f64> {
+    let text = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    let ticks: Vec<u64> = text
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix("cpu "))
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let [user, nice, system, _idle, _iowait, irq, softirq, steal, ..] = ticks[..] else {
+        bail!("/proc/stat has no full `cpu` line");
+    };
+    Ok((user + nice + system + irq + softirq + steal) as f64 / 100.0)
 }

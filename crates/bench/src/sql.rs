@@ -68,7 +68,8 @@ impl SqlRig {
         Ok(SqlRig { env, engine })
     }
 
-    fn var(&self, name: &str) -> Result<&str> {
+    /// A value of the rig's `env` file, e.g. `PG_PORT`.
+    pub(crate) fn var(&self, name: &str) -> Result<&str> {
         self.env
             .get(name)
             .map(String::as_str)

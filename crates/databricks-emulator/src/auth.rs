@@ -1,12 +1,11 @@
 //! OAuth M2M: the client-credentials token endpoint, the discovery documents, and the
-//! [`Authenticated`] extractor every workspace API handler takes.
+//! [`Authenticated`] extractor every workspace API handler takes. It knows the shared state and
+//! the error answer, never the routes (`server` uses it, not the other way round).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use axum::extract::{FromRequestParts, State};
-use axum::http::header::{AUTHORIZATION, HOST};
+use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,40 +13,8 @@ use axum::{Json, body::Bytes};
 use base64::Engine as _;
 use serde_json::json;
 
-use crate::server::{ApiError, AppState};
-
-/// Access tokens handed out, with their expiry.
-#[derive(Debug, Default)]
-pub(crate) struct Tokens {
-    issued: Mutex<HashMap<String, Instant>>,
-}
-
-impl Tokens {
-    fn issue(&self, ttl: Duration) -> String {
-        let token = format!(
-            "emu-{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
-        let now = Instant::now();
-        let mut issued = self.lock();
-        issued.retain(|_, expiry| *expiry > now);
-        issued.insert(token.clone(), now + ttl);
-        token
-    }
-
-    fn is_valid(&self, token: &str) -> bool {
-        self.lock()
-            .get(token)
-            .is_some_and(|expiry| *expiry > Instant::now())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
-        self.issued
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
+use crate::api_error::ApiError;
+use crate::state::AppState;
 
 /// Proof that the request carried `Authorization: Bearer <token>` with a live token this
 /// emulator issued. A handler without it is public.
@@ -261,20 +228,12 @@ pub(crate) async fn entra_token(
     .into_response()
 }
 
-/// `http://<host>` as the client addressed the emulator.
-pub(crate) fn host_url(headers: &HeaderMap, state: &AppState) -> String {
-    headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .map_or_else(|| state.url.clone(), |host| format!("http://{host}"))
-}
-
 /// `GET /.well-known/databricks-config`.
 pub(crate) async fn databricks_config(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Response {
-    let host = host_url(&headers, &state);
+    let host = state.host_url(&headers);
     Json(json!({
         "oidc_endpoint": format!("{host}/oidc"),
         "workspace_id": "1234567890123456",
@@ -288,7 +247,7 @@ pub(crate) async fn authorization_server(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Response {
-    let host = host_url(&headers, &state);
+    let host = state.host_url(&headers);
     Json(json!({
         "issuer": format!("{host}/oidc"),
         "authorization_endpoint": format!("{host}/oidc/v1/authorize"),

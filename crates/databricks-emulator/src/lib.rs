@@ -2,7 +2,7 @@
 //! Arrow results and injectable faults, served over real HTTP on loopback.
 //!
 //! No Databricks workspace is reachable from development machines, so the service's Databricks
-//! client is tested against this emulator. It follows `docs/DATABRICKS-WIRE.md` (and `docs/databricks.md`) field for field
+//! client is tested against this emulator. It follows `docs/DATABRICKS-WIRE.md` (and `docs/UNITY-CATALOG-AND-LZ4.md`) field for field
 //! for the calls it answers:
 //!
 //! - `POST /oidc/v1/token` (client credentials, Basic or form fields), the discovery documents
@@ -13,7 +13,7 @@
 //! - `GET /api/2.1/unity-catalog/schemas/{catalog.schema}` (a `SchemaInfo`: what `cr8tor validate`
 //!   asks before listing a schema);
 //! - `GET /api/2.1/unity-catalog/tables/{full_name}` and the list `GET
-//!   /api/2.1/unity-catalog/tables?catalog_name=…&schema_name=…`, paged as `docs/databricks.md` ("List tables") says
+//!   /api/2.1/unity-catalog/tables?catalog_name=…&schema_name=…`, paged as `docs/UNITY-CATALOG-AND-LZ4.md` ("List tables") says
 //!   (`max_results` omitted: everything in one answer; `0`: the server's page of 50; above: at
 //!   most 50; below: `400`), with `omit_columns`, `omit_properties` and `omit_username` honoured;
 //! - `POST /api/2.0/sql/statements`, `GET …/{id}`, `GET …/{id}/result/chunks/{n}`,
@@ -114,7 +114,7 @@
 //! - **Table list paging**: tables come sorted by name and a page token is an offset, so tables
 //!   added or removed between pages shift the rest. `next_page_token` is sent exactly when more
 //!   tables follow, so pages are never empty; real servers may send an empty page with a token
-//!   (`docs/databricks.md`, "List tables"), which clients must still handle and this emulator never exercises.
+//!   (`docs/UNITY-CATALOG-AND-LZ4.md`, "List tables"), which clients must still handle and this emulator never exercises.
 //!
 //! # Faults and observation
 //!
@@ -132,6 +132,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod api_error;
 mod auth;
 mod catalog;
 mod error;
@@ -142,7 +143,9 @@ mod journal;
 mod result;
 mod server;
 mod sql;
+mod state;
 mod statements;
+mod tokens;
 mod types;
 
 pub use error::Error;
@@ -231,7 +234,7 @@ impl EmulatorConfig {
 #[derive(Debug)]
 pub struct Emulator {
     addr: SocketAddr,
-    shared: Arc<server::Shared>,
+    shared: Arc<state::Shared>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -254,18 +257,18 @@ impl Emulator {
             addr: config.bind,
             source,
         })?;
-        let shared = Arc::new(server::Shared {
+        let shared = Arc::new(state::Shared {
             url: format!("http://{addr}"),
             catalog: catalog::Catalog::new(config.data_dir.clone())
                 .map_err(|source| Error::Scratch { source })?,
             config,
-            tokens: auth::Tokens::default(),
+            tokens: tokens::Tokens::default(),
             statements: statements::Statements::default(),
             faults: Faults::default(),
             journal: journal::Journal::default(),
             download_bytes: std::sync::atomic::AtomicU64::new(0),
         });
-        let app = server::app(server::AppState(shared.clone()));
+        let app = server::router::app(state::AppState(shared.clone()));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {

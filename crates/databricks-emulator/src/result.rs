@@ -489,7 +489,7 @@ fn estimate_bytes(groups: &[(u64, u64, f64)], offset: u64, count: u64) -> u64 {
 fn lz4_frame<W: Write>(sink: &mut W, message: &mut Vec<u8>) -> io::Result<()> {
     let mut encoder = lz4_flex::frame::FrameEncoder::new(sink);
     encoder.write_all(message)?;
-    encoder.finish().map_err(io::Error::other)?;
+    encoder.finish().map_err(io::Error::from)?;
     message.clear();
     Ok(())
 }
@@ -507,7 +507,7 @@ impl<W: Write> Output<W> {
                 Ok(w)
             }
             Output::Lz4(encoder) => {
-                let mut w = encoder.finish().map_err(io::Error::other)?;
+                let mut w = encoder.finish().map_err(io::Error::from)?;
                 w.flush()?;
                 Ok(w)
             }
@@ -554,7 +554,10 @@ impl ChannelWriter {
         let piece = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(PIECE)));
         self.tx
             .blocking_send(Ok(piece))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
+            // A bare kind, with no payload: lz4_flex 0.11's `From<io::Error>` unwraps any payload
+            // as its own error type and panics on another (its frame/mod.rs), so a client that
+            // went away mid-frame would panic the task instead of ending it.
+            .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))
     }
 
     /// Ends the body with an error, so the client sees a broken transfer.
@@ -820,4 +823,30 @@ fn json_value(array: &dyn Array, row: usize, out: &mut String) -> io::Result<()>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client that goes away in the middle of an LZ4 frame ends the body with an error, not
+    /// a panic in the encoder.
+    #[test]
+    fn a_client_gone_mid_frame_is_an_error() {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        drop(rx);
+        let mut writer = ChannelWriter::new(tx);
+        // Incompressible, so the frame outgrows a piece and reaches the channel.
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut message: Vec<u8> = (0..3 * PIECE)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()[0]
+            })
+            .collect();
+        let error = lz4_frame(&mut writer, &mut message).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
+    }
 }

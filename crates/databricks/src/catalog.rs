@@ -129,7 +129,7 @@ fn column_type(c: &wire::ColumnInfo) -> Result<UcType, String> {
         Some(Ok(t)) => Ok(t),
         other => {
             let text_error = match other {
-                Some(Err(e)) => Some(e),
+                Some(Err(e)) => Some(e.to_string()),
                 _ => None,
             };
             match c
@@ -149,6 +149,7 @@ fn column_type(c: &wire::ColumnInfo) -> Result<UcType, String> {
                     let precision = c.type_precision.unwrap_or(10);
                     let scale = c.type_scale.unwrap_or(0);
                     UcType::parse(&format!("decimal({precision},{scale})"))
+                        .map_err(|e| e.to_string())
                 }
                 Some("STRING" | "CHAR") => Ok(UcType::String),
                 Some("BINARY") => Ok(UcType::Binary),

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use publish_types::{HostAllowList, HostUrl, ObjectName, TableSchema};
+use publish_types::{AllowedHost, HostUrl, ObjectName, TableSchema};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -50,8 +50,9 @@ use client::{ApiFailure, Call, Client, json_body};
 /// Where and as whom to connect.
 #[derive(Debug, Clone)]
 pub struct DatabricksConfig {
-    /// The workspace, e.g. `https://adb-123.azuredatabricks.net`; must be on the allow-list.
-    pub host: HostUrl,
+    /// The workspace, e.g. `https://adb-123.azuredatabricks.net`, as the allow-list admitted
+    /// it ([`HostAllowList::admit`](publish_types::HostAllowList::admit)).
+    pub host: AllowedHost,
     /// The warehouse's JDBC/ODBC HTTP path, `/sql/1.0/warehouses/<id>` (or legacy
     /// `/sql/1.0/endpoints/<id>`), optionally with `?o=<workspace id>`.
     pub http_path: String,
@@ -153,14 +154,25 @@ pub const AZURE_DATABRICKS_SCOPE: &str = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.
 /// The Entra ID authority of Azure's public cloud.
 pub const ENTRA_PUBLIC_AUTHORITY: &str = "https://login.microsoftonline.com";
 
+/// Why an Entra ID [`TokenSource`] was refused: which of its two settings is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntraIdError {
+    /// The authority is not an origin.
+    #[error("{0}")]
+    Authority(String),
+    /// The tenant is neither a directory id nor a domain name.
+    #[error("{0}")]
+    Tenant(String),
+}
+
 impl TokenSource {
     /// Entra ID at the public cloud's authority, checking the tenant's spelling.
-    pub fn entra_id(tenant: &str) -> Result<TokenSource, String> {
+    pub fn entra_id(tenant: &str) -> Result<TokenSource, EntraIdError> {
         TokenSource::entra_id_at(ENTRA_PUBLIC_AUTHORITY, tenant)
     }
 
     /// Entra ID at `authority` (an `http(s)://host[:port]` origin), checking both.
-    pub fn entra_id_at(authority: &str, tenant: &str) -> Result<TokenSource, String> {
+    pub fn entra_id_at(authority: &str, tenant: &str) -> Result<TokenSource, EntraIdError> {
         let authority = authority.trim_end_matches('/');
         let origin_ok = ["https://", "http://"].iter().any(|scheme| {
             authority.strip_prefix(scheme).is_some_and(|host| {
@@ -171,10 +183,10 @@ impl TokenSource {
             })
         });
         if !origin_ok {
-            return Err(format!(
+            return Err(EntraIdError::Authority(format!(
                 "the Entra ID authority {authority:?} must be an origin such as \
                  https://login.microsoftonline.com"
-            ));
+            )));
         }
         if tenant.is_empty()
             || tenant.len() > 253
@@ -182,9 +194,9 @@ impl TokenSource {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
         {
-            return Err(format!(
+            return Err(EntraIdError::Tenant(format!(
                 "the Entra ID tenant {tenant:?} must be a directory id (a GUID) or a domain name"
-            ));
+            )));
         }
         Ok(TokenSource::EntraId {
             authority: authority.to_owned(),
@@ -282,16 +294,10 @@ fn parse_http_path(http_path: &str) -> Result<(String, Option<String>), SourceEr
 }
 
 impl DatabricksSource {
-    /// Checks the configuration and builds the client. Contacts nothing: a host that is not on
-    /// `allowed` is refused here ([`SourceError::HostNotAllowed`]), before any credential could
-    /// be sent to it; an `http_path` without a warehouse id is [`SourceError::InvalidConfig`].
-    pub fn new(config: DatabricksConfig, allowed: &HostAllowList) -> Result<Self, SourceError> {
-        if !allowed.allows(&config.host) {
-            return Err(SourceError::HostNotAllowed {
-                host: config.host.origin(),
-                allowed: allowed.describe(),
-            });
-        }
+    /// Checks the configuration and builds the client. Contacts nothing (the host was admitted
+    /// by the allow-list before any credential was read); an `http_path` without a warehouse
+    /// id is [`SourceError::InvalidConfig`].
+    pub fn new(config: DatabricksConfig) -> Result<Self, SourceError> {
         let (warehouse_id, org_id) = parse_http_path(&config.http_path)?;
         if config.client_id.expose_secret().trim().is_empty()
             || config.client_secret.expose_secret().is_empty()
@@ -311,7 +317,7 @@ impl DatabricksSource {
         Ok(DatabricksSource {
             client: Arc::new(client),
             catalog: config.catalog,
-            host: config.host,
+            host: HostUrl::clone(&config.host),
         })
     }
 

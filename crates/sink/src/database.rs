@@ -1,5 +1,5 @@
 //! Destinations that are databases rather than files: the PostgreSQL destination that
-//! DataSHIELD (OBiBa Opal) reads (docs/CONTRACT.md §3.1). The implementation lives in
+//! DataSHIELD (OBiBa Opal) reads (docs/CONTRACT.md §4.5). The implementation lives in
 //! `publish-sql`; the workflow sees only these traits, so it links no database driver.
 //!
 //! A package loads one dataset of a project run. Its tables go through the ordinary [`Sink`]

@@ -48,7 +48,7 @@ use std::path::Path;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use publish_hash::FileDigest;
+use publish_hash::{FileDigest, HashAlgorithm};
 use publish_types::{OutputFormat, TableRef, TableSchema};
 
 pub use database::{DatabaseDestination, DatasetLoad, LoadedTable, LockedProject};
@@ -154,28 +154,43 @@ pub trait SinkFactory: Send + Sync {
     fn shared_files(&self, format: OutputFormat) -> Vec<String>;
 
     /// Opens a sink writing `format` under `<root>/data/outputs/`. `root` must exist; the
-    /// output folders are created. Does blocking file-system work, which takes milliseconds.
+    /// output folders are created. A sink that hashes what it writes (as CSV and Parquet files
+    /// are hashed while written) hashes with `digest`, the one algorithm the caller configured;
+    /// a [`WrittenFile::digest`] in another algorithm is a broken sink. Does blocking
+    /// file-system work, which takes milliseconds.
     fn open(
         &self,
         format: OutputFormat,
         root: &Path,
         output: Output<'_>,
+        digest: HashAlgorithm,
     ) -> Result<Box<dyn Sink>, SinkError>;
 }
 
-/// The tables a sink has begun, so that each is written once: names compared
-/// case-insensitively, as DuckDB and case-insensitive filesystems compare them.
+/// The state every sink keeps to follow the [`Sink`] protocol, so that each implementation
+/// opens a table the same way: a failed sink refuses everything ([`SinkError::Failed`]); from
+/// the moment a table begins until it finishes the sink counts as failed, so a table that
+/// errs, is abandoned or is dropped leaves the sink failed without more bookkeeping; and each
+/// table is written once, names compared case-insensitively, as DuckDB and case-insensitive
+/// filesystems compare them.
 #[derive(Debug, Default)]
-pub struct TablesBegun(std::collections::HashSet<(String, String)>);
+pub struct SinkProtocol {
+    begun: std::collections::HashSet<(String, String)>,
+    failed: bool,
+}
 
-impl TablesBegun {
-    /// Records `table`; [`SinkError::TableExists`] when it was begun before.
-    pub fn begin(&mut self, table: &TableSchema) -> Result<(), SinkError> {
+impl SinkProtocol {
+    /// Begins `table`: [`SinkError::Failed`] when the sink has failed (or a table of it never
+    /// finished), [`SinkError::TableExists`] when `table` was begun before. From here the sink
+    /// counts as failed until [`SinkProtocol::table_finished`].
+    pub fn begin_table(&mut self, table: &TableSchema) -> Result<(), SinkError> {
+        self.check()?;
+        self.failed = true;
         let key = (
             table.schema.as_str().to_lowercase(),
             table.table.as_str().to_lowercase(),
         );
-        if self.0.insert(key) {
+        if self.begun.insert(key) {
             Ok(())
         } else {
             Err(SinkError::TableExists {
@@ -184,6 +199,27 @@ impl TablesBegun {
             })
         }
     }
+
+    /// The table begun last finished completely: the sink may go on.
+    pub fn table_finished(&mut self) {
+        self.failed = false;
+    }
+
+    /// [`SinkError::Failed`] when the sink has failed or a table is still open.
+    pub fn check(&self) -> Result<(), SinkError> {
+        if self.failed {
+            Err(SinkError::Failed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Ends the sink: [`SinkProtocol::check`], after which the sink refuses everything.
+    pub fn finish(&mut self) -> Result<(), SinkError> {
+        self.check()?;
+        self.failed = true;
+        Ok(())
+    }
 }
 
 /// One file a sink wrote.
@@ -191,8 +227,8 @@ impl TablesBegun {
 pub struct WrittenFile {
     /// Relative to the sink's root, `/`-separated.
     pub path: String,
-    /// The digest of every byte written to it, taken while writing; `None` when the format
-    /// writes out of order (DuckDB).
+    /// The digest of every byte written to it, taken while writing with the algorithm the sink
+    /// was opened with; `None` when the format writes out of order (DuckDB).
     pub digest: Option<FileDigest>,
 }
 

@@ -20,7 +20,7 @@ use publish_hash::HashAlgorithm;
 use publish_types::{OutputFormat, TableSchema};
 
 use crate::{
-    OUTPUT_DIR, Output, Sink, SinkError, SinkFactory, TableSink, TableStats, TablesBegun,
+    OUTPUT_DIR, Output, Sink, SinkError, SinkFactory, SinkProtocol, TableSink, TableStats,
     WrittenFile,
 };
 
@@ -95,6 +95,7 @@ impl SinkFactory for MemorySinks {
         _format: OutputFormat,
         root: &Path,
         _output: Output<'_>,
+        digest: HashAlgorithm,
     ) -> Result<Box<dyn Sink>, SinkError> {
         let out = root.join(OUTPUT_DIR);
         std::fs::create_dir_all(&out).map_err(|e| SinkError::io(&out, e))?;
@@ -102,9 +103,9 @@ impl SinkFactory for MemorySinks {
         Ok(Box::new(MemorySink {
             factory: self.clone(),
             root: root.to_path_buf(),
-            written: TablesBegun::default(),
+            digest,
+            protocol: SinkProtocol::default(),
             files: Vec::new(),
-            failed: false,
         }))
     }
 }
@@ -112,9 +113,9 @@ impl SinkFactory for MemorySinks {
 struct MemorySink {
     factory: MemorySinks,
     root: PathBuf,
-    written: TablesBegun,
+    digest: HashAlgorithm,
+    protocol: SinkProtocol,
     files: Vec<WrittenFile>,
-    failed: bool,
 }
 
 #[async_trait]
@@ -124,13 +125,9 @@ impl Sink for MemorySink {
         table: &TableSchema,
         arrow: SchemaRef,
     ) -> Result<Box<dyn TableSink + 's>, SinkError> {
-        if self.failed {
-            return Err(SinkError::Failed);
-        }
-        self.failed = true;
+        self.protocol.begin_table(table)?;
         let plan = publish_columns::OutputPlan::new(table, arrow, OutputFormat::Parquet)
             .map_err(|e| SinkError::plan(table, e))?;
-        self.written.begin(table)?;
         Ok(Box::new(MemoryTableSink {
             sink: self,
             plan,
@@ -139,10 +136,8 @@ impl Sink for MemorySink {
         }))
     }
 
-    async fn finish(self: Box<Self>) -> Result<Vec<WrittenFile>, SinkError> {
-        if self.failed {
-            return Err(SinkError::Failed);
-        }
+    async fn finish(mut self: Box<Self>) -> Result<Vec<WrittenFile>, SinkError> {
+        self.protocol.finish()?;
         let mut files = self.files;
         files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(files)
@@ -219,7 +214,7 @@ impl TableSink for MemoryTableSink<'_> {
             .open(&path)
             .and_then(|mut f| f.write_all(&text).and_then(|()| f.sync_all()))
             .map_err(|e| SinkError::io(&path, e))?;
-        let digest = publish_hash::hash_reader(text.as_slice(), HashAlgorithm::Sha512)
+        let digest = publish_hash::hash_reader(text.as_slice(), this.sink.digest)
             .map_err(|e| SinkError::io(&path, e))?;
         this.sink.files.push(WrittenFile {
             path: relative,
@@ -229,7 +224,7 @@ impl TableSink for MemoryTableSink<'_> {
             schema: t.clone(),
             batches: this.batches,
         });
-        this.sink.failed = false;
+        this.sink.protocol.table_finished();
         Ok(this.stats)
     }
 }

@@ -1,6 +1,7 @@
 //! The in-memory sink runs the protocol conformance suite, and records what it received.
 
 use publish_columns::arrow_schema;
+use publish_hash::HashAlgorithm;
 use publish_sink::conformance::{people, people_batch, run_all};
 use publish_sink::memory::MemorySinks;
 use publish_sink::{Output, SinkError, SinkFactory};
@@ -9,7 +10,15 @@ use publish_types::OutputFormat;
 #[tokio::test]
 async fn memory_sink_conforms() {
     let sinks = MemorySinks::new();
-    run_all(&|root| sinks.open(OutputFormat::Duckdb, root, Output::Fresh)).await;
+    run_all(&|root| {
+        sinks.open(
+            OutputFormat::Duckdb,
+            root,
+            Output::Fresh,
+            HashAlgorithm::Sha512,
+        )
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -17,7 +26,12 @@ async fn memory_sink_records_tables_and_fails_an_armed_batch_as_a_full_volume() 
     let sinks = MemorySinks::new();
     let dir = tempfile::tempdir().unwrap();
     let mut sink = sinks
-        .open(OutputFormat::Csv, dir.path(), Output::Fresh)
+        .open(
+            OutputFormat::Csv,
+            dir.path(),
+            Output::Fresh,
+            HashAlgorithm::Sha512,
+        )
         .unwrap();
     let t = people("p");
     let mut table = sink.begin_table(&t, arrow_schema(&t)).await.unwrap();
@@ -34,7 +48,12 @@ async fn memory_sink_records_tables_and_fails_an_armed_batch_as_a_full_volume() 
     sinks.fail_batch(1);
     let dir = tempfile::tempdir().unwrap();
     let mut sink = sinks
-        .open(OutputFormat::Csv, dir.path(), Output::Fresh)
+        .open(
+            OutputFormat::Csv,
+            dir.path(),
+            Output::Fresh,
+            HashAlgorithm::Sha512,
+        )
         .unwrap();
     let mut table = sink.begin_table(&t, arrow_schema(&t)).await.unwrap();
     table.write_batch(people_batch(&t, 0..5)).await.unwrap();

@@ -11,17 +11,6 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SourceError {
-    /// The workspace host is not on the configured allow-list; nothing was contacted.
-    #[error(
-        "source host {host} is not on the list of allowed hosts ({allowed}); add it to the \
-         allow-list if the service may send credentials to it"
-    )]
-    HostNotAllowed {
-        /// The refused host (origin).
-        host: String,
-        /// The allow-list as configured.
-        allowed: String,
-    },
     /// The source configuration cannot work (for example an `http_path` without a warehouse id).
     #[error("invalid source configuration: {message}")]
     InvalidConfig {

@@ -127,8 +127,9 @@ impl std::fmt::Debug for TableStream {
 /// requested name does not exist (the column error lists the available columns);
 /// `DuplicateColumn` — two requested names are the same column; `NoColumns` — an empty column
 /// list (which never means "all columns"); `Authentication` /
-/// `PermissionDenied` — fix the credentials or grants; `HostNotAllowed` / `InvalidConfig` — fix
-/// the configuration; `Statement` — the source ran the query and it failed; `Unavailable` /
+/// `PermissionDenied` — fix the credentials or grants; `InvalidConfig` — fix the
+/// configuration (a source's host is admitted by the allow-list before it is built,
+/// [`publish_types::AllowedHost`]); `Statement` — the source ran the query and it failed; `Unavailable` /
 /// `Timeout` — the source is down or slow; `Rejected` / `Protocol` — the source answered
 /// something unexpected (report it).
 ///

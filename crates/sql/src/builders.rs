@@ -1,17 +1,18 @@
-//! One Arrow builder per column, by canonical Arrow type ([`publish_columns::arrow_type`]):
-//! what both SQL decoders append to (PostgreSQL's binary COPY, MySQL's binary protocol). Each
-//! decoder turns its wire's value into the variant's native value; nulls, finishing and the
-//! list bookkeeping are here, once.
+//! One Arrow builder per column, by canonical Arrow type ([`publish_columns::arrow_type`]),
+//! and the [`Batcher`] that fills them row by row: what both SQL decoders append to
+//! (PostgreSQL's binary COPY, MySQL's binary protocol). Each decoder turns its wire's value
+//! into the variant's native value; nulls, finishing, the list bookkeeping, when a batch is
+//! full and the conversion to the canonical schema are here, once.
 
 use std::sync::Arc;
 
 use arrow::array::{
     ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
     Float32Builder, Float64Builder, Int8Builder, Int16Builder, Int32Builder, Int64Builder,
-    ListArray, NullBufferBuilder, StringBuilder, TimestampMicrosecondBuilder,
+    ListArray, NullBufferBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
-use arrow::datatypes::{DataType, FieldRef, TimeUnit};
+use arrow::datatypes::{DataType, FieldRef, SchemaRef, TimeUnit};
 
 /// A builder for one column.
 pub(crate) enum Builder {
@@ -177,5 +178,73 @@ impl Builder {
             Self::Timestamp { builder, .. } => builder.len(),
             Self::List { offsets, .. } => offsets.len() - 1,
         }
+    }
+}
+
+/// Rows into batches of one schema (canonical Arrow types): a [`Builder`] per column, the rows
+/// appended since the last batch, and when a batch is full.
+pub(crate) struct Batcher {
+    schema: SchemaRef,
+    columns: Vec<Builder>,
+    rows: usize,
+    batch_rows: usize,
+}
+
+impl Batcher {
+    /// Builders for `schema`'s columns, a batch full at `batch_rows` rows (at least one);
+    /// `Err` names a type no SQL source yields.
+    pub(crate) fn new(schema: SchemaRef, batch_rows: usize) -> Result<Self, String> {
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| Builder::new(f.data_type()))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            schema,
+            columns,
+            rows: 0,
+            batch_rows: batch_rows.max(1),
+        })
+    }
+
+    /// How many values a row has.
+    pub(crate) fn width(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// Appends one row, each column's value by `append(position, builder)`; `Err` names the
+    /// position of the column that failed. After an error the batch is broken: the read ends.
+    pub(crate) fn push_row<E>(
+        &mut self,
+        mut append: impl FnMut(usize, &mut Builder) -> Result<(), E>,
+    ) -> Result<(), (usize, E)> {
+        for (i, column) in self.columns.iter_mut().enumerate() {
+            append(i, column).map_err(|e| (i, e))?;
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Rows appended since the last batch.
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// True once a batch's rows have been appended.
+    pub(crate) fn is_full(&self) -> bool {
+        self.rows >= self.batch_rows
+    }
+
+    /// The rows since the last batch, as a batch of the canonical schema; the builders start
+    /// again empty.
+    pub(crate) fn batch(&mut self) -> Result<RecordBatch, String> {
+        let arrays = self
+            .columns
+            .iter_mut()
+            .map(Builder::finish)
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = std::mem::take(&mut self.rows);
+        debug_assert!(self.columns.iter().all(|c| c.len() == 0));
+        publish_columns::conform_columns(&arrays, rows, &self.schema)
     }
 }

@@ -12,6 +12,23 @@ pub(crate) fn protocol(message: impl Into<String>) -> SourceError {
     SourceError::protocol(message)
 }
 
+/// A database driver's error, as a source reports it: met while `operation` on `host`.
+pub(crate) trait DriverError {
+    fn source_error(self, operation: &str, host: &str) -> SourceError;
+}
+
+impl DriverError for tokio_postgres::Error {
+    fn source_error(self, operation: &str, host: &str) -> SourceError {
+        pg_error(operation, host, self)
+    }
+}
+
+impl DriverError for mysql_async::Error {
+    fn source_error(self, operation: &str, host: &str) -> SourceError {
+        my_error(operation, host, self)
+    }
+}
+
 /// Maps a tokio-postgres error met while `operation` (e.g. `reading the columns`) on `host`.
 pub(crate) fn pg_error(operation: &str, host: &str, e: tokio_postgres::Error) -> SourceError {
     if let Some(db) = e.as_db_error() {

@@ -77,6 +77,15 @@
 //! A zero date (`0000-00-00`) fails the read naming the column. A read dropped midway is
 //! stopped with `KILL QUERY` (the statement, not the transaction).
 //!
+//! # One source, two dialects
+//!
+//! Both sources are one implementation (`source.rs`): the allow-list, the snapshot recorded
+//! for every table, name matching, the check that a described table still maps to the same
+//! types, the generated `SELECT` and the errors naming a column are written once. What
+//! differs is each database's dialect (`dialect.rs`: connecting and the snapshot, the catalog
+//! queries and the type table, quoting, and the rows' decoding into the shared Arrow builders
+//! of `builders.rs`). A new SQL database is a new dialect.
+//!
 //! # Names
 //!
 //! The package's catalog is the database it connects to (`source.database`), its schema the
@@ -86,10 +95,11 @@
 //! parameters.
 
 mod builders;
+mod dialect;
 mod error;
 mod mysql;
 mod postgres;
-mod shared;
+mod source;
 mod tls;
 
 #[cfg(feature = "test-util")]
@@ -98,11 +108,22 @@ pub mod test_rig;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use mysql::MysqlSource;
-pub use postgres::PostgresSource;
 pub use postgres::destination::{PostgresDestination, PostgresDestinationConfig};
 
-use publish_types::{HostUrl, ObjectName};
+/// A PostgreSQL database, read for one package from one snapshot.
+///
+/// Holds one connection with the package's `REPEATABLE READ, READ ONLY` transaction open
+/// (catalog queries run there); each [`read`](publish_source::Source::read) opens a connection
+/// of its own that imports the transaction's snapshot, so reads may run at the same time and
+/// dropping one (which closes its connection, ending the `COPY` on the server) leaves the
+/// others and the snapshot intact. Dropping the source ends the transaction.
+pub type PostgresSource = source::SqlSource<postgres::Postgres>;
+
+/// A MySQL or MariaDB database, read for one package from one consistent snapshot: one
+/// connection holds it, and the package's reads take turns on it.
+pub type MysqlSource = source::SqlSource<mysql::Mysql>;
+
+use publish_types::{AllowedHost, ObjectName};
 use secrecy::SecretString;
 
 /// Whether and how connections to a database are encrypted: `PUBLISH_SQL_TLS` for the
@@ -188,8 +209,9 @@ impl Default for SqlOptions {
 
 /// Where one package reads from and as whom.
 pub struct SqlConfig {
-    /// The server (scheme `postgresql` or `mysql`), already checked against the allow-list.
-    pub host: HostUrl,
+    /// The server (scheme `postgresql` or `mysql`), as the allow-list admitted it
+    /// ([`HostAllowList::admit`](publish_types::HostAllowList::admit)).
+    pub host: AllowedHost,
     /// The database: the package's catalog.
     pub database: ObjectName,
     /// The user name, from its secret file.

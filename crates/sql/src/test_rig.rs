@@ -4,7 +4,9 @@
 //! message, except in CI (`CI` set), where it fails.
 //!
 //! Only for tests (feature `test-util`). Each test works in a schema of its own
-//! ([`SqlRig::pg_schema`]), dropped when the handle is dropped, so tests run in parallel. The
+//! ([`SqlRig::pg_schema`], [`SqlRig::my_schema`], or [`SqlRig::scratch`] on either server),
+//! dropped at its end, so tests run in parallel; a test written once over [`Engine`] and
+//! [`TestSource`] runs against both servers. The
 //! PostgreSQL destination's tests each get a database and a writer and a reader role of their
 //! own ([`SqlRig::pg_destination`]), made through the rig's superuser ([`SqlRig::pg_admin`]).
 
@@ -17,10 +19,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use publish_source::{Source, SourceError};
 use publish_types::{HostAllowList, HostUrl, ObjectName, Scheme};
 use secrecy::SecretString;
 use tokio_postgres::{Client, NoTls};
 
+use crate::dialect::Dialect;
+use crate::source::SqlSource;
 use crate::{PostgresDestinationConfig, SqlConfig, SqlOptions, SqlTls};
 
 /// The running rig: what its `env` file says.
@@ -29,11 +34,74 @@ pub struct SqlRig {
     env: BTreeMap<String, String>,
 }
 
+/// One server of the rig, for tests run against each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// The PostgreSQL server (`PG_*` in the rig's `env`).
+    Postgresql,
+    /// The MariaDB server (`MYSQL_*`), read by the MySQL source.
+    Mariadb,
+}
+
+impl Engine {
+    /// The scheme of its address (`postgresql`, `mysql`), as the allow-list and errors write it.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Self::Postgresql => "postgresql",
+            Self::Mariadb => "mysql",
+        }
+    }
+
+    fn host_scheme(self) -> Scheme {
+        match self {
+            Self::Postgresql => Scheme::Postgresql,
+            Self::Mariadb => Scheme::Mysql,
+        }
+    }
+
+    /// `name` quoted as an identifier of this server (`"` or `` ` ``, doubled inside).
+    pub fn quote(self, name: &str) -> String {
+        match self {
+            Self::Postgresql => publish_types::quote(name, '"'),
+            Self::Mariadb => publish_types::quote(name, '`'),
+        }
+    }
+
+    /// Its variable `name` of the rig's `env` (`PG_PORT`, `MYSQL_PORT`).
+    fn var(self, name: &str) -> String {
+        match self {
+            Self::Postgresql => format!("PG_{name}"),
+            Self::Mariadb => format!("MYSQL_{name}"),
+        }
+    }
+}
+
+/// What a test does with either source, whatever its database: connect and name the snapshot.
+/// Both sources are one implementation, so a test generic over this runs against each server.
+pub trait TestSource: Source + Sized + 'static {
+    /// Connects and opens the package's snapshot: `PostgresSource::connect`,
+    /// `MysqlSource::connect`.
+    fn connect(config: SqlConfig) -> impl Future<Output = Result<Self, SourceError>> + Send;
+
+    /// The identity of the package's snapshot, as recorded for every table.
+    fn snapshot(&self) -> &str;
+}
+
+impl<D: Dialect> TestSource for SqlSource<D> {
+    async fn connect(config: SqlConfig) -> Result<Self, SourceError> {
+        SqlSource::connect(config).await
+    }
+
+    fn snapshot(&self) -> &str {
+        SqlSource::snapshot(self)
+    }
+}
+
 impl SqlRig {
     /// The rig named by `PUBLISH_TEST_SQL_RIG`; `None` (with a message) outside CI.
     pub fn get() -> Option<Self> {
         let (_, env) =
-            publish_storage::test_rig::rig_env("PUBLISH_TEST_SQL_RIG", "tools/sql-servers up DIR")?;
+            publish_test_support::rig_env("PUBLISH_TEST_SQL_RIG", "tools/sql-servers up DIR")?;
         Some(Self { env })
     }
 
@@ -49,22 +117,76 @@ impl SqlRig {
         PathBuf::from(self.var("SQL_RIG_CA"))
     }
 
-    /// The PostgreSQL server's address.
-    pub fn pg_host(&self) -> HostUrl {
-        let port = self.var("PG_PORT").parse().ok();
-        HostUrl::parse_database(self.var("PG_HOST"), Scheme::Postgresql, port)
+    /// `engine`'s address.
+    pub fn host(&self, engine: Engine) -> HostUrl {
+        let port = self.var(&engine.var("PORT")).parse().ok();
+        HostUrl::parse_database(self.var(&engine.var("HOST")), engine.host_scheme(), port)
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// An allow-list holding just the PostgreSQL server.
-    pub fn pg_allow_list(&self) -> HostAllowList {
-        HostAllowList::parse(&format!("postgresql://{}:*", self.var("PG_HOST")))
+    /// An allow-list holding just `engine`.
+    pub fn allow_list(&self, engine: Engine) -> HostAllowList {
+        let host = self.var(&engine.var("HOST"));
+        HostAllowList::parse(&format!("{}://{host}:*", engine.scheme()))
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// The PostgreSQL database.
-    pub fn pg_database(&self) -> ObjectName {
-        ObjectName::parse(self.var("PG_DATABASE")).unwrap_or_else(|e| panic!("{e}"))
+    /// `engine`'s database the test user reads: a package's catalog.
+    pub fn database(&self, engine: Engine) -> ObjectName {
+        ObjectName::parse(self.var(&engine.var("DATABASE"))).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The name of `engine`'s test user.
+    pub fn user(&self, engine: Engine) -> &str {
+        self.var(&engine.var("USER"))
+    }
+
+    /// A source configuration of `engine`'s test user with `options`, its host admitted by
+    /// [`SqlRig::allow_list`].
+    pub fn config(&self, engine: Engine, options: SqlOptions) -> SqlConfig {
+        let host = self
+            .allow_list(engine)
+            .admit(&self.host(engine))
+            .unwrap_or_else(|e| panic!("{e}"));
+        SqlConfig {
+            host,
+            database: self.database(engine),
+            user: SecretString::from(self.user(engine).to_owned()),
+            password: SecretString::from(self.var(&engine.var("PASSWORD")).to_owned()),
+            application_name: "publish-sql tests".to_owned(),
+            options,
+        }
+    }
+
+    /// A fresh schema of this test's on `engine` ([`SqlRig::pg_schema`],
+    /// [`SqlRig::my_schema`]).
+    pub async fn scratch(&self, engine: Engine, prefix: &str) -> Scratch {
+        match engine {
+            Engine::Postgresql => Scratch::Postgresql(self.pg_schema(prefix).await),
+            Engine::Mariadb => Scratch::Mariadb(self.my_schema(prefix).await),
+        }
+    }
+
+    /// Runs `sql` (statements separated by `;`) on a connection of its own that may write:
+    /// PostgreSQL's test user, MariaDB's administrator (its test user may only read).
+    pub async fn execute(&self, engine: Engine, sql: &str) {
+        match engine {
+            Engine::Postgresql => self
+                .pg_client()
+                .await
+                .batch_execute(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+            Engine::Mariadb => {
+                use mysql_async::prelude::Queryable;
+                let mut admin = self.my_admin().await;
+                admin
+                    .query_drop(sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let _ = admin.disconnect().await;
+            }
+        }
     }
 
     /// Options trusting the rig's CA (TLS verify-full, as by default), for either server.
@@ -76,31 +198,26 @@ impl SqlRig {
         }
     }
 
-    /// A source configuration for the test user, TLS verified against the rig's CA.
-    pub fn pg_config(&self, options: SqlOptions) -> SqlConfig {
-        SqlConfig {
-            host: self.pg_host(),
-            database: self.pg_database(),
-            user: SecretString::from(self.var("PG_USER").to_owned()),
-            password: SecretString::from(self.var("PG_PASSWORD").to_owned()),
-            application_name: "publish-sql tests".to_owned(),
-            options,
-        }
-    }
-
     /// A plain connection as the test user, for loading and changing data.
     pub async fn pg_client(&self) -> Client {
+        self.pg_connect(self.var("PG_USER"), self.var("PG_PASSWORD"), None)
+            .await
+    }
+
+    /// A plain connection (no TLS) to the rig's PostgreSQL as `user`, to `database` (else the
+    /// rig's); panics naming the user if it fails.
+    async fn pg_connect(&self, user: &str, password: &str, database: Option<&str>) -> Client {
         let mut config = tokio_postgres::Config::new();
         config
             .host(self.var("PG_HOST"))
             .port(self.var("PG_PORT").parse().unwrap_or(5432))
-            .user(self.var("PG_USER"))
-            .password(self.var("PG_PASSWORD"))
-            .dbname(self.var("PG_DATABASE"));
+            .user(user)
+            .password(password)
+            .dbname(database.unwrap_or(self.var("PG_DATABASE")));
         let (client, connection) = config
             .connect(NoTls)
             .await
-            .unwrap_or_else(|e| panic!("connecting to the rig's PostgreSQL: {e}"));
+            .unwrap_or_else(|e| panic!("connecting to the rig's PostgreSQL as {user}: {e}"));
         tokio::spawn(connection);
         client
     }
@@ -108,12 +225,7 @@ impl SqlRig {
     /// A fresh schema of this test's, `prefix` plus a number unique in the process; dropped
     /// (with everything in it) when the handle is.
     pub async fn pg_schema(&self, prefix: &str) -> PgSchema {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "{prefix}_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = unique(prefix);
         self.pg_client()
             .await
             .batch_execute(&format!("CREATE SCHEMA \"{name}\""))
@@ -126,6 +238,17 @@ impl SqlRig {
     }
 }
 
+/// `prefix` plus the process and a number unique in it: a name no other test on the shared rig
+/// uses.
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 impl SqlRig {
     /// A plain connection as the PostgreSQL superuser (`PG_ADMIN_USER`, else `postgres`, which
     /// `tools/sql-servers` creates with the rig's password) to `database` (else the rig's).
@@ -134,32 +257,15 @@ impl SqlRig {
             .env
             .get("PG_ADMIN_USER")
             .map_or("postgres", String::as_str);
-        let mut config = tokio_postgres::Config::new();
-        config
-            .host(self.var("PG_HOST"))
-            .port(self.var("PG_PORT").parse().unwrap_or(5432))
-            .user(user)
-            .password(self.var("PG_PASSWORD"))
-            .dbname(database.unwrap_or(self.var("PG_DATABASE")));
-        let (client, connection) = config
-            .connect(NoTls)
+        self.pg_connect(user, self.var("PG_PASSWORD"), database)
             .await
-            .unwrap_or_else(|e| panic!("connecting to the rig's PostgreSQL as {user}: {e}"));
-        tokio::spawn(connection);
-        client
     }
 
     /// A fresh database for the PostgreSQL destination, `prefix` plus a number unique in the
     /// process, with a writer role (LOGIN, `CREATE` on the database, nothing else) and a
     /// read-only role (LOGIN, nothing granted) of its own; all dropped when the handle is.
     pub async fn pg_destination(&self, prefix: &str) -> PgDestinationRig {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "{prefix}_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        )
-        .to_lowercase();
+        let name = unique(prefix).to_lowercase();
         let password = |role: &str| {
             format!(
                 "{role}-{}-{}",
@@ -247,19 +353,9 @@ impl PgDestinationRig {
 
     /// A plain connection to this database as `user`.
     pub async fn connect_as(&self, user: &str, password: &str) -> Client {
-        let mut config = tokio_postgres::Config::new();
-        config
-            .host(self.rig.var("PG_HOST"))
-            .port(self.rig.var("PG_PORT").parse().unwrap_or(5432))
-            .user(user)
-            .password(password)
-            .dbname(&self.database);
-        let (client, connection) = config
-            .connect(NoTls)
+        self.rig
+            .pg_connect(user, password, Some(&self.database))
             .await
-            .unwrap_or_else(|e| panic!("connecting as {user}: {e}"));
-        tokio::spawn(connection);
-        client
     }
 
     fn drop_sql(&self) -> [String; 3] {
@@ -290,53 +386,16 @@ impl Drop for PgDestinationRig {
             return;
         }
         let sql = self.drop_sql();
-        let rig = self.rig.clone();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap_or_else(|e| panic!("{e}"));
-            runtime.block_on(async {
-                let admin = rig.pg_admin(None).await;
-                for sql in sql {
-                    let _ = admin.batch_execute(&sql).await;
-                }
-            })
+        in_background(self.rig.clone(), |rig| async move {
+            let admin = rig.pg_admin(None).await;
+            for sql in sql {
+                let _ = admin.batch_execute(&sql).await;
+            }
         });
     }
 }
 
 impl SqlRig {
-    /// The MariaDB server's address.
-    pub fn my_host(&self) -> HostUrl {
-        let port = self.var("MYSQL_PORT").parse().ok();
-        HostUrl::parse_database(self.var("MYSQL_HOST"), Scheme::Mysql, port)
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// An allow-list holding just the MariaDB server.
-    pub fn my_allow_list(&self) -> HostAllowList {
-        HostAllowList::parse(&format!("mysql://{}:*", self.var("MYSQL_HOST")))
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// The MariaDB database the test user may read.
-    pub fn my_database(&self) -> ObjectName {
-        ObjectName::parse(self.var("MYSQL_DATABASE")).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// A source configuration for the MariaDB test user, TLS verified against the rig's CA.
-    pub fn my_config(&self, options: SqlOptions) -> SqlConfig {
-        SqlConfig {
-            host: self.my_host(),
-            database: self.my_database(),
-            user: SecretString::from(self.var("MYSQL_USER").to_owned()),
-            password: SecretString::from(self.var("MYSQL_PASSWORD").to_owned()),
-            application_name: "publish-sql tests".to_owned(),
-            options,
-        }
-    }
-
     /// A plain connection as the rig's MariaDB administrator (to create the tests'
     /// databases and grant the test user on them).
     pub async fn my_admin(&self) -> mysql_async::Conn {
@@ -354,12 +413,7 @@ impl SqlRig {
     /// A fresh MariaDB database (the MySQL word for a schema) the test user may read,
     /// `prefix` plus a number unique in the process; dropped by [`MyDatabase::remove`].
     pub async fn my_schema(&self, prefix: &str) -> MyDatabase {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "{prefix}_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = unique(prefix);
         let mut database = MyDatabase {
             rig: self.clone(),
             names: Vec::new(),
@@ -384,7 +438,7 @@ impl MyDatabase {
     /// Creates another database (any name), readable by the test user, dropped with these.
     pub async fn create(&mut self, name: &str) {
         use mysql_async::prelude::Queryable;
-        let quoted = format!("`{}`", name.replace('`', "``"));
+        let quoted = Engine::Mariadb.quote(name);
         let user = self.rig.var("MYSQL_USER").to_owned();
         let mut admin = self.rig.my_admin().await;
         admin
@@ -405,7 +459,7 @@ impl MyDatabase {
         use mysql_async::prelude::Queryable;
         let sql: String = std::mem::take(&mut self.names)
             .iter()
-            .map(|n| format!("DROP DATABASE IF EXISTS `{}`;", n.replace('`', "``")))
+            .map(|n| format!("DROP DATABASE IF EXISTS {};", Engine::Mariadb.quote(n)))
             .collect();
         let mut admin = self.rig.my_admin().await;
         admin
@@ -433,13 +487,26 @@ impl PgSchema {
         self.names.push(name.to_owned());
     }
 
+    /// Creates another schema (any name), dropped with this one, as [`MyDatabase::create`]
+    /// does for MariaDB.
+    pub async fn create(&mut self, name: &str) {
+        let quoted = Engine::Postgresql.quote(name);
+        self.rig
+            .pg_client()
+            .await
+            .batch_execute(&format!("CREATE SCHEMA {quoted}"))
+            .await
+            .unwrap_or_else(|e| panic!("CREATE SCHEMA {name}: {e}"));
+        self.also_drop(name);
+    }
+
     fn drop_sql(&mut self) -> String {
         std::mem::take(&mut self.names)
             .iter()
             .map(|n| {
                 format!(
-                    "DROP SCHEMA IF EXISTS \"{}\" CASCADE;",
-                    n.replace('"', "\"\"")
+                    "DROP SCHEMA IF EXISTS {} CASCADE;",
+                    Engine::Postgresql.quote(n)
                 )
             })
             .collect()
@@ -468,13 +535,60 @@ impl Drop for PgSchema {
             return;
         }
         let sql = format!("SET lock_timeout = '30s'; {}", self.drop_sql());
-        let rig = self.rig.clone();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap_or_else(|e| panic!("{e}"));
-            runtime.block_on(async { rig.pg_client().await.batch_execute(&sql).await })
+        in_background(self.rig.clone(), |rig| async move {
+            let _ = rig.pg_client().await.batch_execute(&sql).await;
         });
+    }
+}
+
+/// Runs `cleanup` on a thread and a runtime of its own, not waiting for it: what a handle
+/// dropped by a failed test does, since the test's runtime, blocked in the drop, may hold the
+/// connections the cleanup waits for.
+fn in_background<F, C>(rig: SqlRig, cleanup: C)
+where
+    C: FnOnce(SqlRig) -> F + Send + 'static,
+    F: Future<Output = ()>,
+{
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        runtime.block_on(cleanup(rig));
+    });
+}
+
+/// A schema of a test's own on either server ([`SqlRig::scratch`]).
+pub enum Scratch {
+    /// A PostgreSQL schema.
+    Postgresql(PgSchema),
+    /// A MariaDB database.
+    Mariadb(MyDatabase),
+}
+
+impl Scratch {
+    /// The first schema's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Postgresql(schema) => schema.name(),
+            Self::Mariadb(database) => database.name(),
+        }
+    }
+
+    /// Creates another schema (any name), dropped with the first.
+    pub async fn create(&mut self, name: &str) {
+        match self {
+            Self::Postgresql(schema) => schema.create(name).await,
+            Self::Mariadb(database) => database.create(name).await,
+        }
+    }
+
+    /// Drops the schemas and everything in them. Call it at the end of the test, after the
+    /// sources using them are dropped.
+    pub async fn remove(self) {
+        match self {
+            Self::Postgresql(schema) => schema.remove().await,
+            Self::Mariadb(database) => database.remove().await,
+        }
     }
 }

@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use mysql_async::SslOpts;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::pem::PemObject;
@@ -32,16 +33,48 @@ pub(crate) fn pg_tls(options: &SqlOptions) -> Result<(Option<RustlsConnect>, Ssl
             SslMode::Require,
         )),
         SqlTls::Prefer => {
-            if let Some(ca) = &options.ca_file {
-                return Err(format!(
-                    "the CA file {} is set, but TLS mode prefer checks no certificate: use \
-                     verify-full to check the server against it, or remove it",
-                    ca.display()
-                ));
-            }
+            no_ca_file_with_prefer(options)?;
             Ok((Some(RustlsConnect::unverified()?), SslMode::Prefer))
         }
         SqlTls::Disable => Ok((None, SslMode::Disable)),
+    }
+}
+
+/// The TLS options of a MySQL connection made with `options` (mysql_async's rustls, the CA
+/// file added to its roots): `None` for `disable`. A CA file with `prefer` is refused.
+pub(crate) fn my_tls(options: &SqlOptions) -> Result<Option<SslOpts>, String> {
+    match options.tls {
+        SqlTls::VerifyFull => {
+            let mut ssl = SslOpts::default();
+            if let Some(ca) = &options.ca_file {
+                if !ca.is_file() {
+                    return Err(format!("the CA file {} cannot be read", ca.display()));
+                }
+                ssl = ssl.with_root_certs(vec![ca.clone().into()]);
+            }
+            Ok(Some(ssl))
+        }
+        SqlTls::Prefer => {
+            no_ca_file_with_prefer(options)?;
+            Ok(Some(
+                SslOpts::default()
+                    .with_danger_accept_invalid_certs(true)
+                    .with_danger_skip_domain_validation(true),
+            ))
+        }
+        SqlTls::Disable => Ok(None),
+    }
+}
+
+/// `prefer` checks no certificate, so a CA file given with it would be silently ignored.
+fn no_ca_file_with_prefer(options: &SqlOptions) -> Result<(), String> {
+    match &options.ca_file {
+        Some(ca) => Err(format!(
+            "the CA file {} is set, but TLS mode prefer checks no certificate: use \
+             verify-full to check the server against it, or remove it",
+            ca.display()
+        )),
+        None => Ok(()),
     }
 }
 

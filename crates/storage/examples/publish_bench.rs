@@ -63,7 +63,7 @@ fn main() {
             out.write_all(&c).unwrap();
         }
     }
-    write.commit(Vec::new()).unwrap();
+    write.commit().unwrap();
     let staged = area.staging_dir().join("database.duckdb");
 
     let t = Instant::now();

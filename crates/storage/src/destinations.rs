@@ -4,15 +4,13 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use publish_types::{DestinationName, ProjectName, StartTime};
+use publish_types::DestinationName;
 
-use crate::area::ProjectArea;
+use crate::container::Container;
 use crate::error::{IoContext, StorageError};
 
 const VAR_PREFIX: &str = "TARGET_STORAGE_ACCOUNT_";
 const VAR_SUFFIX: &str = "_SDE_MNT_PATH";
-const STAGING: &str = "staging";
-const PRODUCTION: &str = "production";
 
 /// The destinations every deployment has, with their default mounts (docs/CONTRACT.md §11).
 const DEFAULTS: [(&str, &str); 2] = [("LSC", "./outputs/lsc-sde"), ("NW", "./outputs/nw-sde")];
@@ -121,28 +119,30 @@ impl Destination {
         &self.mount
     }
 
+    /// `<mount>/<container>`.
+    pub fn root(&self, container: Container) -> PathBuf {
+        self.mount.join(container.as_str())
+    }
+
     /// `<mount>/staging`.
     pub fn staging_root(&self) -> PathBuf {
-        self.mount.join(STAGING)
+        self.root(Container::Staging)
     }
 
     /// `<mount>/production`.
     pub fn production_root(&self) -> PathBuf {
-        self.mount.join(PRODUCTION)
+        self.root(Container::Production)
     }
 
     /// Checks that both containers exist and are folders (following symbolic links, since a
     /// container may be a link to a volume). Creates nothing; used by `/validate`.
     pub fn check_containers(&self) -> Result<(), StorageError> {
-        self.check_container(STAGING, &self.staging_root())?;
-        self.check_container(PRODUCTION, &self.production_root())
+        self.check_container(Container::Staging)?;
+        self.check_container(Container::Production)
     }
 
-    pub(crate) fn check_container(
-        &self,
-        container: &'static str,
-        path: &Path,
-    ) -> Result<(), StorageError> {
+    fn check_container(&self, container: Container) -> Result<(), StorageError> {
+        let path = &self.root(container);
         match fs::metadata(path) {
             Ok(meta) if meta.is_dir() => Ok(()),
             Ok(_) => Err(self.missing(container, path)),
@@ -153,7 +153,7 @@ impl Destination {
         }
     }
 
-    fn missing(&self, container: &'static str, path: &Path) -> StorageError {
+    fn missing(&self, container: Container, path: &Path) -> StorageError {
         StorageError::ContainerMissing {
             destination: self.name.to_string(),
             container,
@@ -183,70 +183,4 @@ impl Destination {
             crate::VolumeFacts::of(&self.production_root()),
         )
     }
-
-    /// Repairs what crashed operations left in this destination's work folders
-    /// (`<container>/.publish-service/work/<project>/<start>/`): for every area found there
-    /// whose lock can be taken now (one that a live operation holds is skipped), the same repair
-    /// as its next operation would do — partial copies and superseded results removed, a
-    /// previous result set aside or a staged result moved by an interrupted publish put back.
-    /// Returns how many leftovers it repaired. Called at start-up.
-    pub fn sweep(&self) -> Result<usize, StorageError> {
-        let mut repaired = 0;
-        for root in [self.staging_root(), self.production_root()] {
-            let work = root.join(crate::area::SERVICE_DIR).join("work");
-            for (project, start) in list_areas(&work)? {
-                let area = self.project(&project, &start);
-                let lock = match area.lock() {
-                    Ok(lock) => lock,
-                    Err(StorageError::Busy { .. }) => continue,
-                    Err(e) => return Err(e),
-                };
-                repaired += area.repair(&lock);
-            }
-        }
-        if repaired > 0 {
-            tracing::info!(destination = %self.name, repaired, "start-up sweep repaired what interrupted operations left");
-        }
-        Ok(repaired)
-    }
-
-    /// The area of one project run at this destination.
-    pub fn project(&self, project: &ProjectName, start: &StartTime) -> ProjectArea {
-        ProjectArea::new(self.clone(), project.clone(), start.clone())
-    }
-}
-
-/// The `(project, start)` folders under a work folder whose names are valid; others are not
-/// ours and are left alone.
-fn list_areas(work: &Path) -> Result<Vec<(ProjectName, StartTime)>, StorageError> {
-    let mut out = Vec::new();
-    let projects = match fs::read_dir(work) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(e).at("list", work),
-    };
-    for project in projects {
-        let project = project.at("list", work)?;
-        let Some(name) = project
-            .file_name()
-            .to_str()
-            .and_then(|n| ProjectName::parse(n).ok())
-        else {
-            continue;
-        };
-        if !project.file_type().at("inspect", project.path())?.is_dir() {
-            continue;
-        }
-        for start in fs::read_dir(project.path()).at("list", project.path())? {
-            let start = start.at("list", project.path())?;
-            if let Some(start) = start
-                .file_name()
-                .to_str()
-                .and_then(|s| StartTime::parse(s).ok())
-            {
-                out.push((name.clone(), start));
-            }
-        }
-    }
-    Ok(out)
 }

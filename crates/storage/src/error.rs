@@ -4,6 +4,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::container::Container;
+
 /// What went wrong with a destination's storage.
 ///
 /// The server maps [`StorageError::Busy`], [`StorageError::NothingToPublish`], the dataset
@@ -40,8 +42,8 @@ pub enum StorageError {
     ContainerMissing {
         /// The destination's name.
         destination: String,
-        /// `"staging"` or `"production"`.
-        container: &'static str,
+        /// Which container.
+        container: Container,
         /// Where it was expected.
         path: PathBuf,
     },

@@ -2,10 +2,10 @@
 //! as `kill -9` would: no destructor, no clean-up, nothing after the point is done. A restarted
 //! process must then find the area in exactly the old state or the new one (the start-up sweep
 //! and the next locked operation repair it), never lose approved data, and answer a retried
-//! publish with the same manifest (docs/CONTRACT.md §7.4).
+//! publish with the same manifest (docs/CONTRACT.md §7.1).
 //!
 //! Compiled in only with the `failpoints` feature (the server's tests turn it on through their
-//! dev-dependency); without it [`hit`] is an empty inline function. With it, the environment
+//! dev-dependency); without it `hit` is an empty inline function. With it, the environment
 //! variable [`FAILPOINT_VAR`] names the one point to stop at; the process then exits at once
 //! with status [`FAILPOINT_EXIT`] (`std::process::exit` runs no destructor of the stack).
 

@@ -4,10 +4,12 @@
 //! Every result is built in a hidden sibling folder and then swapped in with one rename, so a
 //! reader of the final path sees the complete old result or the complete new one.
 
-use std::fs::{self, File};
-use std::io;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
+use publish_hash::{FileDigest, HashAlgorithm, copy_hashing, hash_reader};
 use rustix::io::Errno;
 
 use crate::error::{IoContext, StorageError};
@@ -420,6 +422,139 @@ pub(crate) fn list_kinds(
     }
     found.sort();
     Ok(found)
+}
+
+/// A file as it landed in production.
+pub(crate) struct Landed {
+    pub(crate) digest: FileDigest,
+    /// Its size on disk after syncing.
+    pub(crate) size: u64,
+}
+
+/// Copies `src` to the new file `dst` while hashing, then syncs it.
+///
+/// For large files a helper thread flushes what has been written every [`SYNC_EVERY`] bytes, so
+/// the write-back to the production volume overlaps the copy instead of all waiting for the
+/// final sync (and dirty pages stay bounded).
+pub(crate) fn copy_file(
+    reader: File,
+    dst: &Path,
+    len: u64,
+    algorithm: HashAlgorithm,
+) -> Result<Landed, StorageError> {
+    let writer = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dst)
+        .at("create", dst)?;
+    let digest = if len > SYNC_EVERY {
+        let syncing = writer.try_clone().at("open", dst)?;
+        let (kick, kicked) = mpsc::sync_channel::<()>(1);
+        std::thread::scope(|scope| {
+            let syncer = scope.spawn(move || -> io::Result<()> {
+                for () in kicked {
+                    syncing.sync_data()?;
+                }
+                Ok(())
+            });
+            let copied = copy_hashing(
+                &reader,
+                KickingWriter {
+                    file: &writer,
+                    unsynced: 0,
+                    kick,
+                },
+                algorithm,
+            );
+            // `copy_hashing` consumed the writer, so the channel is closed and the syncer ends.
+            // Its error must be reported here: the kernel reports a write-back error to one
+            // sync only, which may have been the syncer's.
+            let synced = syncer
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            synced.and(copied)
+        })
+    } else {
+        copy_hashing(&reader, &writer, algorithm)
+    }
+    .at("copy into production", dst)?;
+    writer.sync_all().at("sync", dst)?;
+    let size = writer.metadata().at("inspect", dst)?.len();
+    Ok(Landed { digest, size })
+}
+
+/// Bytes written between two background flushes in [`copy_file`].
+const SYNC_EVERY: u64 = 8 << 20;
+
+/// Writes to a file and asks the syncer to flush every [`SYNC_EVERY`] bytes, without waiting.
+struct KickingWriter<'a> {
+    file: &'a File,
+    unsynced: u64,
+    kick: mpsc::SyncSender<()>,
+}
+
+impl Write for KickingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.unsynced += n as u64;
+        if self.unsynced >= SYNC_EVERY {
+            self.unsynced = 0;
+            // Full means a flush is already pending, which will cover these bytes too.
+            let _ = self.kick.try_send(());
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Hashes the file `rel` under `dir` where it is (opened without following links), optionally
+/// syncing it too.
+pub(crate) fn hash_in_place(
+    dir: &Path,
+    rel: &str,
+    algorithm: HashAlgorithm,
+    sync: bool,
+) -> Result<Landed, StorageError> {
+    let path = dir.join(rel);
+    let path = path.as_path();
+    let file = open_beneath(dir, rel)?;
+    let digest = hash_reader(&file, algorithm).at("read", path)?;
+    if sync {
+        file.sync_all().at("sync", path)?;
+    }
+    let size = file.metadata().at("inspect", path)?.len();
+    Ok(Landed { digest, size })
+}
+
+/// Errors of `link(2)` that mean "copy instead": another filesystem, or one without hard links
+/// (FUSE mounts of blob storage answer `EIO`; a copy then fails too if the volume is broken).
+pub(crate) fn cannot_link(e: &io::Error) -> bool {
+    matches!(
+        Errno::from_io_error(e),
+        Some(
+            Errno::XDEV | Errno::PERM | Errno::OPNOTSUPP | Errno::MLINK | Errno::IO | Errno::NOSYS
+        )
+    )
+}
+
+/// Removes a temporary file or folder unless disarmed.
+pub(crate) struct RemoveOnDrop(pub(crate) Option<std::path::PathBuf>);
+
+impl RemoveOnDrop {
+    pub(crate) fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            discard(&path);
+        }
+    }
 }
 
 #[cfg(test)]

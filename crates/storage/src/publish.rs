@@ -1,23 +1,22 @@
 //! Publishing: promoting the staged result to production, with a manifest of hashes.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::mpsc;
 use std::time::Instant;
 
-use publish_hash::{FileDigest, HashAlgorithm, copy_hashing, hash_reader};
+use publish_hash::{FileDigest, HashAlgorithm};
 use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
-use crate::area::{Container, ProjectArea};
 use crate::bag::{self, BagInfo};
 use crate::error::{IoContext, StorageError};
 use crate::failpoints;
-use crate::fsops::{self, Swap, Tree, names};
-use crate::lock::ProjectLock;
-use crate::record::{DatasetRecord, PackageRecord, RECORD_FILE, StagedFile};
+use crate::fsops::{self, Landed, RemoveOnDrop, Swap, Tree, copy_file, hash_in_place, names};
+use crate::locked::ProjectLock;
+use crate::manifest::{SIDECAR_FORMAT, Sidecar};
+use crate::paths::{Container, ProjectArea};
+use crate::record::{PackageRecord, RECORD_FILE, StagedFile};
 
 /// How to publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,36 +51,41 @@ pub struct Manifest {
 /// One published file, as reported to the caller (the response contract's type).
 pub use publish_types::PublishedFile;
 
-/// The manifest as recorded next to the published result (never inside it).
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Sidecar {
-    format: u32,
-    algorithm: HashAlgorithm,
-    /// The inode of the published folder, which a rename keeps; a folder replaced by other means
-    /// no longer matches, and is then rehashed.
-    directory_inode: u64,
-    /// The payload files (`data/…`), as answered.
-    pub(crate) files: Vec<PublishedFile>,
-    /// Which dataset staged which tables and files (from the package record), for provenance.
-    #[serde(default)]
-    datasets: Vec<DatasetRecord>,
-    /// The package record's id of the staged result published
-    /// ([`PackageRecord::package_id`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) package_id: Option<String>,
+impl ProjectLock {
+    /// Publishes the staged result to production and returns its manifest.
+    ///
+    /// If something is staged, exactly the files its package record lists ([`RECORD_FILE`];
+    /// every dataset of the project) are put into a hidden temporary folder on the production
+    /// volume, in path order: hard-linked when both containers share a filesystem (no byte is
+    /// copied; unlike a rename, this leaves staging intact until production is complete) and
+    /// then read once to hash them, or, across filesystems or with [`PublishOptions::force_copy`],
+    /// copied while hashing so each byte is read exactly once. Each file's digest and size must
+    /// equal what its package recorded: a file missing, changed or of another kind, or a file no
+    /// package wrote, refuses the publish naming it ([`StorageError::StagedFileChanged`],
+    /// [`StorageError::UnexpectedStagedFile`], [`StorageError::UnsupportedEntry`]); a staged
+    /// result without a record is [`StorageError::MissingRecord`]. Each file is synced and its
+    /// landed size checked against the bytes hashed; then the folders are synced, the manifest
+    /// is recorded atomically in `<mount>/production/<project>/.<start>.manifest.json` (with
+    /// which dataset staged what), the folder is swapped into
+    /// `<mount>/production/<project>/<start>` in one rename (replacing a previous result), and
+    /// staging is removed. A failure before that rename leaves production as it was and staging
+    /// intact. The record itself is not published.
+    ///
+    /// If nothing is staged but a result was published, returns the recorded manifest without
+    /// reading the files, provided it matches the published folder and its file sizes and was
+    /// made with the same algorithm; otherwise the published files are hashed again. If neither:
+    /// [`StorageError::NothingToPublish`].
+    ///
+    /// Blocking: call it from a blocking thread.
+    pub fn publish(&self, options: &PublishOptions) -> Result<Manifest, StorageError> {
+        self.area.publish(options)
+    }
 }
 
-const SIDECAR_FORMAT: u32 = 1;
-
 impl ProjectArea {
-    /// [`ProjectLock::publish`]: the lock is this area's.
-    pub(crate) fn publish(
-        &self,
-        _held: &ProjectLock,
-        options: &PublishOptions,
-    ) -> Result<Manifest, StorageError> {
-        let destination = &self.destination;
-        destination.check_containers()?;
+    /// [`ProjectLock::publish`]; only the lock's holder calls it.
+    fn publish(&self, options: &PublishOptions) -> Result<Manifest, StorageError> {
+        // The containers were checked when the lock was taken.
         self.refuse_links()?;
         let outcome = if fsops::is_real_dir(&self.staging_dir())? {
             self.promote(options)
@@ -309,30 +313,6 @@ impl ProjectArea {
         Ok(Some(Manifest { files }))
     }
 
-    /// Removes the staged result now that it is published: renamed to a trash name first, so
-    /// the staging path never shows a half-deleted result. A failure is logged, not returned:
-    /// the publish has happened, and a retry would republish the same files.
-    pub(crate) fn remove_staging(&self) {
-        let staging = self.staging_dir();
-        let parent = self.staging_parent();
-        let trash = match self.ensure_work(Container::Staging) {
-            Ok(work) => work.join(names::fresh(names::TRASH)),
-            Err(error) => {
-                tracing::error!(%error, "published, but could not prepare to remove the staged result");
-                return;
-            }
-        };
-        if let Err(error) = fs::rename(&staging, &trash) {
-            tracing::error!(path = %staging.display(), %error, "published, but could not remove the staged result");
-            return;
-        }
-        if let Err(error) = fsops::sync_dir(&parent) {
-            tracing::warn!(%error, "published, but could not sync the staging folder");
-        }
-        failpoints::hit(failpoints::PUBLISH_COPY_STAGING_TRASHED);
-        fsops::discard(&trash);
-    }
-
     fn already_published(&self, options: &PublishOptions) -> Result<Manifest, StorageError> {
         let dir = self.production_dir();
         let recorded = self.read_sidecar();
@@ -375,83 +355,6 @@ impl ProjectArea {
         Ok(Manifest {
             files: sidecar.files,
         })
-    }
-
-    /// True when the published folder is the one `sidecar` describes: the same folder (inode)
-    /// with exactly its payload files at their sizes.
-    pub(crate) fn sidecar_matches_production(
-        &self,
-        sidecar: &Sidecar,
-    ) -> Result<bool, StorageError> {
-        let dir = self.production_dir();
-        let tree = fsops::walk(&dir)?;
-        let inode = fs::metadata(&dir).at("inspect", &dir)?.ino();
-        let payload: Vec<_> = tree
-            .files
-            .iter()
-            .filter(|f| bag::is_payload(&f.rel))
-            .collect();
-        Ok(sidecar.format == SIDECAR_FORMAT
-            && sidecar.directory_inode == inode
-            && sidecar.files.len() == payload.len()
-            && sidecar.files.iter().zip(payload).all(|(recorded, found)| {
-                recorded.file_path == found.rel
-                    && recorded.total_bytes == found.len
-                    && recorded.hash_value.len() == 128
-                    && recorded
-                        .hash_value
-                        .bytes()
-                        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            }))
-    }
-
-    fn sidecar_path(&self) -> std::path::PathBuf {
-        self.production_parent()
-            .join(format!(".{}.manifest.json", self.start.as_str()))
-    }
-
-    /// Missing, unreadable or malformed sidecars are all "no record": rehashing is always safe.
-    pub(crate) fn read_sidecar(&self) -> Option<Sidecar> {
-        let path = self.sidecar_path();
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
-            Err(error) => {
-                tracing::warn!(path = %path.display(), %error, "could not read the recorded manifest");
-                return None;
-            }
-        };
-        match serde_json::from_slice(&bytes) {
-            Ok(sidecar) => Some(sidecar),
-            Err(error) => {
-                tracing::warn!(path = %path.display(), %error, "the recorded manifest is malformed");
-                None
-            }
-        }
-    }
-
-    /// Writes the sidecar under a temporary name, syncs it, and renames it into place.
-    fn write_sidecar(&self, sidecar: &Sidecar) -> Result<(), StorageError> {
-        let parent = self.production_parent();
-        let path = self.sidecar_path();
-        let tmp = self
-            .ensure_work(Container::Production)?
-            .join(format!("{}.manifest.json", names::fresh(names::TMP)));
-        let guard = RemoveOnDrop(Some(tmp.clone()));
-        let json = serde_json::to_vec_pretty(sidecar)
-            .map_err(io::Error::other)
-            .at("encode", &path)?;
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .at("create", &tmp)?;
-        file.write_all(&json)
-            .and_then(|()| file.sync_all())
-            .at("write", &tmp)?;
-        fs::rename(&tmp, &path).at("record the manifest at", &path)?;
-        guard.disarm();
-        fsops::sync_dir(&parent)
     }
 }
 
@@ -542,122 +445,6 @@ fn check_digest(recorded: &StagedFile, digest: &FileDigest) -> Result<(), Storag
     Ok(())
 }
 
-/// A file as it landed in production.
-pub(crate) struct Landed {
-    pub(crate) digest: FileDigest,
-    /// Its size on disk after syncing.
-    pub(crate) size: u64,
-}
-
-/// Copies `src` to the new file `dst` while hashing, then syncs it.
-///
-/// For large files a helper thread flushes what has been written every [`SYNC_EVERY`] bytes, so
-/// the write-back to the production volume overlaps the copy instead of all waiting for the
-/// final sync (and dirty pages stay bounded).
-pub(crate) fn copy_file(
-    reader: File,
-    dst: &Path,
-    len: u64,
-    algorithm: HashAlgorithm,
-) -> Result<Landed, StorageError> {
-    let writer = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(dst)
-        .at("create", dst)?;
-    let digest = if len > SYNC_EVERY {
-        let syncing = writer.try_clone().at("open", dst)?;
-        let (kick, kicked) = mpsc::sync_channel::<()>(1);
-        std::thread::scope(|scope| {
-            let syncer = scope.spawn(move || -> io::Result<()> {
-                for () in kicked {
-                    syncing.sync_data()?;
-                }
-                Ok(())
-            });
-            let copied = copy_hashing(
-                &reader,
-                KickingWriter {
-                    file: &writer,
-                    unsynced: 0,
-                    kick,
-                },
-                algorithm,
-            );
-            // `copy_hashing` consumed the writer, so the channel is closed and the syncer ends.
-            // Its error must be reported here: the kernel reports a write-back error to one
-            // sync only, which may have been the syncer's.
-            let synced = syncer
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            synced.and(copied)
-        })
-    } else {
-        copy_hashing(&reader, &writer, algorithm)
-    }
-    .at("copy into production", dst)?;
-    writer.sync_all().at("sync", dst)?;
-    let size = writer.metadata().at("inspect", dst)?.len();
-    Ok(Landed { digest, size })
-}
-
-/// Bytes written between two background flushes in [`copy_file`].
-const SYNC_EVERY: u64 = 8 << 20;
-
-/// Writes to a file and asks the syncer to flush every [`SYNC_EVERY`] bytes, without waiting.
-struct KickingWriter<'a> {
-    file: &'a File,
-    unsynced: u64,
-    kick: mpsc::SyncSender<()>,
-}
-
-impl Write for KickingWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.unsynced += n as u64;
-        if self.unsynced >= SYNC_EVERY {
-            self.unsynced = 0;
-            // Full means a flush is already pending, which will cover these bytes too.
-            let _ = self.kick.try_send(());
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Hashes the file `rel` under `dir` where it is (opened without following links), optionally
-/// syncing it too.
-fn hash_in_place(
-    dir: &Path,
-    rel: &str,
-    algorithm: HashAlgorithm,
-    sync: bool,
-) -> Result<Landed, StorageError> {
-    let path = dir.join(rel);
-    let path = path.as_path();
-    let file = fsops::open_beneath(dir, rel)?;
-    let digest = hash_reader(&file, algorithm).at("read", path)?;
-    if sync {
-        file.sync_all().at("sync", path)?;
-    }
-    let size = file.metadata().at("inspect", path)?.len();
-    Ok(Landed { digest, size })
-}
-
-/// Errors of `link(2)` that mean "copy instead": another filesystem, or one without hard links
-/// (FUSE mounts of blob storage answer `EIO`; a copy then fails too if the volume is broken).
-pub(crate) fn cannot_link(e: &io::Error) -> bool {
-    matches!(
-        Errno::from_io_error(e),
-        Some(
-            Errno::XDEV | Errno::PERM | Errno::OPNOTSUPP | Errno::MLINK | Errno::IO | Errno::NOSYS
-        )
-    )
-}
-
 /// Renames a staged result moved into the production work folder back into staging (without
 /// the bag's tag files written into it), unless disarmed.
 struct PutBack {
@@ -683,23 +470,6 @@ impl Drop for PutBack {
         }
         if let Err(error) = fs::rename(&self.from, &self.to) {
             tracing::error!(from = %self.from.display(), %error, "could not put the staged result back into staging; the next operation on this project will");
-        }
-    }
-}
-
-/// Removes a temporary file or folder unless disarmed.
-struct RemoveOnDrop(Option<std::path::PathBuf>);
-
-impl RemoveOnDrop {
-    fn disarm(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            fsops::discard(&path);
         }
     }
 }

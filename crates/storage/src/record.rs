@@ -38,7 +38,7 @@ pub struct PackageRecord {
     pub algorithm: HashAlgorithm,
     /// A fresh id for every committed package: the manifest of a publish names the package it
     /// published, so that a publish interrupted after its commit is recognised and completed
-    /// (docs/CONTRACT.md §7.4). Absent in records written before it existed.
+    /// (docs/CONTRACT.md §7.1). Absent in records written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package_id: Option<String>,
     /// The datasets, sorted by id.

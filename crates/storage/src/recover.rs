@@ -1,7 +1,7 @@
 //! Bringing a project area back to a committed state after an interrupted operation: run by
 //! every locked operation before it does anything else ([`ProjectArea::lock`]) and by the
 //! start-up sweep. Each rule follows from what a work folder's name and content say it holds
-//! (docs/CONTRACT.md §7.4):
+//! (docs/CONTRACT.md §7.1):
 //!
 //! | found | holds | done |
 //! |---|---|---|
@@ -21,10 +21,10 @@ use std::fs;
 
 use publish_hash::hash_reader;
 
-use crate::area::{Container, ProjectArea};
 use crate::bag;
 use crate::error::{IoContext, StorageError};
 use crate::fsops::{self, Leftovers, names};
+use crate::paths::{Container, ProjectArea};
 use crate::record::{PackageRecord, RECORD_FILE};
 
 impl ProjectArea {

@@ -2,7 +2,8 @@
 //! Azure Storage emulator) with its `staging` and `production` containers mounted through FUSE
 //! by rclone, as CR8TOR mounts its volumes. `.ci/run` starts the rig and names its folder in
 //! `PUBLISH_TEST_BLOB_RIG`; without it a test using [`Rig::get`] is skipped with a message,
-//! except in CI (`CI` set), where it fails.
+//! except in CI (`CI` set), where it fails (`publish_test_support::rig_env` finds the rig and
+//! makes that decision for every rig of the workspace).
 //!
 //! Only for tests (feature `test-util`). What the rig does not model: it is rclone, not
 //! BlobFuse, so its error codes and timing are rclone's; uploads finish after `close` returns
@@ -19,47 +20,17 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use publish_test_support::rig_env;
+
 /// The running rig: its folder and what its `env` file says.
 pub struct Rig {
     dir: PathBuf,
     env: BTreeMap<String, String>,
 }
 
-/// A test's prerequisite is missing: in CI (`CI` set) that fails the test, loudly, because CI
-/// must provide it; elsewhere the test is skipped with a message saying what it needs. The one
-/// place this decision is made for the workspace's tests.
-pub fn missing_prerequisite(what: &str) {
-    #[allow(clippy::disallowed_methods)] // whether this runs in CI
-    let ci = std::env::var_os("CI").is_some();
-    assert!(!ci, "{what}; CI must provide it");
-    eprintln!("SKIPPED: {what}");
-}
-
-/// A test rig's folder, named by the environment variable `var`, and what its `env` file
-/// says: one `NAME=value` a line (an `export ` before it and quotes around the value are
-/// allowed, so the file also works with `. DIR/env`). `None`, with a message naming `start`
-/// (how `.ci/run` starts the rig), when the variable is not set: the one place the test rigs
-/// (`tools/blob-volumes`, `tools/sql-servers`) are found.
-pub fn rig_env(var: &str, start: &str) -> Option<(PathBuf, BTreeMap<String, String>)> {
-    #[allow(clippy::disallowed_methods)] // test prerequisites come from the environment
-    let dir = std::env::var_os(var);
-    let Some(dir) = dir else {
-        missing_prerequisite(&format!(
-            "no test rig in {var}: .ci/run starts it (`{start}`, then {var}=DIR)"
-        ));
-        return None;
-    };
-    let dir = PathBuf::from(dir);
-    let text = std::fs::read_to_string(dir.join("env"))
-        .unwrap_or_else(|e| panic!("the test rig at {} has no env file: {e}", dir.display()));
-    let env = text
-        .lines()
-        .map(|l| l.trim().trim_start_matches("export ").trim_start())
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
-        .collect();
-    Some((dir, env))
-}
+/// Re-exported for the storage crate's own tests, which name it from here; the rule itself
+/// lives in `publish-test-support`, with the rig finder this module uses.
+pub use publish_test_support::missing_prerequisite;
 
 impl Rig {
     /// The rig named by `PUBLISH_TEST_BLOB_RIG`; `None` (with a message) outside CI.

@@ -80,3 +80,23 @@ impl fmt::Display for RequestError {
 }
 
 impl std::error::Error for RequestError {}
+
+/// Why a value of the contract could not be parsed, by the parser that refused it (callers act
+/// on the variant, never on the wording). The text says what is wrong and what to do, and
+/// never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseError {
+    /// A source `type` the service does not read ([`crate::SourceKind::parse`]).
+    #[error("{0}")]
+    SourceType(String),
+    /// A source address ([`crate::HostUrl::parse`], [`crate::HostUrl::parse_database`]).
+    #[error("{0}")]
+    HostUrl(String),
+    /// An entry of a host allow-list ([`crate::HostAllowList::parse`]).
+    #[error("{0}")]
+    AllowList(String),
+    /// A Unity Catalog type text ([`crate::UcType::parse`]).
+    #[error("{0}")]
+    TypeText(String),
+}

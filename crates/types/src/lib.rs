@@ -15,7 +15,7 @@ mod schema;
 mod source;
 pub mod wire;
 
-pub use error::RequestError;
+pub use error::{ParseError, RequestError};
 pub use names::{
     DestinationName, Identifier, NameError, ObjectName, ProjectName, SecretName, StartTime,
     TableRef, quote,
@@ -29,4 +29,4 @@ pub use response::{
     PublishedTable, Retrieved, RetrievedFile, RetrievedTable, Status, ValidatePayload,
 };
 pub use schema::{ColumnSchema, StructField, TableSchema, UcType};
-pub use source::{HostAllowList, HostUrl, Scheme, SourceKind};
+pub use source::{AllowedHost, HostAllowList, HostRefused, HostUrl, Scheme, SourceKind};

@@ -120,12 +120,12 @@ pub struct Credentials {
     /// Where the secrets come from, as the caller said (e.g. `AzureKeyVault`); informational —
     /// the service reads them from files under `SECRETS_MNT_PATH`.
     pub provider: String,
-    /// File name of the OAuth client id (`spn_clientid`), or of the database user name
-    /// (`username_key`).
-    pub client_id: SecretName,
-    /// File name of the OAuth client secret (`spn_secret`), or of the database password
-    /// (`password_key`).
-    pub client_secret: SecretName,
+    /// File name of who signs in: the service principal's OAuth client id (`spn_clientid`),
+    /// or the database user name (`username_key`).
+    pub identity: SecretName,
+    /// File name of the secret that proves it: the OAuth client secret (`spn_secret`), or the
+    /// database password (`password_key`).
+    pub secret: SecretName,
 }
 
 /// The approved tables and columns of one dataset.
@@ -413,13 +413,14 @@ fn normalise_sourced(raw: RawBody) -> Result<(ProjectRef, OutputFormat, SourceSp
         ));
     };
     let RawSourceType { kind } = from_value("source", src.clone())?;
-    let kind = SourceKind::parse(&kind).map_err(|e| RequestError::new("source.type", e))?;
+    let kind =
+        SourceKind::parse(&kind).map_err(|e| RequestError::new("source.type", e.to_string()))?;
     if kind.is_sql_database() {
         return Ok((project, format, sql_source(kind, src)?));
     }
     let src: RawSource = from_value("source", src)?;
     let host_url = HostUrl::parse(&src.host_url, src.port)
-        .map_err(|e| RequestError::new("source.host_url", e))?;
+        .map_err(|e| RequestError::new("source.host_url", e.to_string()))?;
     if src.http_path.trim().is_empty() {
         return Err(RequestError::new("source.http_path", "must not be empty"));
     }
@@ -445,8 +446,8 @@ fn normalise_sourced(raw: RawBody) -> Result<(ProjectRef, OutputFormat, SourceSp
         catalog: src.catalog,
         credentials: Credentials {
             provider: creds.provider.unwrap_or_default(),
-            client_id: creds.spn_clientid,
-            client_secret: creds.spn_secret,
+            identity: creds.spn_clientid,
+            secret: creds.spn_secret,
         },
     };
     Ok((project, format, source))
@@ -457,7 +458,7 @@ fn normalise_sourced(raw: RawBody) -> Result<(ProjectRef, OutputFormat, SourceSp
 fn sql_source(kind: SourceKind, src: serde_json::Value) -> Result<SourceSpec, RequestError> {
     let src: RawSqlSource = from_value("source", src)?;
     let host_url = HostUrl::parse_database(&src.host_url, kind.scheme(), src.port)
-        .map_err(|e| RequestError::new("source.host_url", e))?;
+        .map_err(|e| RequestError::new("source.host_url", e.to_string()))?;
     Ok(SourceSpec {
         kind,
         host_url,
@@ -465,8 +466,8 @@ fn sql_source(kind: SourceKind, src: serde_json::Value) -> Result<SourceSpec, Re
         catalog: src.database,
         credentials: Credentials {
             provider: src.credentials.provider.unwrap_or_default(),
-            client_id: src.credentials.username_key,
-            client_secret: src.credentials.password_key,
+            identity: src.credentials.username_key,
+            secret: src.credentials.password_key,
         },
     })
 }

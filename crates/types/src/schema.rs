@@ -1,5 +1,6 @@
 //! Table schemas as Unity Catalog declares them: the types every sink must reproduce.
 
+use crate::error::ParseError;
 use std::fmt;
 
 use crate::names::{Identifier, ObjectName};
@@ -69,16 +70,18 @@ pub struct StructField {
 
 impl UcType {
     /// Parses a Unity Catalog / Spark `type_text`, case-insensitively.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
         let mut p = Parser {
             s: text.as_bytes(),
             i: 0,
             text,
         };
-        let t = p.ty()?;
+        let t = p.ty().map_err(ParseError::TypeText)?;
         p.ws();
         if p.i != p.s.len() {
-            return Err(p.fail("unexpected text after the type"));
+            return Err(ParseError::TypeText(
+                p.fail("unexpected text after the type"),
+            ));
         }
         Ok(t)
     }

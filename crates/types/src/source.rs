@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::error::ParseError;
+
 /// Kinds of source the service can read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SourceKind {
@@ -20,20 +22,20 @@ impl SourceKind {
 
     /// Parses a case-insensitive source type; other known CR8TOR source types get a clear
     /// "not supported by this service yet".
-    pub fn parse(value: &str) -> Result<Self, String> {
+    pub fn parse(value: &str) -> Result<Self, ParseError> {
         match value.to_ascii_lowercase().as_str() {
             "databrickssql" => Ok(Self::DatabricksSql),
             "postgresql" | "postgres" => Ok(Self::Postgresql),
             "mysql" | "mariadb" => Ok(Self::Mysql),
-            "mssql" | "sqlserver" => Err(format!(
+            "mssql" | "sqlserver" => Err(ParseError::SourceType(format!(
                 "source type {value:?} (SQL Server) is not supported by this service yet; \
                  supported source types: {}",
                 Self::SUPPORTED
-            )),
-            _ => Err(format!(
+            ))),
+            _ => Err(ParseError::SourceType(format!(
                 "source type {value:?} is not supported; supported source types: {}",
                 Self::SUPPORTED
-            )),
+            ))),
         }
     }
 
@@ -111,33 +113,41 @@ pub struct HostUrl {
 impl HostUrl {
     /// Parses `scheme://host[:port][/]`. The port comes from the URL, else from `port`, else
     /// the scheme's default.
-    pub fn parse(text: &str, port: Option<u16>) -> Result<Self, String> {
+    pub fn parse(text: &str, port: Option<u16>) -> Result<Self, ParseError> {
         let text = text.trim();
         let lower = text.to_ascii_lowercase();
         let (scheme, rest) = match Scheme::strip(&lower) {
             Some((scheme @ (Scheme::Http | Scheme::Https), rest)) => (scheme, rest),
-            _ => return Err(format!("{text:?} must start with https://")),
+            _ => {
+                return Err(ParseError::HostUrl(format!(
+                    "{text:?} must start with https://"
+                )));
+            }
         };
-        Self::authority(text, scheme, rest, port)
+        Self::authority(text, scheme, rest, port).map_err(ParseError::HostUrl)
     }
 
     /// Parses a SQL database server's address: `host[:port]`, or the same after
     /// `postgresql://` / `mysql://` (the scheme must be `scheme`'s). The port comes from the
     /// address, else from `port`, else the scheme's default.
-    pub fn parse_database(text: &str, scheme: Scheme, port: Option<u16>) -> Result<Self, String> {
+    pub fn parse_database(
+        text: &str,
+        scheme: Scheme,
+        port: Option<u16>,
+    ) -> Result<Self, ParseError> {
         let text = text.trim();
         let lower = text.to_ascii_lowercase();
         let rest = match Scheme::strip(&lower) {
             None => lower.as_str(),
             Some((given, rest)) if given == scheme => rest,
             Some(_) => {
-                return Err(format!(
+                return Err(ParseError::HostUrl(format!(
                     "{text:?} must be the database server's host name (or {}://host)",
                     scheme.as_str()
-                ));
+                )));
             }
         };
-        Self::authority(text, scheme, rest, port)
+        Self::authority(text, scheme, rest, port).map_err(ParseError::HostUrl)
     }
 
     fn authority(
@@ -269,10 +279,10 @@ impl HostAllowList {
         "*.azuredatabricks.net,*.cloud.databricks.com,*.gcp.databricks.com";
 
     /// Parses a comma-separated list; empty entries are skipped.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
         let mut entries = Vec::new();
         for raw in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            entries.push(parse_entry(raw)?);
+            entries.push(parse_entry(raw).map_err(ParseError::AllowList)?);
         }
         Ok(Self { entries })
     }
@@ -290,6 +300,20 @@ impl HostAllowList {
         })
     }
 
+    /// Admits `url` when the list allows it. The [`AllowedHost`] this returns is the only way
+    /// to configure a source's host, so the list is checked once, where the service decides
+    /// (before any credential is read), and nothing downstream can skip or repeat it.
+    pub fn admit(&self, url: &HostUrl) -> Result<AllowedHost, HostRefused> {
+        if self.allows(url) {
+            Ok(AllowedHost(url.clone()))
+        } else {
+            Err(HostRefused {
+                host: url.origin(),
+                allowed: self.describe(),
+            })
+        }
+    }
+
     /// The entries as configured, for error messages.
     pub fn describe(&self) -> String {
         if self.entries.is_empty() {
@@ -301,6 +325,30 @@ impl HostAllowList {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// A host an allow-list admitted: made only by [`HostAllowList::admit`]. Sources take their
+/// host as one, so a source cannot be pointed at a host the service's list refuses. Reads as
+/// the [`HostUrl`] it wraps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedHost(HostUrl);
+
+impl std::ops::Deref for AllowedHost {
+    type Target = HostUrl;
+
+    fn deref(&self) -> &HostUrl {
+        &self.0
+    }
+}
+
+/// A host the allow-list does not admit ([`HostAllowList::admit`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{host} is not an allowed source host (allowed: {allowed})")]
+pub struct HostRefused {
+    /// The refused host's origin, e.g. `https://db.example:443`.
+    pub host: String,
+    /// The allow-list's entries as configured ([`HostAllowList::describe`]).
+    pub allowed: String,
 }
 
 impl Default for HostAllowList {
@@ -470,10 +518,15 @@ mod tests {
         );
         assert_eq!(SourceKind::parse("PostgreSQL"), Ok(SourceKind::Postgresql));
         assert_eq!(SourceKind::parse("MariaDB"), Ok(SourceKind::Mysql));
-        assert!(SourceKind::parse("mssql").unwrap_err().contains(
-            "not supported by this service yet; supported source types: DatabricksSQL, \
+        assert!(
+            SourceKind::parse("mssql")
+                .unwrap_err()
+                .to_string()
+                .contains(
+                    "not supported by this service yet; supported source types: DatabricksSQL, \
              postgresql, mysql"
-        ));
+                )
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The request bodies as they arrive on the wire: one tolerant body type for every route and
-//! both shapes (the brief's flat shape A, CR8TOR's nested shape B), which [`crate::request`]
+//! both shapes (the brief's flat shape A, CR8TOR's nested shape B), which the request module
 //! normalises. With the `openapi` feature the types also describe themselves for OpenAPI
 //! (`utoipa`), so the service's `/openapi.json` is generated from exactly what is parsed.
 //! Unknown fields are ignored; every optional field may be `null`.

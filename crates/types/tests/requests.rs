@@ -44,13 +44,10 @@ fn brief_and_cr8tor_package_bodies_normalise_identically() {
     assert_eq!(a.source.http_path, "/sql/1.0/warehouses/bd1395d4652aa599");
     assert_eq!(a.source.catalog.as_str(), "catalog_name");
     assert_eq!(
-        a.source.credentials.client_id.as_str(),
+        a.source.credentials.identity.as_str(),
         "databricksspnclientid"
     );
-    assert_eq!(
-        a.source.credentials.client_secret.as_str(),
-        "databricksspnsecret"
-    );
+    assert_eq!(a.source.credentials.secret.as_str(), "databricksspnsecret");
     assert_eq!(a.dataset.schema_name.as_str(), "example_schema_name");
     let tables: Vec<(&str, Vec<&str>)> = a
         .dataset
@@ -502,8 +499,8 @@ fn every_body_cr8tor_sends_parses() {
     );
     assert_eq!(pg.source.catalog.as_str(), "cohort");
     assert_eq!(pg.source.http_path, "");
-    assert_eq!(pg.source.credentials.client_id.as_str(), "pgusername");
-    assert_eq!(pg.source.credentials.client_secret.as_str(), "pgpassword");
+    assert_eq!(pg.source.credentials.identity.as_str(), "pgusername");
+    assert_eq!(pg.source.credentials.secret.as_str(), "pgpassword");
     assert_eq!(pg.dataset.schema_name.as_str(), "public");
 }
 

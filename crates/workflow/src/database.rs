@@ -1,4 +1,4 @@
-//! The PostgreSQL destination that DataSHIELD reads (docs/CONTRACT.md §3.1, issue 22): package
+//! The PostgreSQL destination that DataSHIELD reads (docs/CONTRACT.md §4.5, issue 22): package
 //! loads a dataset's tables into the database ([`DatabaseDestination`]), publish registers the
 //! project run's tables with the system researchers reach them through ([`TablePublisher`]:
 //! OBiBa Opal). Both are contracts; the server passes the implementations (`publish-sql`'s

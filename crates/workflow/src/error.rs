@@ -45,10 +45,7 @@ pub enum WorkflowError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     /// The source host is not on the allow-list.
-    #[error(
-        "source.host_url: {host} is not an allowed source host (allowed: {allowed}); \
-         set PUBLISH_ALLOWED_SOURCE_HOSTS to change this"
-    )]
+    #[error("source.host_url: {host} is not an allowed source host (allowed: {allowed})")]
     HostNotAllowed {
         /// The refused host.
         host: String,
@@ -78,8 +75,8 @@ pub enum WorkflowError {
     VolumeFull {
         /// The destination's name.
         destination: String,
-        /// `staging` or `production`.
-        volume: &'static str,
+        /// Which container.
+        volume: publish_storage::Container,
         /// The container's path.
         path: String,
     },
@@ -115,8 +112,8 @@ pub enum WorkflowError {
 fn interrupted(cut: &crate::Cut) -> String {
     match cut {
         crate::Cut::Timeout(t) => format!(
-            "the operation did not reach its commit point within {} s \
-             (PUBLISH_OPERATION_TIMEOUT_SECS) and was stopped; nothing was committed",
+            "the operation did not reach its commit point within {} s (the operation \
+             timeout) and was stopped; nothing was committed",
             t.as_secs()
         ),
         crate::Cut::ShuttingDown => "the service is shutting down and stopped this operation \
@@ -188,8 +185,7 @@ fn source_kind(e: &SourceError) -> ErrorKind {
         | SourceError::UnknownColumn { .. }
         | SourceError::UnknownSchema { .. }
         | SourceError::UnknownCatalog { .. } => ErrorKind::NotFound,
-        SourceError::HostNotAllowed { .. }
-        | SourceError::InvalidConfig { .. }
+        SourceError::InvalidConfig { .. }
         | SourceError::DuplicateColumn { .. }
         | SourceError::NoColumns { .. }
         | SourceError::TooLargeUnpinned { .. } => ErrorKind::Invalid,

@@ -3,7 +3,7 @@
 //! An operation has a **commit point**: for a package, the rename that makes the new staging
 //! result visible (with its package record); a validate has none (it writes nothing); a publish
 //! is one blocking step on local volumes whose commit is the rename into production. An
-//! [`Interrupt`] — a deadline (`PUBLISH_OPERATION_TIMEOUT_SECS`) and/or a stop signal (a
+//! [`Interrupt`] — a deadline (the caller's operation timeout) and/or a stop signal (a
 //! shutdown whose grace period ran out) — cuts only the work *before* the commit point: that
 //! work is dropped, which discards its temporary folder, so the answer "nothing was committed"
 //! is true. Once the commit point is reached the operation is allowed to finish whatever the

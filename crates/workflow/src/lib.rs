@@ -25,11 +25,11 @@ use publish_hash::HashAlgorithm;
 use publish_sink::{Output, Sink, SinkFactory, TableStats};
 use publish_source::{Source, TableRequest};
 use publish_storage::{
-    BagInfo, DatasetClaim, Destinations, PublishOptions, StagedFile, StagedTable,
+    BagInfo, Container, DatasetClaim, Destinations, PublishOptions, StagedFile, StagedTable,
 };
 use publish_types::{
-    Destination, HostAllowList, PackageRequest, ProjectRef, PublishRequest, Published, Retrieved,
-    RetrievedFile, SourceSpec, TableRef, TableSchema, ValidateRequest,
+    AllowedHost, Destination, HostAllowList, PackageRequest, ProjectRef, PublishRequest, Published,
+    Retrieved, RetrievedFile, SourceSpec, TableRef, TableSchema, ValidateRequest,
 };
 use secrecy::SecretString;
 use tracing::{Instrument, info, info_span};
@@ -42,24 +42,25 @@ pub use interrupt::{Cut, Interrupt};
 pub use progress::Progress;
 pub use secrets::{SecretError, SecretStore};
 
-/// The service principal's credentials, read from the secret files a request names.
+/// The credentials a source signs in with, read from the secret files a request names.
 pub struct SourceCredentials {
-    /// OAuth client id.
-    pub client_id: SecretString,
-    /// OAuth client secret.
-    pub client_secret: SecretString,
+    /// Who signs in: the service principal's OAuth client id, or the database user name.
+    pub identity: SecretString,
+    /// What proves it: the OAuth client secret, or the database password.
+    pub secret: SecretString,
 }
 
 /// Builds the [`Source`] for a request. The server passes the Databricks implementation;
 /// tests and other services pass their own (e.g. the in-memory source).
 #[async_trait]
 pub trait SourceFactory: Send + Sync {
-    /// Opens a source for `spec` with credentials already read from the secret files, for
-    /// an operation on `project` (a source may tag its queries with it). The host has already
-    /// been checked against the allow-list.
+    /// Opens a source for `spec` at `host` (`spec.host_url` as the allow-list admitted it),
+    /// with credentials already read from the secret files, for an operation on `project` (a
+    /// source may tag its queries with it).
     async fn open(
         &self,
         spec: &SourceSpec,
+        host: AllowedHost,
         credentials: SourceCredentials,
         project: &ProjectRef,
     ) -> Result<Arc<dyn Source>, WorkflowError>;
@@ -68,7 +69,9 @@ pub trait SourceFactory: Send + Sync {
 /// Settings of the workflow layer.
 #[derive(Debug, Clone)]
 pub struct WorkflowOptions {
-    /// Digest of published files; SHA-512 unless configured otherwise.
+    /// Digest of staged and published files, the one setting of it: handed to the sinks (CSV
+    /// and Parquet are hashed while written) and to the staging (what the sinks could not
+    /// hash, e.g. DuckDB's file). SHA-512 unless configured otherwise.
     pub hash_algorithm: HashAlgorithm,
     /// Take the cross-filesystem copy path on publish even when a rename would do.
     pub force_copy: bool,
@@ -226,7 +229,7 @@ impl Workflow {
             .instrument(span)
             .await
             .map(|files| files.into_iter().map(Retrieved::File).collect())
-            .map_err(|e| self.out_of_space(e, &destination, "staging"))
+            .map_err(|e| self.out_of_space(e, &destination, Container::Staging))
     }
 
     /// The file destination's name; the PostgreSQL destination has none.
@@ -242,7 +245,7 @@ impl Workflow {
         &self,
         e: WorkflowError,
         destination: &Destination,
-        volume: &'static str,
+        volume: Container,
     ) -> WorkflowError {
         if !e.is_out_of_space() {
             return e;
@@ -250,11 +253,8 @@ impl Workflow {
         let Some(Ok(d)) = destination.filestore().map(|n| self.destinations.get(n)) else {
             return e;
         };
-        let path = match volume {
-            "staging" => d.staging_root(),
-            _ => d.production_root(),
-        };
-        tracing::warn!(destination = %destination, volume, error = %e, "volume full");
+        let path = d.root(volume);
+        tracing::warn!(destination = %destination, %volume, error = %e, "volume full");
         WorkflowError::VolumeFull {
             destination: destination.to_string(),
             volume,
@@ -268,11 +268,11 @@ impl Workflow {
         interrupt: &Interrupt,
     ) -> Result<Vec<RetrievedFile>, WorkflowError> {
         let started = Instant::now();
-        let (staging, tables, lock) = interrupt.before_commit(self.stage(&req)).await?;
-        // The commit point: from here the package finishes whatever the clock says.
+        let staging = interrupt.before_commit(self.stage(&req)).await?;
+        // The commit point: from here the package finishes whatever the clock says. The write
+        // holds the project's lock until it is committed (or dropped).
         let hashing = Instant::now();
-        let files = blocking(move || staging.commit(tables)).await??;
-        drop(lock);
+        let files = blocking(move || staging.commit()).await??;
         info!(
             dataset = req.dataset.id(),
             files = files.len(),
@@ -291,27 +291,17 @@ impl Workflow {
     async fn stage(
         &self,
         req: &PackageRequest,
-    ) -> Result<
-        (
-            publish_storage::StagingWrite,
-            Vec<StagedTable>,
-            publish_storage::ProjectLock,
-        ),
-        WorkflowError,
-    > {
+    ) -> Result<publish_storage::StagingWrite, WorkflowError> {
         let destination = self
             .destinations
             .get(Self::filestore(&req.project)?)?
             .clone();
         let source = self.open_source(&req.source, &req.project).await?;
         let area = destination.project(&req.project.project_name, &req.project.project_start_time);
-        // Containers are never created here: a missing one usually means a volume that is not
-        // mounted, and writing into the bare mount point would put data on the wrong disk.
-        blocking(move || destination.check_containers()).await??;
-        let lock = {
-            let area = area.clone();
-            blocking(move || area.lock()).await??
-        };
+        // Taking the lock checks the containers, which are never created here: a missing one
+        // usually means a volume that is not mounted, and writing into the bare mount point
+        // would put data on the wrong disk.
+        let lock = blocking(move || area.lock()).await??;
 
         // Resolve every table before writing anything.
         let schemas = describe_all(source.as_ref(), req).await?;
@@ -327,11 +317,7 @@ impl Workflow {
             shared_files: self.sinks.shared_files(req.format),
         };
         let algorithm = self.options.hash_algorithm;
-        let staging = {
-            let lock = lock.clone();
-            blocking(move || lock.begin_dataset(claim, algorithm)).await??
-        };
-        let mut staging = staging;
+        let mut staging = blocking(move || lock.begin_dataset(claim, algorithm)).await??;
         let output = if staging.carries_shared_files() {
             Output::Adding {
                 replace: staging.replaced_tables(),
@@ -339,13 +325,14 @@ impl Workflow {
         } else {
             Output::Fresh
         };
-        let mut sink = self.sinks.open(req.format, staging.dir(), output)?;
-        let mut tables = Vec::with_capacity(schemas.len());
+        let mut sink = self
+            .sinks
+            .open(req.format, staging.dir(), output, algorithm)?;
         for schema in &schemas {
             let (stats, read_at) = self
                 .copy_table(source.as_ref(), sink.as_mut(), schema)
                 .await?;
-            tables.push(StagedTable {
+            staging.record_table(StagedTable {
                 table: TableRef {
                     schema: schema.schema.clone(),
                     table: schema.table.clone(),
@@ -360,6 +347,8 @@ impl Workflow {
             written
                 .into_iter()
                 .filter_map(|f| {
+                    // A digest in another algorithm is a broken sink's: the staging hashes
+                    // the file again rather than record it.
                     let digest = f.digest.filter(|d| d.algorithm == algorithm)?;
                     Some(StagedFile {
                         file_path: f.path,
@@ -369,7 +358,7 @@ impl Workflow {
                 })
                 .collect(),
         );
-        Ok((staging, tables, lock))
+        Ok(staging)
     }
 
     async fn copy_table(
@@ -447,7 +436,6 @@ impl Workflow {
                 bag: self.options.bag.clone(),
             };
             let manifest = blocking(move || {
-                destination.check_containers()?;
                 let area =
                     destination.project(&req.project.project_name, &req.project.project_start_time);
                 let lock = area.lock()?;
@@ -466,7 +454,7 @@ impl Workflow {
         }
         .instrument(span)
         .await
-        .map_err(|e| self.out_of_space(e, &name, "production"))
+        .map_err(|e| self.out_of_space(e, &name, Container::Production))
     }
 
     /// Checks that the destination's containers exist and that the source accepts the
@@ -505,28 +493,34 @@ impl Workflow {
         spec: &SourceSpec,
         project: &ProjectRef,
     ) -> Result<Arc<dyn Source>, WorkflowError> {
-        if !self.allowed_hosts.allows(&spec.host_url) {
-            return Err(WorkflowError::HostNotAllowed {
-                host: spec.host_url.origin(),
-                allowed: self.allowed_hosts.describe(),
-            });
-        }
+        let host = self
+            .allowed_hosts
+            .admit(&spec.host_url)
+            .map_err(|refused| WorkflowError::HostNotAllowed {
+                host: refused.host,
+                allowed: refused.allowed,
+            })?;
         let read = |field: &'static str, name| {
             self.secrets
                 .read(name)
                 .map_err(|source| WorkflowError::Secret { field, source })
         };
-        let credentials = SourceCredentials {
-            client_id: read(
+        let (identity_field, secret_field) = if spec.kind.is_sql_database() {
+            (
+                "source.credentials.username_key",
+                "source.credentials.password_key",
+            )
+        } else {
+            (
                 "source.credentials.spn_clientid",
-                &spec.credentials.client_id,
-            )?,
-            client_secret: read(
                 "source.credentials.spn_secret",
-                &spec.credentials.client_secret,
-            )?,
+            )
         };
-        self.sources.open(spec, credentials, project).await
+        let credentials = SourceCredentials {
+            identity: read(identity_field, &spec.credentials.identity)?,
+            secret: read(secret_field, &spec.credentials.secret)?,
+        };
+        self.sources.open(spec, host, credentials, project).await
     }
 }
 

@@ -25,6 +25,7 @@ impl SourceFactory for Memory {
     async fn open(
         &self,
         _: &SourceSpec,
+        _: publish_types::AllowedHost,
         _: SourceCredentials,
         _: &publish_types::ProjectRef,
     ) -> Result<Arc<dyn Source>, WorkflowError> {
@@ -241,7 +242,7 @@ async fn a_full_staging_volume_is_named_and_keeps_the_previous_staging_result() 
         matches!(
             &err,
             WorkflowError::VolumeFull {
-                volume: "staging",
+                volume: publish_storage::Container::Staging,
                 ..
             }
         ),

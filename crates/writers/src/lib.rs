@@ -86,8 +86,6 @@ pub struct SinkOptions {
     pub duckdb_memory_limit: Option<String>,
     /// How many batches may wait for the writer thread (at least 1 is used).
     pub queue_depth: usize,
-    /// The digest CSV and Parquet files are hashed with while they are written.
-    pub digest_algorithm: HashAlgorithm,
     /// One DuckDB instance for every DuckDB sink opened with these options, so that
     /// concurrent packages share one `memory_limit` and one thread pool instead of each
     /// getting their own. `None`: each sink opens its own instance with the settings above.
@@ -135,7 +133,6 @@ impl Default for SinkOptions {
             duckdb_threads: None,
             duckdb_memory_limit: None,
             queue_depth: 1,
-            digest_algorithm: HashAlgorithm::Sha512,
             shared_duckdb: None,
         }
     }
@@ -171,12 +168,13 @@ impl SinkFactory for Writers {
         format: OutputFormat,
         root: &Path,
         output: Output<'_>,
+        digest: HashAlgorithm,
     ) -> Result<Box<dyn Sink>, SinkError> {
         let adding = match output {
             Output::Fresh => None,
             Output::Adding { replace } => Some(replace),
         };
-        open(format, root, &self.options, adding)
+        open(format, root, &self.options, adding, digest)
     }
 }
 
@@ -185,6 +183,7 @@ fn open(
     root: &Path,
     options: &SinkOptions,
     adding: Option<&[TableRef]>,
+    digest: HashAlgorithm,
 ) -> Result<Box<dyn Sink>, SinkError> {
     let out = root.join(OUTPUT_DIR);
     std::fs::create_dir_all(&out).map_err(|e| SinkError::io(&out, e))?;
@@ -199,11 +198,11 @@ fn open(
             })
         }
         OutputFormat::Csv => {
-            let writer = csv_file::CsvWriter::new(root, options.digest_algorithm);
+            let writer = csv_file::CsvWriter::new(root, digest);
             worker::spawn("csv", depth, move || Ok(writer))
         }
         OutputFormat::Parquet => {
-            let writer = parquet_file::ParquetWriter::new(root, options.digest_algorithm);
+            let writer = parquet_file::ParquetWriter::new(root, digest);
             worker::spawn("parquet", depth, move || Ok(writer))
         }
         // The database destination is not written into files (publish-sql loads it).

@@ -13,7 +13,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use publish_columns::OutputPlan;
-use publish_sink::{Sink, SinkError, TableSink, TableStats, TablesBegun, WrittenFile};
+use publish_sink::{Sink, SinkError, SinkProtocol, TableSink, TableStats, WrittenFile};
 use publish_types::{OutputFormat, TableSchema};
 use tokio::sync::{mpsc, oneshot};
 
@@ -88,8 +88,7 @@ where
         format: W::FORMAT,
         tx,
         exit: Some(exit_rx),
-        failed: false,
-        written: TablesBegun::default(),
+        protocol: SinkProtocol::default(),
     }))
 }
 
@@ -250,10 +249,10 @@ struct ThreadedSink {
     format: OutputFormat,
     tx: mpsc::Sender<Command>,
     exit: Option<oneshot::Receiver<SinkError>>,
-    /// Set while a call is in flight or a table is open, and left set by an error or an
-    /// abandoned table, so that a cancelled call leaves the sink unusable, never inconsistent.
-    failed: bool,
-    written: TablesBegun,
+    /// Failed while a table is open (and so while its calls are in flight), and left failed by
+    /// an error or an abandoned table, so that a cancelled call leaves the sink unusable, never
+    /// inconsistent.
+    protocol: SinkProtocol,
 }
 
 impl ThreadedSink {
@@ -294,14 +293,10 @@ impl Sink for ThreadedSink {
         table: &TableSchema,
         arrow: SchemaRef,
     ) -> Result<Box<dyn TableSink + 's>, SinkError> {
-        if self.failed {
-            return Err(SinkError::Failed);
-        }
-        self.failed = true;
+        self.protocol.begin_table(table)?;
         let plan = Arc::new(
             OutputPlan::new(table, arrow, self.format).map_err(|e| SinkError::plan(table, e))?,
         );
-        self.written.begin(table)?;
         let sent = Arc::clone(&plan);
         self.call(|reply| Command::Begin { plan: sent, reply })
             .await?;
@@ -313,10 +308,7 @@ impl Sink for ThreadedSink {
     }
 
     async fn finish(mut self: Box<Self>) -> Result<Vec<WrittenFile>, SinkError> {
-        if self.failed {
-            return Err(SinkError::Failed);
-        }
-        self.failed = true;
+        self.protocol.finish()?;
         self.call(|reply| Command::Finish { reply }).await
     }
 }
@@ -343,7 +335,7 @@ impl TableSink for ThreadedTable<'_> {
         this.sink
             .call(|reply| Command::FinishTable { reply })
             .await?;
-        this.sink.failed = false;
+        this.sink.protocol.table_finished();
         Ok(this.stats)
     }
 }

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use axum::extract::FromRequestParts;
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use publish_types::SecretName;
 use publish_workflow::SecretStore;
@@ -160,8 +159,7 @@ impl FromRequestParts<AppState> for ApiKey {
         let mut values = parts.headers.get_all(API_KEY_HEADER).iter();
         let presented = values.next().map(|v| v.as_bytes()).unwrap_or_default();
         if values.next().is_some() {
-            return Err(AppError::new(
-                StatusCode::FORBIDDEN,
+            return Err(AppError::forbidden_because(
                 "several x-api-key headers were sent; send exactly one",
             ));
         }

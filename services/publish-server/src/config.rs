@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use publish_databricks::{DatabricksOptions, TokenSource};
+use publish_databricks::{DatabricksOptions, EntraIdError, TokenSource};
 use publish_hash::HashAlgorithm;
 use publish_sql::{SqlOptions, SqlTls};
 use publish_storage::{BagInfo, Destinations};
@@ -44,7 +44,7 @@ pub enum LogFormat {
 /// | `DLTHUB_PIPELINE_WORKING_DIR` | `/home/appuser/dlt/pipelines` | [`Settings::working_dir`] |
 /// | `TARGET_STORAGE_ACCOUNT_<NAME>_SDE_MNT_PATH` | LSC `./outputs/lsc-sde`, NW `./outputs/nw-sde` | [`Settings::destinations`] |
 /// | `PUBLISH_ALLOWED_SOURCE_HOSTS` | Azure Databricks hosts | [`Settings::allowed_hosts`] |
-/// | `PUBLISH_HASH_ALGORITHM` | `sha512` | [`WorkflowOptions::hash_algorithm`], [`SinkOptions::digest_algorithm`] |
+/// | `PUBLISH_HASH_ALGORITHM` | `sha512` | [`WorkflowOptions::hash_algorithm`] (the workflow hands it to the sinks) |
 /// | `PUBLISH_FORCE_COPY` | false | [`WorkflowOptions::force_copy`] |
 /// | `PUBLISH_BAGIT` | true | [`WorkflowOptions::bag`]: the published folder is a BagIt bag |
 /// | `PUBLISH_BAG_SOURCE_ORGANIZATION` | none | `Source-Organization` in the bag's `bag-info.txt` |
@@ -230,7 +230,6 @@ impl Settings {
 
     fn from_map(raw: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
         let raw = Raw(raw);
-        let hash_algorithm = raw.hash_algorithm()?;
         let working_dir = PathBuf::from(
             raw.get("DLTHUB_PIPELINE_WORKING_DIR")
                 .unwrap_or("/home/appuser/dlt/pipelines"),
@@ -244,16 +243,16 @@ impl Settings {
                 raw.get("PUBLISH_ALLOWED_SOURCE_HOSTS")
                     .unwrap_or(HostAllowList::DEFAULT),
             )
-            .map_err(|e| bad("PUBLISH_ALLOWED_SOURCE_HOSTS", e))?,
+            .map_err(|e| bad("PUBLISH_ALLOWED_SOURCE_HOSTS", e.to_string()))?,
             workflow: WorkflowOptions {
-                hash_algorithm,
+                hash_algorithm: raw.hash_algorithm()?,
                 force_copy: raw.switch("PUBLISH_FORCE_COPY", false)?,
                 bag: raw.bag()?,
                 ..WorkflowOptions::default()
             },
             source: raw.source()?,
             sql: raw.sql()?,
-            sink: raw.sink(&working_dir, hash_algorithm)?,
+            sink: raw.sink(&working_dir)?,
             database: raw.database()?,
             warnings: raw.warnings(),
             working_dir,
@@ -587,13 +586,9 @@ impl Raw<'_> {
                 let authority = self
                     .get("PUBLISH_ENTRA_AUTHORITY")
                     .unwrap_or(publish_databricks::ENTRA_PUBLIC_AUTHORITY);
-                TokenSource::entra_id_at(authority, tenant).map_err(|why| {
-                    let key = if why.contains("authority") {
-                        "PUBLISH_ENTRA_AUTHORITY"
-                    } else {
-                        "PUBLISH_ENTRA_TENANT_ID"
-                    };
-                    bad(key, why)
+                TokenSource::entra_id_at(authority, tenant).map_err(|why| match why {
+                    EntraIdError::Authority(_) => bad("PUBLISH_ENTRA_AUTHORITY", why.to_string()),
+                    _ => bad("PUBLISH_ENTRA_TENANT_ID", why.to_string()),
                 })
             }
             other => Err(bad(
@@ -603,11 +598,7 @@ impl Raw<'_> {
         }
     }
 
-    fn sink(
-        &self,
-        working_dir: &std::path::Path,
-        digest_algorithm: HashAlgorithm,
-    ) -> Result<SinkOptions, ConfigError> {
+    fn sink(&self, working_dir: &std::path::Path) -> Result<SinkOptions, ConfigError> {
         let duckdb_threads = match self.get("PUBLISH_DUCKDB_THREADS") {
             None => None,
             Some(_) => Some(self.num("PUBLISH_DUCKDB_THREADS", 0)? as usize).filter(|n| *n > 0),
@@ -620,7 +611,6 @@ impl Raw<'_> {
                     .unwrap_or("256MB")
                     .to_owned(),
             ),
-            digest_algorithm,
             ..SinkOptions::default()
         })
     }
@@ -649,7 +639,6 @@ mod tests {
         assert_eq!(s.source.overall_timeout, Duration::from_secs(3600));
         assert_eq!(s.http.operation_timeout, Duration::from_secs(3600));
         assert_eq!(s.workflow.hash_algorithm, HashAlgorithm::Sha512);
-        assert_eq!(s.sink.digest_algorithm, HashAlgorithm::Sha512);
         assert_eq!(s.log.format, LogFormat::Text);
         assert!(s.source.lz4_compression, "LZ4 results by default");
         assert!(!s.workflow.force_copy);

@@ -23,8 +23,9 @@ pub(crate) struct AppError {
 pub(crate) struct InternalError(pub String);
 
 impl AppError {
-    /// An error with a status and a caller-facing detail.
-    pub(crate) fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+    /// An error with a status and a caller-facing detail; outside this module, errors are made
+    /// by the named constructors below, so that this module alone picks status codes.
+    fn new(status: StatusCode, detail: impl Into<String>) -> Self {
         Self {
             status,
             detail: detail.into(),
@@ -48,6 +49,37 @@ impl AppError {
             StatusCode::FORBIDDEN,
             "missing or wrong API key: send the key in the x-api-key header",
         )
+    }
+
+    /// 403 for a request that sent the key header more than once.
+    pub(crate) fn forbidden_because(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, detail)
+    }
+
+    /// 413: the body is larger than the configured limit.
+    pub(crate) fn body_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+    }
+
+    /// 400: the body could not be read at all (not a JSON problem: a broken transfer).
+    pub(crate) fn unreadable_body(why: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            format!("the request body could not be read: {why}"),
+        )
+    }
+
+    /// 404 for a path that is no route.
+    pub(crate) fn no_route(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, detail)
+    }
+
+    /// 405 for a method a route does not take.
+    pub(crate) fn method_not_allowed(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, detail)
     }
 
     /// 500 with a bland detail; `internal` is logged, never returned.
@@ -87,7 +119,19 @@ impl From<WorkflowError> for AppError {
             ErrorKind::Unavailable => return Self::unavailable(e.to_string(), 5),
             _ => return Self::internal(format!("{e:#}")),
         };
-        Self::new(status, e.to_string())
+        Self::new(status, format!("{e}{}", setting_hint(&e)))
+    }
+}
+
+/// The setting of this server that changes what `e` refused, for the operator reading the
+/// detail: the workflow knows its options, not the variables they come from.
+fn setting_hint(e: &WorkflowError) -> &'static str {
+    match e {
+        WorkflowError::HostNotAllowed { .. } => "; set PUBLISH_ALLOWED_SOURCE_HOSTS to change this",
+        WorkflowError::Interrupted(publish_workflow::Cut::Timeout(_)) => {
+            " (PUBLISH_OPERATION_TIMEOUT_SECS)"
+        }
+        _ => "",
     }
 }
 

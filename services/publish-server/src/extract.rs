@@ -51,18 +51,9 @@ where
             .unwrap_or(1024 * 1024);
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("the request body is larger than the limit of {limit} bytes"),
-                )
+                AppError::body_too_large(limit)
             } else {
-                AppError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "the request body could not be read: {}",
-                        rejection.body_text()
-                    ),
-                )
+                AppError::unreadable_body(rejection.body_text())
             }
         })?;
         Ok(JsonBody(T::from_json_body(&bytes)?))

@@ -43,7 +43,6 @@ pub fn build_state(settings: &Settings) -> Result<AppState, String> {
     let secrets = SecretStore::new(&settings.secrets_dir).reserving([key_name]);
     let retries = settings.source.retries.clone();
     let sources = Sources {
-        allowed_hosts: settings.allowed_hosts.clone(),
         databricks: settings.source.clone(),
         sql: settings.sql.clone(),
     };

@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{Method, Uri};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
@@ -241,20 +241,14 @@ async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, AppEr
 }
 
 async fn not_found(method: Method, uri: Uri) -> AppError {
-    AppError::new(
-        StatusCode::NOT_FOUND,
-        format!(
-            "no route for {method} {}; the endpoints are POST /data-publish/package, /data-publish/publish and /data-publish/validate",
-            uri.path()
-        ),
-    )
+    AppError::no_route(format!(
+        "no route for {method} {}; the endpoints are POST /data-publish/package, /data-publish/publish and /data-publish/validate",
+        uri.path()
+    ))
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> AppError {
-    AppError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        format!("{method} is not allowed on {}", uri.path()),
-    )
+    AppError::method_not_allowed(format!("{method} is not allowed on {}", uri.path()))
 }
 
 /// Runs one operation: admitted only while fewer than `PUBLISH_MAX_CONCURRENT_OPERATIONS` run

@@ -7,13 +7,11 @@ use async_trait::async_trait;
 use publish_databricks::{DatabricksConfig, DatabricksOptions, DatabricksSource};
 use publish_source::Source;
 use publish_sql::{MysqlSource, PostgresSource, SqlConfig, SqlOptions};
-use publish_types::{HostAllowList, ProjectRef, SourceKind, SourceSpec};
+use publish_types::{AllowedHost, ProjectRef, SourceKind, SourceSpec};
 use publish_workflow::{SourceCredentials, SourceFactory, WorkflowError};
 
 /// Opens the source a request names.
 pub(crate) struct Sources {
-    /// Hosts a source may contact.
-    pub allowed_hosts: HostAllowList,
     /// Every Databricks source's options (their retry counts are shared, read by `/metrics`);
     /// each request's query tags are added to a copy.
     pub databricks: DatabricksOptions,
@@ -25,6 +23,7 @@ impl Sources {
     fn databricks(
         &self,
         spec: &SourceSpec,
+        host: AllowedHost,
         credentials: SourceCredentials,
         project: &ProjectRef,
     ) -> Result<Arc<dyn Source>, WorkflowError> {
@@ -42,17 +41,14 @@ impl Sources {
             ..self.databricks.clone()
         };
         let config = DatabricksConfig {
-            host: spec.host_url.clone(),
+            host,
             http_path: spec.http_path.clone(),
             catalog: spec.catalog.clone(),
-            client_id: credentials.client_id,
-            client_secret: credentials.client_secret,
+            client_id: credentials.identity,
+            client_secret: credentials.secret,
             options,
         };
-        Ok(Arc::new(DatabricksSource::new(
-            config,
-            &self.allowed_hosts,
-        )?))
+        Ok(Arc::new(DatabricksSource::new(config)?))
     }
 }
 
@@ -61,17 +57,18 @@ impl SourceFactory for Sources {
     async fn open(
         &self,
         spec: &SourceSpec,
+        host: AllowedHost,
         credentials: SourceCredentials,
         project: &ProjectRef,
     ) -> Result<Arc<dyn Source>, WorkflowError> {
         match spec.kind {
-            SourceKind::DatabricksSql => self.databricks(spec, credentials, project),
+            SourceKind::DatabricksSql => self.databricks(spec, host, credentials, project),
             SourceKind::Postgresql | SourceKind::Mysql => {
                 let config = SqlConfig {
-                    host: spec.host_url.clone(),
+                    host,
                     database: spec.catalog.clone(),
-                    user: credentials.client_id,
-                    password: credentials.client_secret,
+                    user: credentials.identity,
+                    password: credentials.secret,
                     // The server's activity view then says which project reads.
                     application_name: format!(
                         "cr8tor-publish-service {} {}",
@@ -80,9 +77,9 @@ impl SourceFactory for Sources {
                     options: self.sql.clone(),
                 };
                 let source: Arc<dyn Source> = if spec.kind == SourceKind::Postgresql {
-                    Arc::new(PostgresSource::connect(config, &self.allowed_hosts).await?)
+                    Arc::new(PostgresSource::connect(config).await?)
                 } else {
-                    Arc::new(MysqlSource::connect(config, &self.allowed_hosts).await?)
+                    Arc::new(MysqlSource::connect(config).await?)
                 };
                 Ok(source)
             }

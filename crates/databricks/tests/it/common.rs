@@ -98,7 +98,9 @@ impl Env {
 
     pub(crate) fn config(&self) -> DatabricksConfig {
         DatabricksConfig {
-            host: self.host(),
+            host: loopback()
+                .admit(&self.host())
+                .expect("the emulator is on loopback"),
             http_path: HTTP_PATH.into(),
             catalog: ObjectName::parse(CATALOG).expect("catalog"),
             client_id: "emulator-client-id".into(),
@@ -117,7 +119,7 @@ impl Env {
     ) -> DatabricksSource {
         let mut config = self.config();
         configure(&mut config);
-        DatabricksSource::new(config, &loopback()).expect("build source")
+        DatabricksSource::new(config).expect("build source")
     }
 
     /// The next read's `DESCRIBE HISTORY` answers at once and its `SELECT` waits `delay`

@@ -1,22 +1,12 @@
 //! A multi-megabyte file hashes to exactly what coreutils' `sha512sum` prints.
 
 use std::fs::File;
-use std::path::Path;
-use std::process::Command;
 
 use publish_hash::{HashAlgorithm, copy_hashing, hash_reader};
 
-use crate::deterministic_bytes;
+use publish_test_support::sha512sum;
 
-fn sha512sum(path: &Path) -> String {
-    let out = Command::new("sha512sum")
-        .arg(path)
-        .output()
-        .expect("the sha512sum command (coreutils) must be installed to run this test");
-    assert!(out.status.success(), "sha512sum failed: {out:?}");
-    let text = String::from_utf8(out.stdout).unwrap();
-    text.split_whitespace().next().unwrap().to_owned()
-}
+use crate::deterministic_bytes;
 
 #[test]
 fn file_digest_equals_sha512sum() {

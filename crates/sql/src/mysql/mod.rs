@@ -1,6 +1,6 @@
-//! The MySQL / MariaDB source: catalog from `information_schema`, data through a prepared
-//! `SELECT` (the binary protocol, streamed row by row into Arrow builders), every read of a
-//! package inside one `START TRANSACTION WITH CONSISTENT SNAPSHOT`.
+//! The MySQL / MariaDB dialect of the SQL source: catalog from `information_schema`, data
+//! through a prepared `SELECT` (the binary protocol, streamed row by row into Arrow builders),
+//! every read of a package inside one `START TRANSACTION WITH CONSISTENT SNAPSHOT`.
 //!
 //! MySQL cannot hand a snapshot to another connection, so all reads of a package share the
 //! one connection that holds it, one at a time: a second read waits until the first stream
@@ -12,75 +12,69 @@ mod rows;
 mod types;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use mysql_async::prelude::Queryable;
-use mysql_async::{BinaryProtocol, Conn, OptsBuilder, QueryResult, Row, SslOpts, Value};
-use publish_source::columns::{CatalogTable, same_name};
-use publish_source::{Source, SourceError, TableRequest, TableStream};
-use publish_types::{HostAllowList, ObjectName, TableSchema};
+use mysql_async::{BinaryProtocol, Conn, OptsBuilder, QueryResult, Row, Value};
+use publish_source::{BatchStream, SourceError};
 use secrecy::ExposeSecret;
 use tokio::sync::{Mutex, OwnedMutexGuard, mpsc};
-use tracing::debug;
 
+use crate::builders::Batcher;
+use crate::dialect::{Column, Dialect, Found, Read, Reading, timed};
 use crate::error::{my_error, protocol};
-use crate::shared::{Declared, catalog_table, described_columns, pick, request_of};
 use crate::{SqlConfig, SqlOptions, SqlTls};
-use rows::Batcher;
-use types::{MyColumn, map};
+use types::{DeclaredType, Mapping, map};
 
-/// A MySQL or MariaDB database, read for one package from one consistent snapshot.
-pub struct MysqlSource {
+/// MySQL's and MariaDB's side of [`crate::MysqlSource`]: the one connection that holds the
+/// package's consistent snapshot, shared by its catalog queries and its reads, one at a time.
+pub struct Mysql {
     conn: Arc<Mutex<Conn>>,
-    database: ObjectName,
-    snapshot: String,
     host: String,
     options: SqlOptions,
 }
 
-impl MysqlSource {
-    /// Connects, opens the package's consistent snapshot and names it. The host is checked
-    /// against `allowed` (again: the workflow checked it before reading the secrets).
-    pub async fn connect(config: SqlConfig, allowed: &HostAllowList) -> Result<Self, SourceError> {
-        if !allowed.allows(&config.host) {
-            return Err(SourceError::HostNotAllowed {
-                host: config.host.origin(),
-                allowed: allowed.describe(),
-            });
+impl Mysql {
+    /// Rows of a catalog query with string parameters, on the snapshot's connection.
+    async fn query(
+        &self,
+        operation: &str,
+        sql: &str,
+        params: Vec<Value>,
+    ) -> Result<Vec<Row>, SourceError> {
+        let mut conn = self.conn.lock().await;
+        timed(self.options.query_timeout, operation, &self.host, async {
+            conn.exec::<Row, _, _>(sql, params).await
+        })
+        .await
+    }
+}
+
+/// A column of `information_schema.COLUMNS`, its type mapped; the `SELECT` reads it as text
+/// where the type has no mapping of its own.
+fn column(name: String, not_null: bool, comment: Option<String>, t: &DeclaredType) -> Column {
+    let Mapping { uc, as_text } = map(t);
+    Column::new::<Mysql>(name, not_null, comment, uc, |quoted| {
+        if as_text {
+            format!("CAST({quoted} AS CHAR)")
+        } else {
+            quoted
         }
+    })
+}
+
+#[async_trait]
+impl Dialect for Mysql {
+    /// The name is all the next queries need.
+    type Table = ();
+
+    const QUOTE: char = '`';
+
+    /// Connects, opens the package's consistent snapshot and names it.
+    async fn open(config: &SqlConfig) -> Result<(Self, String), SourceError> {
         let host = config.host.origin();
-        let ssl = match config.options.tls {
-            SqlTls::VerifyFull => {
-                let mut ssl = SslOpts::default();
-                if let Some(ca) = &config.options.ca_file {
-                    if !ca.is_file() {
-                        return Err(SourceError::InvalidConfig {
-                            message: format!("the CA file {} cannot be read", ca.display()),
-                        });
-                    }
-                    ssl = ssl.with_root_certs(vec![ca.clone().into()]);
-                }
-                Some(ssl)
-            }
-            SqlTls::Prefer => {
-                if let Some(ca) = &config.options.ca_file {
-                    return Err(SourceError::InvalidConfig {
-                        message: format!(
-                            "the CA file {} is set, but TLS mode prefer checks no certificate: \
-                             use verify-full to check the server against it, or remove it",
-                            ca.display()
-                        ),
-                    });
-                }
-                Some(
-                    SslOpts::default()
-                        .with_danger_accept_invalid_certs(true)
-                        .with_danger_skip_domain_validation(true),
-                )
-            }
-            SqlTls::Disable => None,
-        };
+        let ssl = crate::tls::my_tls(&config.options)
+            .map_err(|message| SourceError::InvalidConfig { message })?;
         let prefer = config.options.tls == SqlTls::Prefer;
         let opts = OptsBuilder::default()
             .ip_or_hostname(config.host.host())
@@ -106,16 +100,7 @@ impl MysqlSource {
                 other => other,
             }
         };
-        let mut conn = match tokio::time::timeout(config.options.connect_timeout, connect).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return Err(my_error(&operation, &host, e)),
-            Err(_) => {
-                return Err(SourceError::Timeout {
-                    operation,
-                    after: config.options.connect_timeout,
-                });
-            }
-        };
+        let mut conn = timed(config.options.connect_timeout, &operation, &host, connect).await?;
         let timeout = config.options.query_timeout;
         timed(timeout, "opening the snapshot", &host, async {
             conn.query_drop(
@@ -127,133 +112,117 @@ impl MysqlSource {
         })
         .await?;
         let snapshot = snapshot_identity(&mut conn).await;
-        debug!(%snapshot, "package snapshot open");
-        Ok(Self {
+        let mysql = Self {
             conn: Arc::new(Mutex::new(conn)),
-            database: config.database,
-            snapshot,
             host,
-            options: config.options,
-        })
+            options: config.options.clone(),
+        };
+        Ok((mysql, snapshot))
     }
 
-    /// The identity of the package's snapshot, as recorded for every table.
-    pub fn snapshot(&self) -> &str {
-        &self.snapshot
-    }
-
-    /// Rows of a catalog query with string parameters, on the snapshot's connection.
-    async fn query(
-        &self,
-        operation: &str,
-        sql: &str,
-        params: Vec<Value>,
-    ) -> Result<Vec<Row>, SourceError> {
-        let mut conn = self.conn.lock().await;
-        timed(self.options.query_timeout, operation, &self.host, async {
-            conn.exec::<Row, _, _>(sql, params).await
-        })
-        .await
-    }
-
-    async fn catalog_table(
-        &self,
-        request: &TableRequest,
-    ) -> Result<(CatalogTable, Vec<MyColumn>), SourceError> {
-        if !same_name(request.catalog.as_str(), self.database.as_str()) {
-            return Err(SourceError::UnknownCatalog {
-                catalog: request.catalog.to_string(),
-            });
-        }
-        let schemas: Vec<String> = self
+    async fn schemas(&self, name: &str) -> Result<Vec<String>, SourceError> {
+        Ok(self
             .query(
                 "reading the schemas",
                 "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA \
                  WHERE LOWER(SCHEMA_NAME) = LOWER(?)",
-                vec![request.schema.as_str().into()],
+                vec![name.into()],
             )
             .await?
             .into_iter()
             .filter_map(|mut r| r.take::<String, _>(0))
-            .collect();
-        let schema =
-            pick(&schemas, request.schema.as_str()).ok_or_else(|| SourceError::UnknownSchema {
-                schema: format!("{}.{}", request.catalog, request.schema),
-            })?;
-        let tables: Vec<(String, String)> = self
+            .collect())
+    }
+
+    async fn tables(&self, schema: &str, name: &str) -> Result<Vec<Found<()>>, SourceError> {
+        Ok(self
             .query(
                 "reading the tables",
                 "SELECT TABLE_NAME, TABLE_COMMENT FROM information_schema.TABLES \
                  WHERE TABLE_SCHEMA = ? AND LOWER(TABLE_NAME) = LOWER(?)",
-                vec![schema.as_str().into(), request.table.as_str().into()],
+                vec![schema.into(), name.into()],
             )
             .await?
             .into_iter()
-            .filter_map(|mut r| Some((r.take::<String, _>(0)?, r.take::<String, _>(1)?)))
-            .collect();
-        let names: Vec<String> = tables.iter().map(|(n, _)| n.clone()).collect();
-        let table =
-            pick(&names, request.table.as_str()).ok_or_else(|| SourceError::UnknownTable {
-                table: request.full_name(),
-            })?;
-        let comment = tables
-            .iter()
-            .find(|(n, _)| *n == table)
-            .map(|(_, c)| c.clone())
-            .filter(|c| !c.is_empty());
-        let my_columns: Vec<MyColumn> = self
+            .filter_map(|mut r| {
+                Some(Found {
+                    name: r.take::<String, _>(0)?,
+                    key: (),
+                    comment: Some(r.take::<String, _>(1)?).filter(|c| !c.is_empty()),
+                })
+            })
+            .collect())
+    }
+
+    async fn columns(
+        &self,
+        schema: &str,
+        table: &Found<()>,
+    ) -> Result<(Vec<Column>, Vec<String>), SourceError> {
+        let columns = self
             .query(
                 "reading the columns",
                 "SELECT COLUMN_NAME, IS_NULLABLE, LOWER(DATA_TYPE), LOWER(COLUMN_TYPE), \
                    NUMERIC_PRECISION, NUMERIC_SCALE, CHARACTER_MAXIMUM_LENGTH, COLUMN_COMMENT \
                  FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
                  ORDER BY ORDINAL_POSITION",
-                vec![schema.as_str().into(), table.as_str().into()],
+                vec![schema.into(), table.name.as_str().into()],
             )
             .await?
             .into_iter()
             .map(|mut r| {
-                Ok(MyColumn {
-                    name: r
-                        .take(0)
-                        .ok_or_else(|| protocol("a column without a name"))?,
-                    not_null: r.take::<String, _>(1).is_some_and(|n| n == "NO"),
+                let name = r
+                    .take(0)
+                    .ok_or_else(|| protocol("a column without a name"))?;
+                let not_null = r.take::<String, _>(1).is_some_and(|n| n == "NO");
+                let declared = DeclaredType {
                     data_type: r.take(2).unwrap_or_default(),
                     column_type: r.take(3).unwrap_or_default(),
                     precision: r.take::<Option<u64>, _>(4).flatten(),
                     scale: r.take::<Option<u64>, _>(5).flatten(),
                     length: r.take::<Option<u64>, _>(6).flatten(),
-                    comment: r.take::<String, _>(7).filter(|c| !c.is_empty()),
-                })
+                };
+                let comment = r.take::<String, _>(7).filter(|c| !c.is_empty());
+                Ok(column(name, not_null, comment, &declared))
             })
             .collect::<Result<_, SourceError>>()?;
-        let primary_key: Vec<String> = self
+        let primary_key = self
             .query(
                 "reading the primary key",
                 "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE \
                  WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' \
                  ORDER BY ORDINAL_POSITION",
-                vec![schema.as_str().into(), table.as_str().into()],
+                vec![schema.into(), table.name.as_str().into()],
             )
             .await?
             .into_iter()
             .filter_map(|mut r| r.take::<String, _>(0))
             .collect();
-        let declared = my_columns.iter().map(|c| Declared {
-            name: &c.name,
-            uc: map(c).uc,
-            not_null: c.not_null,
-            comment: c.comment.as_deref(),
-        });
-        let catalog = catalog_table(
-            &self.database,
-            &schema,
-            &table,
-            comment,
-            primary_key,
-            declared,
-        )?;
-        Ok((catalog, my_columns))
+        Ok((columns, primary_key))
+    }
+
+    /// Runs the `SELECT` on the snapshot's connection, one read at a time: the connection's
+    /// guard is held by the task that streams the rows and released when the read ends or its
+    /// stream is dropped.
+    async fn stream(&self, read: Read) -> Result<BatchStream, SourceError> {
+        let guard = Arc::clone(&self.conn).lock_owned().await;
+        let (tx, rx) = mpsc::channel(2);
+        let job = ReadJob {
+            sql: read.select,
+            rows: read.rows,
+            reading: read.reading,
+            host: self.host.clone(),
+        };
+        tokio::spawn(job.run(guard, tx));
+        Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        })))
+    }
+
+    async fn check(&self) -> Result<(), SourceError> {
+        self.query("checking the connection", "SELECT 1", Vec::new())
+            .await
+            .map(|_| ())
     }
 }
 
@@ -284,87 +253,12 @@ async fn snapshot_identity(conn: &mut Conn) -> String {
     format!("mysql consistent snapshot{taken}")
 }
 
-/// Runs `query` within `after`, naming `operation` on `host` if it fails.
-async fn timed<T>(
-    after: Duration,
-    operation: &str,
-    host: &str,
-    query: impl Future<Output = Result<T, mysql_async::Error>>,
-) -> Result<T, SourceError> {
-    crate::shared::timed(after, operation, query, |e| my_error(operation, host, e)).await
-}
-
-#[async_trait]
-impl Source for MysqlSource {
-    async fn describe(&self, table: &TableRequest) -> Result<TableSchema, SourceError> {
-        let (catalog, _) = self.catalog_table(table).await?;
-        catalog.select(table.columns.as_deref())
-    }
-
-    async fn read(&self, schema: &TableSchema) -> Result<TableStream, SourceError> {
-        let request = request_of(schema);
-        let (catalog, my_columns) = self.catalog_table(&request).await?;
-        let full_name = request.full_name();
-        // Quoted as MySQL (and Databricks) do (`` ` `` doubled).
-        let select: Vec<String> =
-            described_columns(schema, &catalog, &my_columns, |c| &c.name, map, |m| &m.uc)?
-                .into_iter()
-                .map(|(name, m)| {
-                    if m.as_text {
-                        format!("CAST({} AS CHAR)", name.quoted_backtick())
-                    } else {
-                        name.quoted_backtick()
-                    }
-                })
-                .collect();
-        let sql = format!(
-            "SELECT {} FROM {}.{}",
-            select.join(", "),
-            catalog.schema.quoted_backtick(),
-            catalog.table.quoted_backtick(),
-        );
-        let arrow_schema = publish_columns::arrow_schema(schema);
-        let batcher = Batcher::new(Arc::clone(&arrow_schema))
-            .map_err(|e| protocol(format!("table `{full_name}`: {e}")))?;
-        let names: Vec<String> = schema.columns.iter().map(|c| c.name.to_string()).collect();
-        // The connection is the snapshot's: one read at a time, the guard held by the task
-        // that streams it and released when the read ends or its stream is dropped.
-        let guard = Arc::clone(&self.conn).lock_owned().await;
-        let (tx, rx) = mpsc::channel(2);
-        let job = ReadJob {
-            sql,
-            batcher,
-            names,
-            table: full_name,
-            host: self.host.clone(),
-            batch_rows: self.options.batch_rows,
-        };
-        tokio::spawn(job.run(guard, tx));
-        Ok(TableStream {
-            schema: arrow_schema,
-            batches: Box::pin(futures::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|item| (item, rx))
-            })),
-            snapshot: Some(self.snapshot.clone()),
-            unpinned: None,
-        })
-    }
-
-    async fn check(&self) -> Result<(), SourceError> {
-        self.query("checking the connection", "SELECT 1", Vec::new())
-            .await
-            .map(|_| ())
-    }
-}
-
 /// One table's rows, streamed on the snapshot's connection into batches sent to the reader.
 struct ReadJob {
     sql: String,
-    batcher: Batcher,
-    names: Vec<String>,
-    table: String,
+    rows: Batcher,
+    reading: Reading,
     host: String,
-    batch_rows: usize,
 }
 
 /// Ends the statement under way on the snapshot's connection (`id`) without ending its
@@ -384,7 +278,7 @@ type Sender = mpsc::Sender<Result<arrow::array::RecordBatch, SourceError>>;
 
 impl ReadJob {
     async fn run(mut self, mut conn: OwnedMutexGuard<Conn>, tx: Sender) {
-        let operation = format!("reading `{}`", self.table);
+        let operation = self.reading.operation();
         let (id, opts) = (conn.id(), conn.opts().clone());
         let mut result = match conn.exec_iter(self.sql.as_str(), ()).await {
             Ok(result) => result,
@@ -402,22 +296,18 @@ impl ReadJob {
                     return;
                 }
             };
-            if let Err((i, what)) = self.batcher.push(&row.unwrap()) {
-                let message = match self.names.get(i) {
-                    Some(name) => format!("column `{name}` of `{}` holds {what}", self.table),
-                    None => format!("reading `{}`: {what}", self.table),
-                };
-                let _ = tx.send(Err(protocol(message))).await;
+            if let Err((i, what)) = rows::push(&mut self.rows, &row.unwrap()) {
+                let _ = tx.send(Err(self.reading.undecodable(Some(i), &what))).await;
                 stop(result, id, opts).await;
                 return;
             }
-            if self.batcher.rows() >= self.batch_rows && !self.send(&tx).await {
+            if self.rows.is_full() && !self.send(&tx).await {
                 // The reader is gone (or the batch failed): stop the statement.
                 stop(result, id, opts).await;
                 return;
             }
         }
-        if self.batcher.rows() > 0 {
+        if self.rows.rows() > 0 {
             self.send(&tx).await;
         }
     }
@@ -425,9 +315,9 @@ impl ReadJob {
     /// Sends the rows so far as a batch; false when the reader has gone or the batch failed.
     async fn send(&mut self, tx: &Sender) -> bool {
         let batch = self
-            .batcher
+            .rows
             .batch()
-            .map_err(|e| protocol(format!("reading `{}`: {e}", self.table)));
+            .map_err(|e| self.reading.undecodable(None, &e));
         let failed = batch.is_err();
         tx.send(batch).await.is_ok() && !failed
     }

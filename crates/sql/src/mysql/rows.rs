@@ -1,11 +1,9 @@
-//! Rows of MySQL's binary protocol (what a prepared statement returns) into Arrow builders,
-//! by canonical Arrow type. No error quotes a value.
+//! Rows of MySQL's binary protocol (what a prepared statement returns) into the shared Arrow
+//! builders, by canonical Arrow type. No error quotes a value.
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
 use mysql_async::Value;
 
-use crate::builders::Builder;
+use crate::builders::{Batcher, Builder};
 
 /// Days from 1970-01-01 to the given civil date (proleptic Gregorian).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
@@ -139,53 +137,12 @@ fn append(column: &mut Builder, v: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// Rows into batches of `schema` (canonical Arrow types).
-pub(crate) struct Batcher {
-    schema: SchemaRef,
-    columns: Vec<Builder>,
-    rows: usize,
-}
-
-impl Batcher {
-    pub(crate) fn new(schema: SchemaRef) -> Result<Self, String> {
-        let columns = schema
-            .fields()
-            .iter()
-            .map(|f| Builder::new(f.data_type()))
-            .collect::<Result<_, _>>()?;
-        Ok(Self {
-            schema,
-            columns,
-            rows: 0,
-        })
+/// Appends one row of the binary protocol to `rows`; `Err((column position, what))`.
+pub(super) fn push(rows: &mut Batcher, values: &[Value]) -> Result<(), (usize, String)> {
+    if values.len() != rows.width() {
+        return Err((usize::MAX, "a row of another width than selected".into()));
     }
-
-    /// Appends one row; `Err((column index, what))`.
-    pub(crate) fn push(&mut self, values: &[Value]) -> Result<(), (usize, String)> {
-        if values.len() != self.columns.len() {
-            return Err((usize::MAX, "a row of another width than selected".into()));
-        }
-        for (i, (column, value)) in self.columns.iter_mut().zip(values).enumerate() {
-            append(column, value).map_err(|e| (i, e))?;
-        }
-        self.rows += 1;
-        Ok(())
-    }
-
-    pub(crate) fn rows(&self) -> usize {
-        self.rows
-    }
-
-    /// The rows since the last batch.
-    pub(crate) fn batch(&mut self) -> Result<RecordBatch, String> {
-        let arrays = self
-            .columns
-            .iter_mut()
-            .map(Builder::finish)
-            .collect::<Result<Vec<_>, _>>()?;
-        let rows = std::mem::take(&mut self.rows);
-        publish_columns::conform_columns(&arrays, rows, &self.schema)
-    }
+    rows.push_row(|i, column| append(column, &values[i]))
 }
 
 #[cfg(test)]

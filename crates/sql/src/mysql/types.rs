@@ -3,13 +3,9 @@
 
 use publish_types::UcType;
 
-/// A column as `information_schema.COLUMNS` declares it.
+/// A column's type as `information_schema.COLUMNS` declares it.
 #[derive(Debug, Clone)]
-pub(crate) struct MyColumn {
-    /// `COLUMN_NAME`.
-    pub(crate) name: String,
-    /// `IS_NULLABLE = 'NO'`.
-    pub(crate) not_null: bool,
+pub(crate) struct DeclaredType {
     /// `DATA_TYPE`, lower-case (`int`, `decimal`, `varchar`…).
     pub(crate) data_type: String,
     /// `COLUMN_TYPE`, lower-case (`int(10) unsigned`, `bit(1)`…).
@@ -19,8 +15,6 @@ pub(crate) struct MyColumn {
     pub(crate) scale: Option<u64>,
     /// `CHARACTER_MAXIMUM_LENGTH`.
     pub(crate) length: Option<u64>,
-    /// `COLUMN_COMMENT`, `None` when empty.
-    pub(crate) comment: Option<String>,
 }
 
 /// How a column is read: its Unity Catalog type, and whether the `SELECT` casts it to text.
@@ -30,8 +24,8 @@ pub(crate) struct Mapping {
     pub(crate) as_text: bool,
 }
 
-/// The mapping of a column.
-pub(crate) fn map(c: &MyColumn) -> Mapping {
+/// The mapping of a column of type `c`.
+pub(crate) fn map(c: &DeclaredType) -> Mapping {
     let native = |uc| Mapping { uc, as_text: false };
     let unsigned = c.column_type.contains("unsigned");
     let bounded = |n: Option<u64>| n.and_then(|n| u32::try_from(n).ok());
@@ -95,16 +89,13 @@ pub(crate) fn map(c: &MyColumn) -> Mapping {
 mod tests {
     use super::*;
 
-    fn column(data_type: &str, column_type: &str, p: Option<u64>, s: Option<u64>) -> MyColumn {
-        MyColumn {
-            name: "c".into(),
-            not_null: false,
+    fn column(data_type: &str, column_type: &str, p: Option<u64>, s: Option<u64>) -> DeclaredType {
+        DeclaredType {
             data_type: data_type.into(),
             column_type: column_type.into(),
             precision: p,
             scale: s,
             length: if data_type.contains("char") { p } else { None },
-            comment: None,
         }
     }
 

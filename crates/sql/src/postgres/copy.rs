@@ -11,10 +11,9 @@
 //! (see `types.rs`), so the two cannot disagree. No error here quotes a value.
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
 use bytes::{Buf, BytesMut};
 
-use crate::builders::Builder;
+use crate::builders::{Batcher, Builder};
 
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 /// Days from 1970-01-01 (Arrow's epoch) to 2000-01-01 (PostgreSQL's).
@@ -198,13 +197,11 @@ pub(super) fn numeric(v: &[u8], precision: u8, scale: i8) -> Result<i128, Decode
 
 /// Decodes a binary COPY stream into batches of at most `batch_rows` rows.
 pub(crate) struct CopyDecoder {
-    schema: SchemaRef,
-    columns: Vec<Builder>,
+    rows: Batcher,
     pending: BytesMut,
     header_read: bool,
     ended: bool,
-    batch_rows: usize,
-    rows: usize,
+    /// Bytes of the rows since the last batch.
     bytes: usize,
 }
 
@@ -213,23 +210,27 @@ pub(crate) struct CopyDecoder {
 const BATCH_BYTES: usize = 64 << 20;
 
 impl CopyDecoder {
-    /// A decoder for rows of `schema` (canonical Arrow types).
-    pub(crate) fn new(schema: SchemaRef, batch_rows: usize) -> Result<Self, DecodeError> {
-        let columns = schema
-            .fields()
-            .iter()
-            .map(|f| Builder::new(f.data_type()).map_err(DecodeError))
-            .collect::<Result<_, _>>()?;
-        Ok(Self {
-            schema,
-            columns,
+    /// A decoder for rows of `schema` (canonical Arrow types), as the tests make one; a read
+    /// gets its builders from the source ([`CopyDecoder::appending_to`]).
+    #[cfg(test)]
+    pub(crate) fn new(
+        schema: arrow::datatypes::SchemaRef,
+        batch_rows: usize,
+    ) -> Result<Self, DecodeError> {
+        Batcher::new(schema, batch_rows)
+            .map(Self::appending_to)
+            .map_err(DecodeError)
+    }
+
+    /// A decoder appending to `rows`.
+    pub(crate) fn appending_to(rows: Batcher) -> Self {
+        Self {
+            rows,
             pending: BytesMut::new(),
             header_read: false,
             ended: false,
-            batch_rows: batch_rows.max(1),
-            rows: 0,
             bytes: 0,
-        })
+        }
     }
 
     /// True once the trailer has been read.
@@ -278,18 +279,17 @@ impl CopyDecoder {
                 continue;
             }
             let mut r = Reader(&tuple[2..]);
-            for (i, column) in self.columns.iter_mut().enumerate() {
-                let n = r.i32().map_err(|e| (i, e))?;
+            self.rows.push_row(|_, column| {
+                let n = r.i32()?;
                 let value = if n < 0 {
                     None
                 } else {
-                    Some(r.take(n as usize).map_err(|e| (i, e))?)
+                    Some(r.take(n as usize)?)
                 };
-                append(column, value).map_err(|e| (i, e))?;
-            }
-            self.rows += 1;
+                append(column, value)
+            })?;
             self.bytes += len;
-            if self.rows >= self.batch_rows || self.bytes >= BATCH_BYTES {
+            if self.rows.is_full() || self.bytes >= BATCH_BYTES {
                 out.push(self.batch().map_err(|e| (usize::MAX, e))?);
             }
         }
@@ -305,12 +305,12 @@ impl CopyDecoder {
         if fields == -1 {
             return Ok(Some(2));
         }
-        if fields as usize != self.columns.len() {
+        if fields as usize != self.rows.width() {
             return Err((
                 usize::MAX,
                 DecodeError(format!(
                     "a row of {fields} fields where {} were selected",
-                    self.columns.len()
+                    self.rows.width()
                 )),
             ));
         }
@@ -327,17 +327,8 @@ impl CopyDecoder {
 
     /// The rows decoded since the last batch, as a batch.
     fn batch(&mut self) -> Result<RecordBatch, DecodeError> {
-        let rows = self.rows;
-        let arrays = self
-            .columns
-            .iter_mut()
-            .map(Builder::finish)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(DecodeError)?;
-        self.rows = 0;
         self.bytes = 0;
-        debug_assert!(self.columns.iter().all(|c| c.len() == 0));
-        publish_columns::conform_columns(&arrays, rows, &self.schema).map_err(DecodeError)
+        self.rows.batch().map_err(DecodeError)
     }
 
     /// The last, partial batch once the stream has ended, if it holds rows.
@@ -345,7 +336,7 @@ impl CopyDecoder {
         if !self.ended {
             return fail("the COPY stream ended before its trailer");
         }
-        if self.rows == 0 {
+        if self.rows.rows() == 0 {
             return Ok(None);
         }
         self.batch().map(Some)

@@ -1,5 +1,6 @@
-//! The PostgreSQL source: catalog from `pg_catalog`, data through binary `COPY`, every read of
-//! a package inside one exported snapshot (see the crate documentation).
+//! The PostgreSQL dialect of the SQL source: catalog from `pg_catalog`, data through binary
+//! `COPY`, every read of a package inside one exported snapshot (see the crate documentation);
+//! and the connection code the PostgreSQL destination shares ([`open`]).
 
 mod copy;
 pub(crate) mod destination;
@@ -8,46 +9,40 @@ mod types;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use publish_source::columns::{CatalogTable, same_name};
-use publish_source::{Source, SourceError, TableRequest, TableStream};
-use publish_types::{HostAllowList, ObjectName, TableSchema};
+use publish_source::{BatchStream, SourceError};
 use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, CopyOutStream, NoTls};
 use tracing::debug;
 
-use crate::error::{pg_error, protocol};
-use crate::shared::{Declared, catalog_table, described_columns, pick, request_of};
+use crate::dialect::{Column, Dialect, Found, Read, Reading, timed};
+use crate::error::pg_error;
 use crate::tls::RustlsConnect;
 use crate::{SqlConfig, SqlOptions};
 use copy::CopyDecoder;
-use types::{PgColumn, map};
+use types::{DeclaredType, Mapping, map};
 
 /// Session settings of every connection: text output of the types read as text in ISO
 /// spellings, whatever the server's defaults.
 const SESSION: &str = "SET IntervalStyle = iso_8601; SET DateStyle = ISO; \
                        SET TimeZone = 'UTC'; SET extra_float_digits = 3";
 
-/// A PostgreSQL database, read for one package from one snapshot.
+/// PostgreSQL's side of [`crate::PostgresSource`].
 ///
 /// Holds one connection with the package's `REPEATABLE READ, READ ONLY` transaction open
-/// (catalog queries run there); each [`read`](Source::read) opens a connection of its own that
-/// imports the transaction's snapshot, so reads may run at the same time and dropping one
-/// (which closes its connection, ending the `COPY` on the server) leaves the others and the
-/// snapshot intact. Dropping the source ends the transaction.
-pub struct PostgresSource {
+/// (catalog queries run there); each read opens a connection of its own that imports the
+/// transaction's snapshot, so reads may run at the same time and dropping one (which closes its
+/// connection, ending the `COPY` on the server) leaves the others and the snapshot intact.
+/// Dropping it ends the transaction.
+pub struct Postgres {
     main: Connection,
     connector: Connector,
-    database: ObjectName,
     /// `pg_export_snapshot()`'s id, imported by every read.
     snapshot_id: String,
-    /// The snapshot's identity for the package record.
-    snapshot: String,
     options: SqlOptions,
 }
 
@@ -105,29 +100,47 @@ impl Connector {
         let operation = format!("connecting to {}", self.host);
         let connect = async {
             let (client, task) = open(&self.config, self.tls.as_ref()).await?;
-            Ok(Connection { client, task })
+            Ok::<_, tokio_postgres::Error>(Connection { client, task })
         };
-        match tokio::time::timeout(timeout, connect).await {
-            Ok(Ok(c)) => Ok(c),
-            Ok(Err(e)) => Err(pg_error(&operation, &self.host, e)),
-            Err(_) => Err(SourceError::Timeout {
-                operation,
-                after: timeout,
-            }),
-        }
+        timed(timeout, &operation, &self.host, connect).await
     }
 }
 
-impl PostgresSource {
-    /// Connects, opens the package's snapshot and exports it. The host is checked against
-    /// `allowed` (again: the workflow checked it before reading the secrets).
-    pub async fn connect(config: SqlConfig, allowed: &HostAllowList) -> Result<Self, SourceError> {
-        if !allowed.allows(&config.host) {
-            return Err(SourceError::HostNotAllowed {
-                host: config.host.origin(),
-                allowed: allowed.describe(),
-            });
-        }
+impl Postgres {
+    async fn query(
+        &self,
+        operation: &str,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, SourceError> {
+        timed(
+            self.options.query_timeout,
+            operation,
+            &self.connector.host,
+            async { self.main.client.query(sql, params).await },
+        )
+        .await
+    }
+}
+
+/// A column of `pg_catalog`, its type mapped; the `SELECT` casts it where its send format is
+/// not what the decoder reads.
+fn column(name: String, not_null: bool, comment: Option<String>, t: &DeclaredType) -> Column {
+    let Mapping { uc, cast } = map(t);
+    Column::new::<Postgres>(name, not_null, comment, uc, |quoted| match cast {
+        Some(cast) => format!("{quoted}::{cast}"),
+        None => quoted,
+    })
+}
+
+#[async_trait]
+impl Dialect for Postgres {
+    type Table = u32;
+
+    const QUOTE: char = '"';
+
+    /// Connects, opens the package's transaction and exports its snapshot.
+    async fn open(config: &SqlConfig) -> Result<(Self, String), SourceError> {
         let host = config.host.origin();
         let (tls, ssl_mode) = crate::tls::pg_tls(&config.options)
             .map_err(|message| SourceError::InvalidConfig { message })?;
@@ -180,60 +193,29 @@ impl PostgresSource {
             Some(lsn) => format!("postgresql snapshot {xids} at WAL {lsn}"),
             None => format!("postgresql snapshot {xids}"),
         };
-        debug!(%snapshot, "package snapshot open");
-        Ok(Self {
+        let postgres = Self {
             main,
             connector,
-            database: config.database,
             snapshot_id,
-            snapshot,
-            options: config.options,
-        })
+            options: config.options.clone(),
+        };
+        Ok((postgres, snapshot))
     }
 
-    /// The identity of the package's snapshot, as recorded for every table.
-    pub fn snapshot(&self) -> &str {
-        &self.snapshot
-    }
-
-    async fn query(
-        &self,
-        operation: &str,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<tokio_postgres::Row>, SourceError> {
-        timed(
-            self.options.query_timeout,
-            operation,
-            &self.connector.host,
-            async { self.main.client.query(sql, params).await },
-        )
-        .await
-    }
-
-    /// The schema's name as the catalog spells it: an exact match, else the one equal
-    /// ignoring case.
-    async fn find_schema(&self, request: &TableRequest) -> Result<String, SourceError> {
+    async fn schemas(&self, name: &str) -> Result<Vec<String>, SourceError> {
         let rows = self
             .query(
                 "reading the schemas",
                 "SELECT nspname::text FROM pg_catalog.pg_namespace \
                  WHERE lower(nspname::text) = lower($1::text)",
-                &[&request.schema.as_str()],
+                &[&name],
             )
             .await?;
-        let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-        pick(&names, request.schema.as_str()).ok_or_else(|| SourceError::UnknownSchema {
-            schema: format!("{}.{}", request.catalog, request.schema),
-        })
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    /// The table's oid, name and comment.
-    async fn find_table(
-        &self,
-        request: &TableRequest,
-        schema: &str,
-    ) -> Result<(u32, String, Option<String>), SourceError> {
+    /// Tables, partitioned tables, views, materialized views and foreign tables, by `oid`.
+    async fn tables(&self, schema: &str, name: &str) -> Result<Vec<Found<u32>>, SourceError> {
         let rows = self
             .query(
                 "reading the tables",
@@ -242,22 +224,24 @@ impl PostgresSource {
                  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
                  WHERE n.nspname = $1::text AND lower(c.relname::text) = lower($2::text) \
                  AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
-                &[&schema, &request.table.as_str()],
+                &[&schema, &name],
             )
             .await?;
-        let names: Vec<String> = rows.iter().map(|r| r.get(1)).collect();
-        let name =
-            pick(&names, request.table.as_str()).ok_or_else(|| SourceError::UnknownTable {
-                table: request.full_name(),
-            })?;
-        let row = rows
+        Ok(rows
             .iter()
-            .find(|r| r.get::<_, String>(1) == name)
-            .ok_or_else(|| protocol("a table vanished from the catalog"))?;
-        Ok((row.get(0), name, row.get(2)))
+            .map(|r| Found {
+                key: r.get(0),
+                name: r.get(1),
+                comment: r.get(2),
+            })
+            .collect())
     }
 
-    async fn columns(&self, oid: u32) -> Result<Vec<PgColumn>, SourceError> {
+    async fn columns(
+        &self,
+        _schema: &str,
+        table: &Found<u32>,
+    ) -> Result<(Vec<Column>, Vec<String>), SourceError> {
         let rows = self
             .query(
                 "reading the columns",
@@ -271,23 +255,20 @@ impl PostgresSource {
                  LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' \
                  WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
                  ORDER BY a.attnum",
-                &[&oid],
+                &[&table.key],
             )
             .await?;
-        Ok(rows
+        let columns = rows
             .iter()
-            .map(|r| PgColumn {
-                name: r.get(0),
-                not_null: r.get(1),
-                type_name: r.get(2),
-                typmod: r.get(3),
-                element: r.get(4),
-                comment: r.get(5),
+            .map(|r| {
+                let declared = DeclaredType {
+                    type_name: r.get(2),
+                    typmod: r.get(3),
+                    element: r.get(4),
+                };
+                column(r.get(0), r.get(1), r.get(5), &declared)
             })
-            .collect())
-    }
-
-    async fn primary_key(&self, oid: u32) -> Result<Vec<String>, SourceError> {
+            .collect();
         let rows = self
             .query(
                 "reading the primary key",
@@ -298,84 +279,15 @@ impl PostgresSource {
                    ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
                  WHERE i.indrelid = $1 AND i.indisprimary \
                  ORDER BY k.ord",
-                &[&oid],
+                &[&table.key],
             )
             .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        Ok((columns, rows.iter().map(|r| r.get(0)).collect()))
     }
 
-    /// The table as the catalog declares it, and its columns as PostgreSQL knows them.
-    async fn catalog_table(
-        &self,
-        request: &TableRequest,
-    ) -> Result<(CatalogTable, Vec<PgColumn>), SourceError> {
-        if !same_name(request.catalog.as_str(), self.database.as_str()) {
-            return Err(SourceError::UnknownCatalog {
-                catalog: request.catalog.to_string(),
-            });
-        }
-        let schema = self.find_schema(request).await?;
-        let (oid, table, comment) = self.find_table(request, &schema).await?;
-        let pg_columns = self.columns(oid).await?;
-        let primary_key = self.primary_key(oid).await?;
-        let declared = pg_columns.iter().map(|c| Declared {
-            name: &c.name,
-            uc: map(c).uc,
-            not_null: c.not_null,
-            comment: c.comment.as_deref(),
-        });
-        let catalog = catalog_table(
-            &self.database,
-            &schema,
-            &table,
-            comment,
-            primary_key,
-            declared,
-        )?;
-        Ok((catalog, pg_columns))
-    }
-}
-
-/// Runs `query` within `after`, naming `operation` on `host` if it fails.
-async fn timed<T>(
-    after: Duration,
-    operation: &str,
-    host: &str,
-    query: impl Future<Output = Result<T, tokio_postgres::Error>>,
-) -> Result<T, SourceError> {
-    crate::shared::timed(after, operation, query, |e| pg_error(operation, host, e)).await
-}
-
-#[async_trait]
-impl Source for PostgresSource {
-    async fn describe(&self, table: &TableRequest) -> Result<TableSchema, SourceError> {
-        let (catalog, _) = self.catalog_table(table).await?;
-        catalog.select(table.columns.as_deref())
-    }
-
-    async fn read(&self, schema: &TableSchema) -> Result<TableStream, SourceError> {
-        let request = request_of(schema);
-        let (catalog, pg_columns) = self.catalog_table(&request).await?;
-        let full_name = request.full_name();
-        // Quoted as standard SQL does (`"` doubled), the names as the catalog spells them.
-        let select: Vec<String> =
-            described_columns(schema, &catalog, &pg_columns, |c| &c.name, map, |m| &m.uc)?
-                .into_iter()
-                .map(|(name, m)| match m.cast {
-                    Some(cast) => format!("{}::{cast}", name.quoted_double()),
-                    None => name.quoted_double(),
-                })
-                .collect();
-        let sql = format!(
-            "COPY (SELECT {} FROM {}.{}) TO STDOUT (FORMAT binary)",
-            select.join(", "),
-            catalog.schema.quoted_double(),
-            catalog.table.quoted_double(),
-        );
-        let arrow_schema = publish_columns::arrow_schema(schema);
-        let decoder = CopyDecoder::new(Arc::clone(&arrow_schema), self.options.batch_rows)
-            .map_err(|e| protocol(format!("table `{full_name}`: {}", e.0)))?;
-
+    /// A connection of the read's own imports the package's snapshot and runs the `SELECT` as
+    /// a binary `COPY`, decoded as it arrives.
+    async fn stream(&self, read: Read) -> Result<BatchStream, SourceError> {
         let connection = self.connector.connect(self.options.connect_timeout).await?;
         let host = &self.connector.host;
         let import = format!(
@@ -390,28 +302,24 @@ impl Source for PostgresSource {
             async { connection.client.batch_execute(&import).await },
         )
         .await?;
-        let operation = format!("reading `{full_name}`");
-        let copy = timed(self.options.query_timeout, &operation, host, async {
-            connection.client.copy_out(sql.as_str()).await
-        })
+        let sql = format!("COPY ({}) TO STDOUT (FORMAT binary)", read.select);
+        let copy = timed(
+            self.options.query_timeout,
+            &read.reading.operation(),
+            host,
+            async { connection.client.copy_out(sql.as_str()).await },
+        )
         .await?;
-        let names = schema.columns.iter().map(|c| c.name.to_string()).collect();
         let state = ReadState {
             copy: Box::pin(copy),
-            decoder,
+            decoder: CopyDecoder::appending_to(read.rows),
             ready: VecDeque::new(),
             connection,
-            table: full_name,
-            names,
+            reading: read.reading,
             host: host.clone(),
             done: false,
         };
-        Ok(TableStream {
-            schema: arrow_schema,
-            batches: Box::pin(futures::stream::unfold(state, ReadState::next)),
-            snapshot: Some(self.snapshot.clone()),
-            unpinned: None,
-        })
+        Ok(Box::pin(futures::stream::unfold(state, ReadState::next)))
     }
 
     async fn check(&self) -> Result<(), SourceError> {
@@ -429,8 +337,7 @@ struct ReadState {
     /// Kept so that dropping the stream closes the connection (and ends the `COPY`).
     #[allow(dead_code, reason = "held for its Drop")]
     connection: Connection,
-    table: String,
-    names: Vec<String>,
+    reading: Reading,
     host: String,
     done: bool,
 }
@@ -450,28 +357,21 @@ impl ReadState {
                         self.ready.extend(batches);
                         continue;
                     }
-                    Err((column, e)) => self.decode_error(Some(column), e),
+                    Err((column, e)) => self.reading.undecodable(Some(column), &e.0),
                 },
-                Some(Err(e)) => pg_error(&format!("reading `{}`", self.table), &self.host, e),
+                Some(Err(e)) => pg_error(&self.reading.operation(), &self.host, e),
                 None => match self.decoder.finish() {
                     Ok(last) => {
                         self.done = true;
                         self.ready.extend(last);
                         continue;
                     }
-                    Err(e) => self.decode_error(None, e),
+                    Err(e) => self.reading.undecodable(None, &e.0),
                 },
             };
             self.done = true;
             self.ready.clear();
             return Some((Err(failed), self));
-        }
-    }
-
-    fn decode_error(&self, column: Option<usize>, e: copy::DecodeError) -> SourceError {
-        match column.and_then(|i| self.names.get(i)) {
-            Some(name) => protocol(format!("column `{name}` of `{}` holds {}", self.table, e.0)),
-            None => protocol(format!("reading `{}`: {}", self.table, e.0)),
         }
     }
 }

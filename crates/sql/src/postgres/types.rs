@@ -3,21 +3,15 @@
 
 use publish_types::UcType;
 
-/// A column as `pg_catalog` declares it, domains resolved to their base type.
+/// A column's type as `pg_catalog` declares it, domains resolved to their base type.
 #[derive(Debug, Clone)]
-pub(crate) struct PgColumn {
-    /// `attname`.
-    pub(crate) name: String,
-    /// `attnotnull`.
-    pub(crate) not_null: bool,
+pub(crate) struct DeclaredType {
     /// The base type's `typname` (e.g. `int4`, `_int4` for an array).
     pub(crate) type_name: String,
     /// The type modifier (`atttypmod`, or the domain's `typtypmod`); −1 when none.
     pub(crate) typmod: i32,
     /// For an array type, its element's `typname`.
     pub(crate) element: Option<String>,
-    /// `col_description`.
-    pub(crate) comment: Option<String>,
 }
 
 /// How a column is read: its Unity Catalog type, and the cast applied in the `SELECT`
@@ -78,8 +72,8 @@ fn numeric_typmod(typmod: i32) -> Option<(u8, u8)> {
         .then_some((precision as u8, scale as u8))
 }
 
-/// The mapping of a column.
-pub(crate) fn map(column: &PgColumn) -> Mapping {
+/// The mapping of a column of type `column`.
+pub(crate) fn map(column: &DeclaredType) -> Mapping {
     match &column.element {
         Some(element) => {
             let inner = scalar(element, column.typmod);
@@ -96,14 +90,11 @@ pub(crate) fn map(column: &PgColumn) -> Mapping {
 mod tests {
     use super::*;
 
-    fn column(type_name: &str, typmod: i32, element: Option<&str>) -> PgColumn {
-        PgColumn {
-            name: "c".into(),
-            not_null: false,
+    fn column(type_name: &str, typmod: i32, element: Option<&str>) -> DeclaredType {
+        DeclaredType {
             type_name: type_name.into(),
             typmod,
             element: element.map(str::to_owned),
-            comment: None,
         }
     }
 

@@ -782,6 +782,20 @@ async fn packaging_again_replaces_the_dataset() {
     let admin = rig.admin().await;
     let schema = schema_of("s");
     assert_eq!(relations(&admin, &schema).await, ["a"]);
+    // Autovacuum, off while the table was private, is on again once it is committed.
+    let options: Option<Vec<String>> = admin
+        .query_one(
+            "SELECT c.reloptions FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+             ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = 'a'",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        options, None,
+        "no storage option is left on a committed table"
+    );
     assert_eq!(
         rows(&admin, &schema, "a").await,
         (100..103)

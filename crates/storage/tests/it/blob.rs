@@ -43,9 +43,11 @@ fn two_datasets_package_and_publish_on_blob_volumes_land_in_the_store() {
         let write = crate::begin_as(&lock, id, OutputFormat::Csv, &tables);
         let rel = format!("data/outputs/cohort/{}.csv", tables[0]);
         write_files(&write, &[(rel.as_str(), content)]);
-        write
-            .commit(tables.iter().map(|t| table(t)).collect())
-            .unwrap();
+        let mut write = write;
+        for t in &tables {
+            write.record_table(table(t));
+        }
+        write.commit().unwrap();
     }
     let options = PublishOptions::default();
     let manifest = area.lock().unwrap().publish(&options).unwrap();
@@ -101,7 +103,7 @@ fn a_failed_package_on_blob_volumes_leaves_staging_as_it_was() {
         &write,
         &[("data/outputs/cohort/person.csv", b"first".to_vec())],
     );
-    write.commit(Vec::new()).unwrap();
+    write.commit().unwrap();
     let write = crate::begin_as(&lock, "one", OutputFormat::Csv, &["person"]);
     write_files(
         &write,

@@ -104,7 +104,7 @@ fn a_failed_commit_leaves_the_previous_result() {
     let tmp = write.dir().to_path_buf();
     fs::write(tmp.join("real"), b"new").unwrap();
     std::os::unix::fs::symlink("/etc/passwd", tmp.join("link")).unwrap();
-    match write.commit(Vec::new()) {
+    match write.commit() {
         Err(StorageError::UnsupportedEntry {
             path,
             kind: "symbolic link",

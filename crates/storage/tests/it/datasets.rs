@@ -23,6 +23,17 @@ fn table(name: &str) -> StagedTable {
     }
 }
 
+/// Commits `write` with a record of `tables` (schema `cohort`).
+pub(crate) fn commit_with(
+    mut write: publish_storage::StagingWrite,
+    tables: &[&str],
+) -> Result<Vec<String>, publish_storage::StorageError> {
+    for t in tables {
+        write.record_table(table(t));
+    }
+    write.commit()
+}
+
 /// Stages dataset `id` with one CSV file per table and returns what commit reported.
 fn stage_csv(
     area: &publish_storage::ProjectArea,
@@ -43,7 +54,7 @@ fn stage_csv(
     let borrowed: Vec<(&str, Vec<u8>)> =
         files.iter().map(|(p, c)| (p.as_str(), c.clone())).collect();
     write_files(&write, &borrowed);
-    write.commit(tables.iter().map(|t| table(t)).collect())
+    commit_with(write, tables)
 }
 
 #[test]
@@ -169,7 +180,7 @@ fn another_format_than_the_other_datasets_is_refused_but_a_lone_dataset_may_chan
         &write,
         &[("data/outputs/cohort/person.parquet", b"pq".to_vec())],
     );
-    write.commit(vec![table("person")]).unwrap();
+    commit_with(write, &["person"]).unwrap();
     assert_eq!(
         area.staged_files().unwrap(),
         ["data/outputs/cohort/person.parquet"]
@@ -185,7 +196,7 @@ fn a_shared_file_is_carried_as_a_private_copy_and_a_failed_package_leaves_it_unt
     let write = crate::begin_as(&lock, "one", OutputFormat::Duckdb, &["person"]);
     assert!(!write.carries_shared_files(), "nothing to carry yet");
     write_files(&write, &[(db, b"dataset one".to_vec())]);
-    write.commit(vec![table("person")]).unwrap();
+    commit_with(write, &["person"]).unwrap();
     let staged = area.staging_dir().join(db);
     let inode = fs::metadata(&staged).unwrap().ino();
 
@@ -208,7 +219,7 @@ fn a_shared_file_is_carried_as_a_private_copy_and_a_failed_package_leaves_it_unt
     // Committed, the database belongs to both datasets.
     let write = crate::begin_as(&lock, "two", OutputFormat::Duckdb, &["visit"]);
     fs::write(write.dir().join(db), b"dataset one + two").unwrap();
-    assert_eq!(write.commit(vec![table("visit")]).unwrap(), [db]);
+    assert_eq!(commit_with(write, &["visit"]).unwrap(), [db]);
     let record = area.staged_record().unwrap().unwrap();
     assert!(record.datasets.iter().all(|d| d.files == [db]));
     assert_eq!(record.files[0].hash_value, sha512sum(&staged));
@@ -232,7 +243,7 @@ fn a_carried_file_that_changed_since_its_package_refuses_the_next_package() {
     let lock = area.lock().unwrap();
     let write = crate::begin_as(&lock, "one", OutputFormat::Duckdb, &["person"]);
     write_files(&write, &[(db, b"dataset one".to_vec())]);
-    write.commit(vec![table("person")]).unwrap();
+    commit_with(write, &["person"]).unwrap();
     fs::write(area.staging_dir().join(db), b"dataset 1!!").unwrap(); // same size
     let err = lock
         .begin_dataset(

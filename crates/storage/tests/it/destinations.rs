@@ -114,7 +114,10 @@ fn containers_are_checked_and_created() {
             container,
             path,
         }) => {
-            assert_eq!((destination.as_str(), container), ("LSC", "staging"));
+            assert_eq!(
+                (destination.as_str(), container.as_str()),
+                ("LSC", "staging")
+            );
             assert_eq!(path, mount.join("staging"));
         }
         other => panic!("{other:?}"),
@@ -124,7 +127,7 @@ fn containers_are_checked_and_created() {
     assert!(matches!(
         lsc.check_containers(),
         Err(StorageError::ContainerMissing {
-            container: "production",
+            container: publish_storage::Container::Production,
             ..
         })
     ));

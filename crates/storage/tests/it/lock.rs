@@ -54,7 +54,7 @@ fn a_staging_write_keeps_the_lock_held() {
     let write = crate::begin(&lock).unwrap();
     drop(lock);
     assert_busy(area.lock());
-    write.commit(Vec::new()).unwrap();
+    write.commit().unwrap();
     area.lock().unwrap();
 }
 

@@ -12,12 +12,14 @@ mod publish;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use publish_hash::HashAlgorithm;
 use publish_storage::{
     DatasetClaim, Destination, ProjectArea, ProjectLock, StagingWrite, StorageError,
 };
+use publish_test_support::missing_prerequisite;
+// Shared with every crate's tests (`publish-test-support`); the scenarios name them from here.
+pub(crate) use publish_test_support::{deterministic_bytes, sha512sum};
 use publish_types::{DestinationName, ObjectName, OutputFormat, ProjectName, StartTime, TableRef};
 
 /// The crash tests need the process-stopping failpoints, which `cargo test --workspace` turns
@@ -26,9 +28,7 @@ use publish_types::{DestinationName, ObjectName, OutputFormat, ProjectName, Star
 #[cfg(not(feature = "failpoints"))]
 #[test]
 fn crash_tests_need_the_failpoints_feature() {
-    publish_storage::test_rig::missing_prerequisite(
-        "the crash tests need publish-storage's `failpoints` feature",
-    );
+    missing_prerequisite("the crash tests need publish-storage's `failpoints` feature");
 }
 
 pub(crate) const PROJECT: &str = "Pr004";
@@ -62,7 +62,7 @@ impl TestDestination {
     pub(crate) fn two_filesystems() -> Option<Self> {
         let shm = Path::new("/dev/shm");
         if !shm.is_dir() {
-            publish_storage::test_rig::missing_prerequisite(
+            missing_prerequisite(
                 "/dev/shm is missing, so no second filesystem is available for the cross-filesystem test",
             );
             return None;
@@ -103,20 +103,6 @@ impl TestDestination {
 pub(crate) fn device(path: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     fs::metadata(path).unwrap().dev()
-}
-
-/// Deterministic pseudo-random bytes (xorshift64*).
-pub(crate) fn deterministic_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// A claim of dataset `id` in schema `cohort` on `tables`, in `format` (DuckDB output shares
@@ -179,7 +165,7 @@ pub(crate) fn stage(area: &ProjectArea, files: &[(&str, Vec<u8>)]) -> Vec<String
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(path, content).unwrap();
     }
-    write.commit(Vec::new()).unwrap()
+    write.commit().unwrap()
 }
 
 /// A typical result: a multi-megabyte database, a nested CSV and an empty file.
@@ -195,21 +181,6 @@ pub(crate) fn sample_files(seed: u64) -> Vec<(&'static str, Vec<u8>)> {
         ),
         ("data/outputs/empty.txt", Vec::new()),
     ]
-}
-
-/// What `sha512sum` prints for `path`.
-pub(crate) fn sha512sum(path: &Path) -> String {
-    let out = Command::new("sha512sum")
-        .arg(path)
-        .output()
-        .expect("the sha512sum command (coreutils) must be installed to run this test");
-    assert!(out.status.success(), "sha512sum failed: {out:?}");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
 }
 
 /// The names in a folder, sorted (empty if it does not exist).

@@ -9,6 +9,7 @@ mod shared {
     use std::path::Path;
     use std::time::{Duration, Instant};
 
+    use publish_hash::HashAlgorithm;
     use publish_sink::{Output, Sink, SinkError, SinkFactory};
     use publish_types::OutputFormat;
     use publish_writers::{SharedDuckDb, SinkOptions, Writers, conformance};
@@ -28,7 +29,14 @@ mod shared {
         let shared = SharedDuckDb::open(&options).expect("open the shared instance");
         options.shared_duckdb = Some(shared.clone());
         let writers = Writers::new(options);
-        let open = move |root: &Path| writers.open(OutputFormat::Duckdb, root, Output::Fresh);
+        let open = move |root: &Path| {
+            writers.open(
+                OutputFormat::Duckdb,
+                root,
+                Output::Fresh,
+                HashAlgorithm::Sha512,
+            )
+        };
         (shared, open)
     }
 
@@ -98,6 +106,7 @@ mod shared {
 mod adding {
     use std::path::Path;
 
+    use publish_hash::HashAlgorithm;
     use publish_sink::{Output, Sink, SinkError, SinkFactory};
     use publish_types::{OutputFormat, TableRef};
     use publish_writers::{DUCKDB_FILE, SinkOptions, Writers, conformance};
@@ -107,7 +116,7 @@ mod adding {
         root: &Path,
         options: &SinkOptions,
     ) -> Result<Box<dyn Sink>, SinkError> {
-        Writers::new(options.clone()).open(format, root, Output::Fresh)
+        Writers::new(options.clone()).open(format, root, Output::Fresh, HashAlgorithm::Sha512)
     }
 
     fn open_sink_adding(
@@ -116,7 +125,12 @@ mod adding {
         options: &SinkOptions,
         replace: &[TableRef],
     ) -> Result<Box<dyn Sink>, SinkError> {
-        Writers::new(options.clone()).open(format, root, Output::Adding { replace })
+        Writers::new(options.clone()).open(
+            format,
+            root,
+            Output::Adding { replace },
+            HashAlgorithm::Sha512,
+        )
     }
     use publish_types::ObjectName;
 
@@ -290,6 +304,7 @@ mod adding {
 /// its file), and the process can wait for that before it exits, as the server does.
 #[tokio::test]
 async fn the_writer_threads_of_dropped_sinks_end_and_can_be_waited_for() {
+    use publish_hash::HashAlgorithm;
     use publish_sink::{Output, SinkFactory};
     use publish_writers::{SinkOptions, Writers, conformance, wait_for_writers};
 
@@ -300,7 +315,12 @@ async fn the_writer_threads_of_dropped_sinks_end_and_can_be_waited_for() {
         ..SinkOptions::default()
     });
     let mut sink = writers
-        .open(OutputFormat::Duckdb, root.path(), Output::Fresh)
+        .open(
+            OutputFormat::Duckdb,
+            root.path(),
+            Output::Fresh,
+            HashAlgorithm::Sha512,
+        )
         .unwrap();
     let fixture = conformance::big();
     let mut table = sink

@@ -7,6 +7,7 @@ mod parquet;
 
 use std::path::Path;
 
+use publish_hash::HashAlgorithm;
 use publish_sink::{Output, Sink, SinkError, SinkFactory};
 use publish_types::OutputFormat;
 use publish_writers::{SinkOptions, Writers};
@@ -20,7 +21,7 @@ fn opener(format: OutputFormat) -> impl Fn(&Path) -> Result<Box<dyn Sink>, SinkE
             queue_depth: 2,
             ..SinkOptions::default()
         };
-        Writers::new(options).open(format, root, Output::Fresh)
+        Writers::new(options).open(format, root, Output::Fresh, HashAlgorithm::Sha512)
     }
 }
 
@@ -43,3 +44,29 @@ macro_rules! conformance_tests {
     };
 }
 use conformance_tests;
+
+/// CSV and Parquet files are hashed while written with the algorithm the sink is opened with,
+/// the one the workflow configures: SHA3-512 here, not the SHA-512 default.
+#[tokio::test]
+async fn files_are_hashed_with_the_algorithm_the_sink_is_opened_with() {
+    use publish_sink::conformance::{people, people_batch};
+    for format in [OutputFormat::Csv, OutputFormat::Parquet] {
+        let root = tempfile::tempdir().unwrap();
+        let mut sink = Writers::default()
+            .open(format, root.path(), Output::Fresh, HashAlgorithm::Sha3_512)
+            .unwrap();
+        let t = people("p");
+        let mut table = sink
+            .begin_table(&t, publish_columns::arrow_schema(&t))
+            .await
+            .unwrap();
+        table.write_batch(people_batch(&t, 0..50)).await.unwrap();
+        table.finish().await.unwrap();
+        let files = sink.finish().await.unwrap();
+        assert_eq!(files.len(), 1, "{format:?}");
+        let digest = files[0].digest.clone().expect("hashed while written");
+        let bytes = std::fs::read(root.path().join(&files[0].path)).unwrap();
+        let on_disk = publish_hash::hash_reader(bytes.as_slice(), HashAlgorithm::Sha3_512).unwrap();
+        assert_eq!(digest, on_disk, "{format:?}");
+    }
+}

@@ -11,6 +11,7 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use publish_server::config::Settings;
 use publish_server::{AppState, app, build_state};
+pub(crate) use publish_test_support::sha512sum;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -107,7 +108,7 @@ impl Deployment {
         let path = write.dir().join(&rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, content).unwrap();
-        write.commit(Vec::new()).unwrap();
+        write.commit().unwrap();
         area.staging_dir().join(rel)
     }
 
@@ -272,17 +273,6 @@ pub(crate) async fn post_ok(url: &str, path: &str, body: &Value) -> Value {
     answer
 }
 
-pub(crate) fn sha512sum(path: &Path) -> String {
-    let out = Command::new("sha512sum").arg(path).output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
 /// A tmpfs of a few hundred KiB mounted over a folder, to fill a volume on purpose; unmounted on
 /// drop. Mounting needs root: elsewhere the test is skipped with a message, except in CI
 /// (`CI` set), where a missing prerequisite fails the test.
@@ -305,7 +295,7 @@ impl SmallTmpfs {
                     "cannot mount a small tmpfs at {}: {other:?}",
                     path.display()
                 );
-                publish_storage::test_rig::missing_prerequisite(&format!("{why} (needs root)"));
+                publish_test_support::missing_prerequisite(&format!("{why} (needs root)"));
                 None
             }
         }

@@ -187,7 +187,8 @@ impl PgLocked {
         for (table, _) in &pending.tables {
             let table = quote(table);
             ddl.push_str(&format!(
-                "DROP TABLE IF EXISTS {target}.{table}; ALTER TABLE {load}.{table} SET SCHEMA {target};"
+                "DROP TABLE IF EXISTS {target}.{table}; ALTER TABLE {load}.{table} SET SCHEMA {target}; \
+                 ALTER TABLE {target}.{table} RESET (autovacuum_enabled);"
             ));
         }
         if let Some(reader) = &shared.reader {

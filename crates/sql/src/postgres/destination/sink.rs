@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::SinkExt;
 use publish_columns::PostgresPlan;
-use publish_sink::{Sink, SinkError, TableSink, TableStats, TablesBegun, WrittenFile};
+use publish_sink::{Sink, SinkError, SinkProtocol, TableSink, TableStats, WrittenFile};
 use publish_types::TableSchema;
 use tokio_postgres::CopyInSink;
 
@@ -20,8 +20,7 @@ use super::{check_identifier, literal, quote};
 /// The tables of one load. Borrows the locked project, so it cannot be committed meanwhile.
 pub(super) struct PgSink<'s> {
     locked: &'s mut PgLocked,
-    begun: TablesBegun,
-    failed: bool,
+    protocol: SinkProtocol,
     finished: bool,
 }
 
@@ -29,8 +28,7 @@ impl<'s> PgSink<'s> {
     pub(super) fn new(locked: &'s mut PgLocked) -> Self {
         Self {
             locked,
-            begun: TablesBegun::default(),
-            failed: false,
+            protocol: SinkProtocol::default(),
             finished: false,
         }
     }
@@ -58,7 +56,6 @@ impl<'s> PgSink<'s> {
                 ),
             });
         }
-        self.begun.begin(table)?;
         check_identifier("table", table.table.as_str())?;
         for column in &table.columns {
             check_identifier("column", column.name.as_str())?;
@@ -82,7 +79,13 @@ impl<'s> PgSink<'s> {
                 )
             })
             .collect();
-        let mut ddl = format!("CREATE TABLE {name} ({});", columns.join(", "));
+        // No autovacuum while the table is private: one started on a loaded table would make the
+        // commit's `SET SCHEMA` wait for it to be cancelled (a second per table, as measured by
+        // the benchmark); the commit turns it back on.
+        let mut ddl = format!(
+            "CREATE TABLE {name} ({}) WITH (autovacuum_enabled = false);",
+            columns.join(", ")
+        );
         if let Some(comment) = &table.comment {
             ddl.push_str(&format!("COMMENT ON TABLE {name} IS {};", literal(comment)));
         }
@@ -153,28 +156,18 @@ impl Sink for PgSink<'_> {
         table: &TableSchema,
         arrow: SchemaRef,
     ) -> Result<Box<dyn TableSink + 't>, SinkError> {
-        if self.failed {
-            return Err(SinkError::Failed);
-        }
-        let prepared = match self.prepare(table, arrow).await {
-            Ok(p) => p,
-            Err(e) => {
-                self.failed = true;
-                return Err(e);
-            }
-        };
+        self.protocol.begin_table(table)?;
+        let prepared = self.prepare(table, arrow).await?;
         Ok(Box::new(PgTableSink {
             sink: self,
             t: prepared,
             stats: TableStats::default(),
-            done: false,
+            failed: false,
         }))
     }
 
     async fn finish(mut self: Box<Self>) -> Result<Vec<WrittenFile>, SinkError> {
-        if self.failed {
-            return Err(SinkError::Failed);
-        }
+        self.protocol.finish()?;
         let pending = self.locked.pending.as_mut().ok_or(SinkError::Failed)?;
         pending.finished = true;
         self.finished = true;
@@ -192,12 +185,15 @@ impl Drop for PgSink<'_> {
     }
 }
 
-/// One table being loaded.
+/// One table being loaded. Until it finishes the sink counts as failed ([`SinkProtocol`]), so
+/// a table abandoned, dropped or failed fails the load; dropping the `COPY` makes the
+/// connection abort it (`CopyFail`).
 struct PgTableSink<'t, 's> {
     sink: &'t mut PgSink<'s>,
     t: Prepared,
     stats: TableStats,
-    done: bool,
+    /// A write failed: the `COPY` is broken, and so is the table.
+    failed: bool,
 }
 
 impl PgTableSink<'_, '_> {
@@ -287,35 +283,20 @@ impl PgTableSink<'_, '_> {
 #[async_trait]
 impl TableSink for PgTableSink<'_, '_> {
     async fn write_batch(&mut self, batch: RecordBatch) -> Result<(), SinkError> {
-        if self.sink.failed {
+        if self.failed {
             return Err(SinkError::Failed);
         }
         let result = self.write(batch).await;
-        if result.is_err() {
-            self.sink.failed = true;
-        }
+        self.failed = result.is_err();
         result
     }
 
     async fn finish(mut self: Box<Self>) -> Result<TableStats, SinkError> {
-        if self.sink.failed {
+        if self.failed {
             return Err(SinkError::Failed);
         }
-        let result = self.complete().await;
-        match &result {
-            Ok(_) => self.done = true,
-            Err(_) => self.sink.failed = true,
-        }
-        result
-    }
-}
-
-impl Drop for PgTableSink<'_, '_> {
-    /// A table not finished (abandoned, dropped, failed) fails the load; dropping the `COPY`
-    /// makes the connection abort it (`CopyFail`).
-    fn drop(&mut self) {
-        if !self.done {
-            self.sink.failed = true;
-        }
+        let stats = self.complete().await?;
+        self.sink.protocol.table_finished();
+        Ok(stats)
     }
 }

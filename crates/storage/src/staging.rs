@@ -1,4 +1,8 @@
-//! One project run at one destination: its lock, its staging result and its staging writes.
+//! Staging one dataset of a project run: [`ProjectLock::begin_dataset`] gives a
+//! [`StagingWrite`], a work folder already holding what the project's other datasets staged,
+//! which [`StagingWrite::commit`] records (the package record) and swaps into place with one
+//! rename. Which dataset owns which files and tables, and the conflicts between datasets, are
+//! decided here from the package record (`record.rs`).
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -6,220 +10,48 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use publish_hash::{HashAlgorithm, hash_reader};
-use publish_types::{ObjectName, OutputFormat, ProjectName, StartTime, TableRef};
+use publish_types::{ObjectName, OutputFormat, TableRef};
 
-use crate::destinations::Destination;
 use crate::error::{IoContext, StorageError};
 use crate::failpoints;
 use crate::fsops::{self, Swap, names};
-use crate::lock::{self, LockInner, ProjectLock};
+use crate::lock::LockInner;
+use crate::locked::ProjectLock;
+use crate::paths::{Container, remove_if_empty};
 use crate::record::{DatasetRecord, PackageRecord, RECORD_FILE, StagedFile, StagedTable};
 
-/// The service's own folder in each container, hidden from researchers' project folders.
-pub(crate) const SERVICE_DIR: &str = ".publish-service";
-
-/// The work folders inside [`SERVICE_DIR`].
-const WORK_DIR: &str = "work";
-
-/// A destination's two containers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Container {
-    /// `<mount>/staging`.
-    Staging,
-    /// `<mount>/production`.
-    Production,
-}
-
-/// The folders of one `(destination, project, start time)`:
-/// `<mount>/staging/<project>/<start>` and `<mount>/production/<project>/<start>`.
-///
-/// Its temporary folders are in the service's work folder on each volume,
-/// `<container>/.publish-service/work/<project>/<start>/` (`tmp-*`, `old-*`, `trash-*`,
-/// `incoming-*`), repaired by the next locked operation or the start-up sweep if an earlier
-/// operation was interrupted; its lock is in `<mount>/staging/.publish-service/locks/`, and the
-/// manifest of its published result is `<mount>/production/<project>/.<start>.manifest.json`.
-#[derive(Debug, Clone)]
-pub struct ProjectArea {
-    pub(crate) destination: Destination,
-    pub(crate) project: ProjectName,
-    pub(crate) start: StartTime,
-}
-
-impl ProjectArea {
-    pub(crate) fn new(destination: Destination, project: ProjectName, start: StartTime) -> Self {
-        Self {
-            destination,
-            project,
-            start,
-        }
-    }
-
-    /// The destination.
-    pub fn destination(&self) -> &Destination {
-        &self.destination
-    }
-
-    /// The project name.
-    pub fn project(&self) -> &ProjectName {
-        &self.project
-    }
-
-    /// The project start time.
-    pub fn start(&self) -> &StartTime {
-        &self.start
-    }
-
-    /// `<mount>/staging/<project>/<start>`: where the staged result is (or will be).
-    pub fn staging_dir(&self) -> PathBuf {
-        self.staging_parent().join(self.start.as_str())
-    }
-
-    /// `<mount>/production/<project>/<start>`: where the published result is (or will be).
-    pub fn production_dir(&self) -> PathBuf {
-        self.production_parent().join(self.start.as_str())
-    }
-
-    pub(crate) fn staging_parent(&self) -> PathBuf {
-        self.destination.staging_root().join(self.project.as_str())
-    }
-
-    pub(crate) fn production_parent(&self) -> PathBuf {
-        self.destination
-            .production_root()
-            .join(self.project.as_str())
-    }
-
-    /// `<container>/.publish-service/locks/.<project, lower case>.<start>.lock`: project names
-    /// that differ only in case are one project for locking (Azure Files ignores case).
-    fn lock_path(&self) -> PathBuf {
-        self.destination
-            .staging_root()
-            .join(SERVICE_DIR)
-            .join("locks")
-            .join(format!(
-                ".{}.{}.lock",
-                self.project.as_str().to_lowercase(),
-                self.start.as_str()
-            ))
-    }
-
-    /// The container's root.
-    pub(crate) fn root(&self, container: Container) -> PathBuf {
-        match container {
-            Container::Staging => self.destination.staging_root(),
-            Container::Production => self.destination.production_root(),
-        }
-    }
-
-    /// `<container>/.publish-service/work/<project>/<start>`: where this area's temporary
-    /// folders live on that volume (results being built, previous results set aside or being
-    /// deleted), never inside a project folder a researcher can see.
-    pub(crate) fn work_dir(&self, container: Container) -> PathBuf {
-        self.root(container)
-            .join(SERVICE_DIR)
-            .join(WORK_DIR)
-            .join(self.project.as_str())
-            .join(self.start.as_str())
-    }
-
-    /// Refuses a symbolic link where the service's own folders on `container` lead to this
-    /// area's work folder.
-    pub(crate) fn refuse_service_links(&self, container: Container) -> Result<(), StorageError> {
-        let service = self.root(container).join(SERVICE_DIR);
-        fsops::refuse_links(&[
-            &service,
-            &service.join(WORK_DIR),
-            &service.join(WORK_DIR).join(self.project.as_str()),
-            &self.work_dir(container),
-        ])
-    }
-
-    /// Creates the area's work folder on `container` (what interrupted operations left there
-    /// was repaired when the lock was taken). Needs the lock.
-    pub(crate) fn ensure_work(&self, container: Container) -> Result<PathBuf, StorageError> {
-        self.refuse_service_links(container)?;
-        let work = self.work_dir(container);
-        fs::create_dir_all(&work).at("create the service's work folder", &work)?;
-        Ok(work)
-    }
-
-    /// Removes the area's work folders where they are empty (best effort: one in use is not
-    /// empty and stays), so that no folder of a finished operation is left.
-    pub(crate) fn tidy(&self) {
-        for container in [Container::Production, Container::Staging] {
-            remove_if_empty(&self.work_dir(container));
-        }
-    }
-
-    /// Repairs what interrupted operations left in both work folders (done when the lock was
-    /// taken) and removes the emptied folders; returns how many leftovers were repaired.
-    pub(crate) fn repair(&self, lock: &ProjectLock) -> usize {
-        let repaired = lock.inner.recovered;
-        self.tidy();
-        repaired
-    }
-
-    /// Takes the exclusive lock for this `(destination, project, start time)` without waiting.
+impl ProjectLock {
+    /// Starts staging one dataset of the project in a fresh hidden folder on the staging volume
+    /// (`<mount>/staging/<project>/.<start>.tmp-<uuid>/`). Writers put files under
+    /// [`StagingWrite::dir`]; nothing is visible at [`ProjectArea::staging_dir`](crate::ProjectArea::staging_dir) until
+    /// [`StagingWrite::commit`]. First removes what interrupted operations left behind.
     ///
-    /// It excludes other threads and tasks of this process and other processes sharing the
-    /// staging volume where its filesystem's locks reach them (an OS file lock on
-    /// `<mount>/staging/.publish-service/locks/.<project>.<start>.lock`, the project in lower
-    /// case), and is held until the returned guard and every [`StagingWrite`] begun under it are
-    /// dropped. If it is held elsewhere: [`StorageError::Busy`]. Needs the staging container to
-    /// exist ([`StorageError::ContainerMissing`]).
+    /// The new staged result keeps what *other* datasets of the project staged and replaces
+    /// what the same dataset ([`DatasetClaim::id`]) staged before:
     ///
-    /// Once held, it first brings the area back to a committed state if an earlier operation
-    /// was interrupted (see `recover.rs`): no operation ever starts on a half-finished one.
-    pub fn lock(&self) -> Result<ProjectLock, StorageError> {
-        let root = self.destination.staging_root();
-        self.destination.check_container("staging", &root)?;
-        self.refuse_links()?;
-        let locks = root.join(SERVICE_DIR).join("locks");
-        fsops::refuse_links(&[&root.join(SERVICE_DIR), &locks])?;
-        fs::create_dir_all(&locks).at("create the service's lock folder", &locks)?;
-        let mut held = lock::try_lock(self.lock_path(), || StorageError::Busy {
-            destination: self.destination.name().to_string(),
-            project: self.project.to_string(),
-            start: self.start.to_string(),
-        })?;
-        held.recovered = self.recover()?;
-        let recovered = held.recovered;
-        if recovered > 0 {
-            tracing::warn!(
-                destination = %self.destination.name(), project = %self.project, start = %self.start,
-                repaired = recovered, "repaired what an interrupted operation left"
-            );
-        }
-        Ok(ProjectLock {
-            inner: Arc::new(held),
-            area: self.clone(),
-        })
-    }
-
-    /// Refuses a project or result folder that is a symbolic link (or not a folder), in staging
-    /// or production: nothing is ever read, written or deleted through a link on these
-    /// volumes. (The containers themselves are the operator's configuration and may be links.)
-    pub(crate) fn refuse_links(&self) -> Result<(), StorageError> {
-        fsops::refuse_links(&[
-            &self.staging_parent(),
-            &self.staging_dir(),
-            &self.production_parent(),
-            &self.production_dir(),
-        ])
-    }
-
-    /// [`ProjectLock::begin_dataset`]: the lock is this area's.
-    pub(crate) fn begin_dataset(
+    /// - a table the claim names that another dataset already staged is
+    ///   [`StorageError::TableClaimed`]; another output format than the other datasets' is
+    ///   [`StorageError::FormatConflict`]; both are checked before anything is written;
+    /// - files only other datasets own are carried into the new folder as they are (a hard link
+    ///   where the filesystem has them, else a copy checked against the recorded digest);
+    /// - files in [`DatasetClaim::shared_files`] that another dataset owns (the DuckDB database)
+    ///   are carried as a private copy checked against the recorded digest while it is copied,
+    ///   because the writer adds to them; the tables the dataset staged before are then listed
+    ///   by [`StagingWrite::replaced_tables`] for the writer to drop from them;
+    /// - files only this dataset owned are not carried: the writer writes them anew.
+    ///
+    /// A staged result without a package record (staged by an older version) is replaced whole.
+    pub fn begin_dataset(
         &self,
-        lock: &ProjectLock,
         claim: DatasetClaim,
         algorithm: HashAlgorithm,
     ) -> Result<StagingWrite, StorageError> {
-        self.refuse_links()?;
-        let parent = self.staging_parent();
-        let work = self.ensure_work(Container::Staging)?;
+        let area = &self.area;
+        area.refuse_links()?;
+        let parent = area.staging_parent();
+        let work = area.ensure_work(Container::Staging)?;
         fs::create_dir_all(&parent).at("create the project's staging folder", &parent)?;
-        let current = self.staging_dir();
+        let current = area.staging_dir();
         let previous = if fsops::is_real_dir(&current)? {
             let record = PackageRecord::read(&current)?;
             if record.is_none() {
@@ -241,7 +73,7 @@ impl ProjectArea {
             target: current.clone(),
             parent,
             work,
-            _lock: Arc::clone(&lock.inner),
+            _lock: Arc::clone(&self.inner),
             done: false,
             claim,
             algorithm,
@@ -250,6 +82,7 @@ impl ProjectArea {
             replaced,
             digested: Vec::new(),
             shared_carried: false,
+            tables: Vec::new(),
         };
         if let Some(record) = &previous
             && !write.others.is_empty()
@@ -258,42 +91,9 @@ impl ProjectArea {
         }
         Ok(write)
     }
-
-    /// The files of the staged result as relative `/`-separated paths, sorted, without its
-    /// package record; empty when nothing is staged.
-    pub fn staged_files(&self) -> Result<Vec<String>, StorageError> {
-        let dir = self.staging_dir();
-        if !fsops::is_real_dir(&dir)? {
-            return Ok(Vec::new());
-        }
-        Ok(fsops::walk(&dir)?
-            .files
-            .into_iter()
-            .map(|f| f.rel)
-            .filter(|rel| rel != RECORD_FILE)
-            .collect())
-    }
-
-    /// The package record of the staged result: which dataset staged which tables and files;
-    /// `None` when nothing is staged (or it was staged without a record).
-    pub fn staged_record(&self) -> Result<Option<PackageRecord>, StorageError> {
-        let dir = self.staging_dir();
-        if !fsops::is_real_dir(&dir)? {
-            return Ok(None);
-        }
-        PackageRecord::read(&dir)
-    }
-
-    pub(crate) fn nothing_to_publish(&self) -> StorageError {
-        StorageError::NothingToPublish {
-            destination: self.destination.name().to_string(),
-            project: self.project.to_string(),
-            start: self.start.to_string(),
-        }
-    }
 }
 
-/// What one package stages: one dataset of a project ([`ProjectArea::begin_dataset`]).
+/// What one package stages: one dataset of a project ([`ProjectLock::begin_dataset`]).
 #[derive(Debug, Clone)]
 pub struct DatasetClaim {
     /// The dataset's id among the project's datasets: its `name`, else its `schema_name`.
@@ -376,6 +176,8 @@ pub struct StagingWrite {
     digested: Vec<StagedFile>,
     /// A shared file was carried over as a private copy for the writer to add to.
     shared_carried: bool,
+    /// The tables this dataset wrote ([`StagingWrite::record_table`]).
+    tables: Vec<StagedTable>,
 }
 
 impl std::fmt::Debug for StagingWrite {
@@ -406,6 +208,12 @@ impl StagingWrite {
     /// instead of reading them again.
     pub fn written_with_digests(&mut self, files: Vec<StagedFile>) {
         self.digested.extend(files);
+    }
+
+    /// Records a table this dataset wrote, with its row count and the snapshot it was read at,
+    /// for the package record [`StagingWrite::commit`] writes.
+    pub fn record_table(&mut self, table: StagedTable) {
+        self.tables.push(table);
     }
 
     /// True when a shared file (the DuckDB database) was carried over and is to be added to.
@@ -451,7 +259,7 @@ impl StagingWrite {
 
     /// Makes the written result the staged result, atomically, with its package record.
     ///
-    /// `tables` are the tables this dataset wrote, with their row counts. Every file the writer
+    /// The tables are those [`StagingWrite::record_table`] recorded. Every file the writer
     /// wrote is recorded with its size and digest: the one it took while writing
     /// ([`StagingWrite::written_with_digests`], its size checked), else read once to hash it; the record is written beside
     /// `data/`; every file and folder is synced; then the folder is swapped with
@@ -461,7 +269,7 @@ impl StagingWrite {
     /// the final path holds the complete previous result or the complete new one. Returns this
     /// dataset's files as relative `/`-separated paths, sorted. Symbolic links and special files
     /// are refused ([`StorageError::UnsupportedEntry`]), and then the previous result stays.
-    pub fn commit(mut self, tables: Vec<StagedTable>) -> Result<Vec<String>, StorageError> {
+    pub fn commit(mut self) -> Result<Vec<String>, StorageError> {
         let tree = fsops::walk(&self.dir)?;
         let mut files = Vec::with_capacity(tree.files.len());
         let mut mine = Vec::new();
@@ -523,7 +331,7 @@ impl StagingWrite {
             name: self.claim.name.clone(),
             schema_name: self.claim.schema_name.clone(),
             packaged_at_unix,
-            tables,
+            tables: std::mem::take(&mut self.tables),
             files: mine.clone(),
         });
         let record = PackageRecord::new(self.claim.format, self.algorithm, datasets, files);
@@ -566,7 +374,7 @@ fn carry_file(
     if link {
         match fs::hard_link(current.join(rel), dst) {
             Ok(()) => return Ok("linked"),
-            Err(e) if crate::publish::cannot_link(&e) => {}
+            Err(e) if fsops::cannot_link(&e) => {}
             Err(e) => return Err(e).at("link the staged file into the new staging result at", dst),
         }
     }
@@ -579,7 +387,7 @@ fn copy_checked(
     file: &StagedFile,
     algorithm: HashAlgorithm,
 ) -> Result<&'static str, StorageError> {
-    let landed = crate::publish::copy_file(reader, dst, file.total_bytes, algorithm)?;
+    let landed = fsops::copy_file(reader, dst, file.total_bytes, algorithm)?;
     if landed.digest.total_bytes != file.total_bytes || landed.digest.hex != file.hash_value {
         return Err(StorageError::StagedFileChanged {
             file: file.file_path.clone(),
@@ -595,14 +403,5 @@ impl Drop for StagingWrite {
             fsops::discard(&self.dir);
             remove_if_empty(&self.work);
         }
-    }
-}
-
-/// Removes an area's work folder, and its project's, where they are empty (best effort).
-fn remove_if_empty(work: &Path) {
-    if fs::remove_dir(work).is_ok()
-        && let Some(project) = work.parent()
-    {
-        let _ = fs::remove_dir(project);
     }
 }

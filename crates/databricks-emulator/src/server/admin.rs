@@ -1,0 +1,56 @@
+//! The test-only admin routes (unauthenticated): queue and clear faults, read the journal, the
+//! download statistics and a statement's state.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::statements::statement_not_found;
+use crate::api_error::ApiError;
+use crate::faults::FaultRequest;
+use crate::state::AppState;
+
+pub(super) async fn push_fault(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: FaultRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid(format!("Invalid fault: {e}")))?;
+    state.faults.push(request.operation, request.fault.into());
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) async fn clear_faults(State(state): State<AppState>) -> Response {
+    state.faults.clear();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `{"download_bytes": n, "statements": m}`: the bytes of chunk bodies sent so far (what a
+/// network carried), and the statements submitted.
+pub(super) async fn stats(State(state): State<AppState>) -> Response {
+    let bytes = state
+        .download_bytes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let statements = state.journal.submitted_count();
+    Json(serde_json::json!({ "download_bytes": bytes, "statements": statements })).into_response()
+}
+
+pub(super) async fn journal(State(state): State<AppState>) -> Response {
+    Json(state.journal.snapshot()).into_response()
+}
+
+pub(super) async fn statement(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let current = state
+        .statements
+        .with(&id, |s| s.state(Instant::now()))
+        .ok_or_else(|| statement_not_found(&id))?;
+    Ok(Json(json!({"statement_id": id, "state": current.as_str()})).into_response())
+}

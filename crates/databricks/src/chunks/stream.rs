@@ -1,0 +1,310 @@
+//! The pipeline of one read: links discovered in chunk order by `next_chunk_index`, each chunk
+//! downloaded and decoded on a task of its own (at most `max_parallel_downloads` at once), the
+//! decoded chunks handed on in order through a bounded channel, and the totals checked at the
+//! end (docs/DATABRICKS-WIRE.md §8).
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+
+use super::download::download;
+use super::rerun::{Ctx, Rerun};
+use crate::client::Client;
+use crate::statement::{CancelOnDrop, Finished};
+use crate::wire::{ExternalLink, Manifest};
+use publish_source::{BatchStream, SourceError};
+
+type Item = Result<Vec<RecordBatch>, SourceError>;
+
+/// Starts reading the result of a finished statement as a stream of batches of `target`.
+pub(crate) fn stream(
+    client: Arc<Client>,
+    guard: CancelOnDrop,
+    finished: Finished,
+    target: SchemaRef,
+    table: String,
+    rerun: Rerun,
+) -> Result<BatchStream, SourceError> {
+    let manifest = &finished.manifest;
+    let statement_id = guard.statement_id().to_owned();
+    check_manifest(manifest, &statement_id, &table, &target)?;
+    let first: VecDeque<ExternalLink> = finished
+        .first
+        .and_then(|r| r.external_links)
+        .unwrap_or_default()
+        .into();
+    let links = LinkWalk::new(first, manifest);
+    let ctx = Arc::new(Ctx::new(
+        client.clone(),
+        statement_id,
+        rerun,
+        manifest,
+        table,
+        target,
+    ));
+    let options = &client.options;
+    let (tx, rx) = mpsc::channel(options.prefetch_chunks.max(1));
+    let producer = tokio::spawn(produce(
+        ctx,
+        links,
+        tx,
+        guard,
+        options.max_parallel_downloads.max(1),
+        manifest.total_row_count,
+    ));
+    Ok(Box::pin(ChunkStream {
+        rx,
+        pending: VecDeque::new(),
+        _producer: AbortOnDrop(producer),
+    }))
+}
+
+/// Refuses a result this reader cannot read whole: not Arrow, truncated, or of other columns.
+fn check_manifest(
+    manifest: &Manifest,
+    statement_id: &str,
+    table: &str,
+    target: &SchemaRef,
+) -> Result<(), SourceError> {
+    if let Some(format) = manifest.format.as_deref()
+        && format != "ARROW_STREAM"
+    {
+        return Err(SourceError::protocol(format!(
+            "statement {statement_id} answered in format {format}, not the ARROW_STREAM requested"
+        )));
+    }
+    if manifest.truncated == Some(true) {
+        return Err(SourceError::protocol(format!(
+            "the warehouse truncated the result of table `{table}` (statement {statement_id}); \
+             it is larger than the warehouse returns in one query, and without a Delta version \
+             to read it from it cannot be read in parts"
+        )));
+    }
+    if let Some(schema) = &manifest.schema
+        && !schema.columns.is_empty()
+        && schema.columns.len() != target.fields().len()
+    {
+        return Err(SourceError::protocol(format!(
+            "statement {statement_id} returned {} columns for the {} requested",
+            schema.columns.len(),
+            target.fields().len()
+        )));
+    }
+    Ok(())
+}
+
+/// The sequence of links in chunk order, following `next_chunk_index` and checking it against
+/// the manifest's `total_chunk_count`.
+struct LinkWalk {
+    pending: VecDeque<ExternalLink>,
+    next: Option<u64>,
+    expected: u64,
+    total_chunks: Option<u64>,
+    done: bool,
+}
+
+impl LinkWalk {
+    /// The walk from the links that came with the statement (`first`).
+    fn new(first: VecDeque<ExternalLink>, manifest: &Manifest) -> Self {
+        let empty = manifest.total_chunk_count == Some(0)
+            || (manifest.total_row_count == Some(0) && manifest.total_chunk_count.is_none());
+        // Chunk 0 came with the statement; otherwise ask for it unless the result is empty.
+        let next = (first.is_empty() && !empty).then_some(0);
+        LinkWalk {
+            pending: first,
+            next,
+            expected: 0,
+            total_chunks: manifest.total_chunk_count,
+            done: false,
+        }
+    }
+
+    async fn next_link(&mut self, ctx: &Ctx) -> Option<Result<(u64, ExternalLink), SourceError>> {
+        let result = self.step(ctx).await;
+        if !matches!(result, Some(Ok(_))) {
+            self.done = true;
+        }
+        result
+    }
+
+    async fn step(&mut self, ctx: &Ctx) -> Option<Result<(u64, ExternalLink), SourceError>> {
+        let id = &ctx.statement_id();
+        loop {
+            if self.done {
+                return None;
+            }
+            if let Some(link) = self.pending.pop_front() {
+                let index = link.chunk_index.unwrap_or(self.expected);
+                if index != self.expected {
+                    return Some(Err(SourceError::protocol(format!(
+                        "statement {id}: expected chunk {}, got a link to chunk {index}",
+                        self.expected
+                    ))));
+                }
+                if self.total_chunks.is_some_and(|total| index >= total) {
+                    return Some(Err(SourceError::protocol(format!(
+                        "statement {id}: chunk {index} is beyond the {} chunks of the manifest",
+                        self.total_chunks.unwrap_or_default()
+                    ))));
+                }
+                self.expected = index + 1;
+                if self.pending.is_empty() {
+                    self.next = link.next_chunk_index;
+                }
+                return Some(Ok((index, link)));
+            }
+            match self.next.take() {
+                Some(n) => match ctx.chunk_links(n).await {
+                    Ok(data) => {
+                        self.pending = data.external_links.unwrap_or_default().into();
+                        if self.pending.is_empty() {
+                            return Some(Err(SourceError::protocol(format!(
+                                "statement {id}: chunk {n} came without a link"
+                            ))));
+                        }
+                    }
+                    Err(e) => return Some(Err(e)),
+                },
+                None => {
+                    self.done = true;
+                    return match self.total_chunks {
+                        Some(total) if total != self.expected => {
+                            Some(Err(SourceError::protocol(format!(
+                                "statement {id}: the manifest announces {total} chunks, the \
+                                 links led to {}",
+                                self.expected
+                            ))))
+                        }
+                        _ => None,
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// Runs the pipeline: links in order → downloads (each its own task, at most `parallel` at a
+/// time) → decoded chunks in order → channel. Ends the statement's guard only after the last
+/// chunk was handed on and the totals match.
+async fn produce(
+    ctx: Arc<Ctx>,
+    links: LinkWalk,
+    tx: mpsc::Sender<Item>,
+    mut guard: CancelOnDrop,
+    parallel: usize,
+    total_rows: Option<u64>,
+) {
+    let started = Instant::now();
+    let link_stream = futures::stream::unfold((links, ctx.clone()), |(mut walk, ctx)| async move {
+        let item = walk.next_link(&ctx).await?;
+        Some((item, (walk, ctx)))
+    });
+    let downloads = link_stream
+        .map(|item| {
+            let ctx = ctx.clone();
+            async move {
+                let (index, link) = item?;
+                AbortOnDrop(tokio::spawn(download(ctx, index, link))).await
+            }
+        })
+        .buffered(parallel);
+    futures::pin_mut!(downloads);
+    let mut rows = 0u64;
+    let mut chunks = 0u64;
+    while let Some(result) = downloads.next().await {
+        match result {
+            Ok(chunk) => {
+                rows += chunk.rows;
+                chunks += 1;
+                if tx.send(Ok(chunk.batches)).await.is_err() {
+                    // The reader went away; dropping the guard cancels the statement.
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        }
+    }
+    if let Some(total) = total_rows
+        && total != rows
+    {
+        let _ = tx
+            .send(Err(SourceError::protocol(format!(
+                "statement {}: the manifest announces {total} rows, the chunks held {rows}",
+                ctx.statement_id()
+            ))))
+            .await;
+        return;
+    }
+    guard.disarm();
+    ctx.disarm();
+    tracing::info!(
+        statement_id = %ctx.statement_id(),
+        table = %ctx.table,
+        chunks,
+        rows,
+        elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "result read"
+    );
+}
+
+/// A spawned task that is aborted when this handle is dropped.
+pub(crate) struct AbortOnDrop<T>(pub(crate) tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Future for AbortOnDrop<Result<T, SourceError>> {
+    type Output = Result<T, SourceError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|joined| {
+            joined.unwrap_or_else(|e| {
+                Err(SourceError::protocol(format!(
+                    "a download task failed: {e}"
+                )))
+            })
+        })
+    }
+}
+
+/// The consumer's side: batches out of the channel, one chunk at a time.
+struct ChunkStream {
+    rx: mpsc::Receiver<Item>,
+    pending: VecDeque<RecordBatch>,
+    _producer: AbortOnDrop<()>,
+}
+
+impl Stream for ChunkStream {
+    type Item = Result<RecordBatch, SourceError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if let Some(batch) = self.pending.pop_front() {
+                return Poll::Ready(Some(Ok(batch)));
+            }
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(Ok(batches))) => self.pending.extend(batches),
+                Poll::Ready(Some(Err(e))) => {
+                    self.rx.close();
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
