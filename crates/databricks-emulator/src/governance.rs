@@ -2,7 +2,7 @@
 //! table, and how each answers the statements that pin a read: `DESCRIBE HISTORY` and `SELECT
 //! … VERSION AS OF` (docs/DATABRICKS-WIRE.md §6.5 gives the source of every answer).
 //!
-//! A table's [`Sidecar`](crate::fixtures::Sidecar) names its kind. The rows a `SELECT` returns
+//! A table's [`Sidecar`](crate::catalog::Sidecar) names its kind. The rows a `SELECT` returns
 //! are the table's Parquet rows as they are: the emulator does not evaluate row filter or
 //! column mask functions, view definitions or a foreign source; a fixture holds the rows the
 //! service principal is allowed to see.

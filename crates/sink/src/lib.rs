@@ -200,6 +200,19 @@ impl SinkProtocol {
         }
     }
 
+    /// [`SinkProtocol::begin_table`], then the table's [`OutputPlan`](publish_columns::OutputPlan)
+    /// for a file `format`, which the file sinks write by.
+    pub fn begin_file_table(
+        &mut self,
+        table: &TableSchema,
+        arrow: SchemaRef,
+        format: OutputFormat,
+    ) -> Result<publish_columns::OutputPlan, SinkError> {
+        self.begin_table(table)?;
+        publish_columns::OutputPlan::new(table, arrow, format)
+            .map_err(|e| SinkError::plan(table, e))
+    }
+
     /// The table begun last finished completely: the sink may go on.
     pub fn table_finished(&mut self) {
         self.failed = false;

@@ -125,9 +125,9 @@ impl Sink for MemorySink {
         table: &TableSchema,
         arrow: SchemaRef,
     ) -> Result<Box<dyn TableSink + 's>, SinkError> {
-        self.protocol.begin_table(table)?;
-        let plan = publish_columns::OutputPlan::new(table, arrow, OutputFormat::Parquet)
-            .map_err(|e| SinkError::plan(table, e))?;
+        let plan = self
+            .protocol
+            .begin_file_table(table, arrow, OutputFormat::Parquet)?;
         Ok(Box::new(MemoryTableSink {
             sink: self,
             plan,

@@ -293,10 +293,7 @@ impl Sink for ThreadedSink {
         table: &TableSchema,
         arrow: SchemaRef,
     ) -> Result<Box<dyn TableSink + 's>, SinkError> {
-        self.protocol.begin_table(table)?;
-        let plan = Arc::new(
-            OutputPlan::new(table, arrow, self.format).map_err(|e| SinkError::plan(table, e))?,
-        );
+        let plan = Arc::new(self.protocol.begin_file_table(table, arrow, self.format)?);
         let sent = Arc::clone(&plan);
         self.call(|reply| Command::Begin { plan: sent, reply })
             .await?;
