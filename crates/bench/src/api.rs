@@ -31,6 +31,38 @@ pub(crate) struct EmulatorStats {
     pub(crate) download_bytes: u64,
     /// Statements submitted.
     pub(crate) statements: u64,
+    /// Chunk bodies produced from a table (not from the query result cache).
+    pub(crate) chunks_produced: u64,
+}
+
+impl EmulatorStats {
+    /// What the emulator at `emulator` counted so far (`GET /emulator/stats`).
+    pub(crate) async fn read(emulator: &str) -> Result<EmulatorStats> {
+        let stats: serde_json::Value = reqwest::get(format!("{emulator}/emulator/stats"))
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let field = |value: &serde_json::Value, name: &str| {
+            value
+                .as_u64()
+                .with_context(|| format!("the emulator's stats carry no {name}"))
+        };
+        Ok(EmulatorStats {
+            download_bytes: field(&stats["download_bytes"], "download_bytes")?,
+            statements: field(&stats["statements"], "statements")?,
+            chunks_produced: field(&stats["result_cache"]["produced"], "result_cache.produced")?,
+        })
+    }
+
+    /// What was counted between `self` and `later`.
+    pub(crate) fn until(self, later: EmulatorStats) -> EmulatorStats {
+        EmulatorStats {
+            download_bytes: later.download_bytes - self.download_bytes,
+            statements: later.statements - self.statements,
+            chunks_produced: later.chunks_produced - self.chunks_produced,
+        }
+    }
 }
 
 /// One published file as the server reported it.
@@ -69,27 +101,6 @@ impl Api {
     ) -> Result<Duration> {
         let tables: Vec<&str> = dataset.tables.iter().map(|t| t.name).collect();
         self.package_dataset(project, emulator, None, &tables).await
-    }
-
-    /// The emulator's counters (`GET /emulator/stats`).
-    pub(crate) async fn emulator_stats(&self, emulator: &str) -> Result<EmulatorStats> {
-        let stats: serde_json::Value = self
-            .http
-            .get(format!("{emulator}/emulator/stats"))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        let field = |name: &str| {
-            stats[name]
-                .as_u64()
-                .with_context(|| format!("the emulator's stats carry no {name}"))
-        };
-        Ok(EmulatorStats {
-            download_bytes: field("download_bytes")?,
-            statements: field("statements")?,
-        })
     }
 
     /// Packages `tables` as the dataset `name` (by default, one named after its schema) of

@@ -84,6 +84,7 @@ impl Service {
         chunk_rows: u64,
         bandwidth_mbit: Option<u64>,
         result_byte_limit: Option<u64>,
+        result_cache_mib: u64,
         log: &Path,
     ) -> Result<Service> {
         let mut command = Command::new(&bins.emulator);
@@ -100,6 +101,7 @@ impl Service {
         if let Some(limit) = result_byte_limit {
             command.args(["--result-byte-limit", &limit.to_string()]);
         }
+        command.args(["--result-cache-mib", &result_cache_mib.to_string()]);
         Service::start("databricks-emulator", command, log)
     }
 

@@ -237,6 +237,8 @@ pub(crate) struct ScriptRun {
     pub(crate) cpu_s: f64,
     /// CPU seconds the emulator used while the script ran.
     pub(crate) emulator_cpu_s: f64,
+    /// What the emulator counted while the script ran (bytes on the wire, chunks produced).
+    pub(crate) emulator: Option<crate::api::EmulatorStats>,
 }
 
 /// Runs the script a user would write instead of the service — Databricks' Python SDK, three
@@ -272,6 +274,7 @@ pub(crate) fn python_sdk_script(
         peak_rss: (field("peak_rss_kib")? * 1024.0) as u64,
         cpu_s: field("cpu_s")?,
         emulator_cpu_s: 0.0,
+        emulator: None,
     })
 }
 

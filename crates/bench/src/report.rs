@@ -23,6 +23,8 @@ pub(crate) struct Run {
     pub(crate) bytes: u64,
     /// CPU used while packaging.
     pub(crate) cpu: Cpu,
+    /// What the emulator counted while packaging.
+    pub(crate) emulator: crate::api::EmulatorStats,
     /// The Python references' runs on the same data (the SDK script, DuckDB's floor), if they
     /// ran.
     pub(crate) python: Option<PythonRuns>,
@@ -73,6 +75,14 @@ pub(crate) struct Concurrency {
     pub(crate) concurrent_peak_rss: u64,
     /// Every request succeeded.
     pub(crate) all_succeeded: bool,
+}
+
+/// Bytes the emulator sent to the SDK script (`NaN` if not counted).
+fn script_wire(python: &PythonRuns) -> f64 {
+    python
+        .sdk
+        .emulator
+        .map_or(f64::NAN, |e| e.download_bytes as f64)
 }
 
 /// Median; for an even count the mean of the middle two.
@@ -140,9 +150,9 @@ pub(crate) fn render(sizes: &[SizeResult], concurrency: Option<&Concurrency>, sh
     {
         let _ = writeln!(
             out,
-            "\nthe Python SDK script (crates/bench/reference/sdk_to_duckdb.py; medians, same data, same run): | rows per table | script s | script peak RSS MiB | package s | server peak RSS MiB | package / script time | server / script peak RSS | CPU s: script + emulator | CPU s: server + emulator | DuckDB from Arrow in memory s (CPU s; arrow_to_duckdb.py) |"
+            "\nthe Python SDK script (crates/bench/reference/sdk_to_duckdb.py; medians, same data, same run): | rows per table | script s | script peak RSS MiB | package s | server peak RSS MiB | package / script time | server / script peak RSS | CPU s: script + emulator | CPU s: server + emulator | DuckDB from Arrow in memory s (CPU s; arrow_to_duckdb.py) | server CPU / floor CPU | MB on the wire: script, service (LZ4 ratio) | chunks the emulator produced: script, service |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for s in sizes
             .iter()
             .filter(|s| s.runs.iter().all(|r| r.python.is_some()))
@@ -151,7 +161,7 @@ pub(crate) fn render(sizes: &[SizeResult], concurrency: Option<&Concurrency>, sh
                 |f: fn(&PythonRuns) -> f64| move |r: &Run| r.python.as_ref().map_or(f64::NAN, f);
             let _ = writeln!(
                 out,
-                "| {} | {:.2} | {:.0} | {:.2} | {:.0} | {:.2} | {:.2} | {:.1} + {:.1} | {:.1} + {:.1} | {:.2} ({:.1}) |",
+                "| {} | {:.2} | {:.0} | {:.2} | {:.0} | {:.2} | {:.2} | {:.1} + {:.1} | {:.1} + {:.1} | {:.2} ({:.1}) | {:.2} | {:.0}, {:.0} ({:.2}) | {:.0}, {:.0} |",
                 s.rows_per_table,
                 med(&s.runs, python(|x| x.sdk.seconds)),
                 med(&s.runs, python(|x| x.sdk.peak_rss as f64 / MIB)),
@@ -169,6 +179,20 @@ pub(crate) fn render(sizes: &[SizeResult], concurrency: Option<&Concurrency>, sh
                 med(&s.runs, |r| r.cpu.emulator_s),
                 med(&s.runs, python(|x| x.floor.seconds)),
                 med(&s.runs, python(|x| x.floor.cpu_s)),
+                med(&s.runs, |r| r.cpu.server_s
+                    / r.python.as_ref().map_or(f64::NAN, |x| x.floor.cpu_s)),
+                med(&s.runs, python(|x| script_wire(x) / 1e6)),
+                med(&s.runs, |r| r.emulator.download_bytes as f64 / 1e6),
+                med(&s.runs, |r| r.python.as_ref().map_or(f64::NAN, script_wire)
+                    / r.emulator.download_bytes as f64),
+                med(
+                    &s.runs,
+                    python(|x| x
+                        .sdk
+                        .emulator
+                        .map_or(f64::NAN, |e| e.chunks_produced as f64))
+                ),
+                med(&s.runs, |r| r.emulator.chunks_produced as f64),
             );
         }
     }

@@ -141,6 +141,7 @@ pub mod fixtures;
 mod governance;
 mod journal;
 mod result;
+mod result_cache;
 mod server;
 mod sql;
 mod state;
@@ -200,6 +201,10 @@ pub struct EmulatorConfig {
     /// `truncated: true`. A request's smaller `byte_limit` wins. Default 100 GiB; tests set a
     /// few kilobytes to make a table too large for one result.
     pub result_byte_limit: u64,
+    /// The query result cache's budget in bytes of chunk bodies (docs/DATABRICKS-WIRE.md §6.6):
+    /// a statement repeated over unchanged data is answered with the bodies already produced.
+    /// 0 (the default) turns it off, so that every download is produced from its table.
+    pub result_cache_bytes: u64,
 }
 
 impl EmulatorConfig {
@@ -225,6 +230,7 @@ impl EmulatorConfig {
             download_bandwidth: None,
             result_ttl: Duration::from_secs(60 * 60),
             result_byte_limit: 100 << 30,
+            result_cache_bytes: 0,
         }
     }
 }
@@ -257,6 +263,7 @@ impl Emulator {
             addr: config.bind,
             source,
         })?;
+        let result_cache = result_cache::ResultCache::new(config.result_cache_bytes);
         let shared = Arc::new(state::Shared {
             url: format!("http://{addr}"),
             catalog: catalog::Catalog::new(config.data_dir.clone())
@@ -267,6 +274,8 @@ impl Emulator {
             faults: Faults::default(),
             journal: journal::Journal::default(),
             download_bytes: std::sync::atomic::AtomicU64::new(0),
+            downloads: state::InFlight::default(),
+            result_cache,
         });
         let app = server::router::app(state::AppState(shared.clone()));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -295,6 +304,15 @@ impl Emulator {
     /// Base URL, `http://127.0.0.1:PORT`: the workspace host to give a client.
     pub fn url(&self) -> String {
         self.shared.url.clone()
+    }
+
+    /// The most chunk downloads that were in progress at one moment so far (`GET
+    /// /emulator/stats` says it too).
+    pub fn downloads_in_flight_max(&self) -> u64 {
+        self.shared
+            .downloads
+            .max
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The fault queues.

@@ -48,6 +48,10 @@ struct Args {
     /// truncated; Databricks' cap is 100 GiB.
     #[arg(long, default_value_t = 100 << 30)]
     result_byte_limit: u64,
+    /// Keep up to this many MiB of chunk bodies in the query result cache and answer a repeated
+    /// statement over unchanged data from it (0: off, the default).
+    #[arg(long, default_value_t = 0)]
+    result_cache_mib: u64,
 }
 
 #[tokio::main]
@@ -71,6 +75,7 @@ async fn main() -> ExitCode {
     config.complex_as_json_text = args.complex_as_json;
     config.download_bandwidth = args.bandwidth_mbit.map(|m| m * 1_000_000 / 8);
     config.result_byte_limit = args.result_byte_limit;
+    config.result_cache_bytes = args.result_cache_mib << 20;
     let emulator = match Emulator::start(config).await {
         Ok(emulator) => emulator,
         Err(e) => {

@@ -30,7 +30,7 @@ pub(crate) type InlineRows = Vec<Vec<Vec<Option<String>>>>;
 const BATCH_ROWS: usize = 64 * 1024;
 
 /// Body format of a statement result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Format {
     JsonArray,
     ArrowStream,
@@ -188,6 +188,12 @@ impl ResultSet {
             chunks,
             total_rows,
         })
+    }
+
+    /// The data file the rows are read from, and when it was last written (milliseconds since
+    /// the epoch): what the result cache compares to tell an unchanged table.
+    pub(crate) fn source(&self) -> (&std::path::Path, i64) {
+        (&self.table.path, self.table.modified_ms)
     }
 
     /// Reads the rows of one chunk, converted to the result schema, batch by batch.

@@ -82,6 +82,8 @@ pub(crate) struct Statement {
     pub(crate) links: HashMap<String, Link>,
     /// Value of the `x-ms-emulator-check` header every download of this statement must carry.
     pub(crate) check: String,
+    /// Its result's bodies in the query result cache, when the cache is on.
+    pub(crate) cached: Option<Arc<crate::result_cache::CachedChunks>>,
 }
 
 /// How to mint links for a response.
@@ -135,6 +137,7 @@ impl Statement {
             ended: None,
             links: HashMap::new(),
             check: uuid::Uuid::new_v4().simple().to_string(),
+            cached: None,
         }
     }
 

@@ -79,10 +79,20 @@ pub struct DatabricksOptions {
     /// How long a query may take to finish on the warehouse before it is cancelled and the
     /// read fails with [`SourceError::Timeout`]. Default 1 hour.
     pub overall_timeout: Duration,
-    /// Chunks downloaded at the same time. Default 3.
+    /// The most chunks downloaded at the same time. A read starts with 3 (or this, if fewer)
+    /// and adapts: one more each time the consumer had to wait for a chunk, one fewer each time
+    /// decoded chunks queue up unread, within this ceiling and [`DatabricksOptions::download_budget`].
+    /// Default 16, as Databricks' JDBC driver fetches 16 links at once.
     pub max_parallel_downloads: usize,
+    /// Bytes of chunks (the manifest's uncompressed `byte_count`, what a chunk holds once
+    /// decoded) downloading or decoded and waiting their turn: no further download starts while
+    /// these would exceed it (one always may). Default 256 MiB, about ten chunks of Databricks'
+    /// usual ~24 MiB. A download in progress holds only its compressed bytes, so this counts
+    /// each at its worst.
+    pub download_budget: u64,
     /// Decoded chunks held ready for the consumer beyond those downloading. Default 1. Memory
-    /// is bounded by about `max_parallel_downloads + prefetch_chunks + 1` chunks.
+    /// is bounded by about [`DatabricksOptions::download_budget`] plus `prefetch_chunks + 1`
+    /// chunks.
     pub prefetch_chunks: usize,
     /// `wait_timeout` of the submit call: 0 (the default) or 5 to 50 s. With 0 the call
     /// returns the statement id at once and the client polls, so a read abandoned at any moment
@@ -211,7 +221,8 @@ impl Default for DatabricksOptions {
             request_timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(10),
             overall_timeout: Duration::from_secs(3600),
-            max_parallel_downloads: 3,
+            max_parallel_downloads: 16,
+            download_budget: 256 << 20,
             prefetch_chunks: 1,
             submit_wait: Duration::ZERO,
             poll_initial: Duration::from_millis(250),

@@ -5,11 +5,11 @@
 //! reader of the final path sees the complete old result or the complete new one.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use publish_hash::{FileDigest, HashAlgorithm, copy_hashing, hash_reader};
+use publish_hash::{FileDigest, HashAlgorithm, copy_hashing_with, hash_reader_with};
 use rustix::io::Errno;
 
 use crate::error::{IoContext, StorageError};
@@ -426,9 +426,48 @@ pub(crate) fn list_kinds(
 
 /// A file as it landed in production.
 pub(crate) struct Landed {
+    /// In the algorithm asked for ([`Digests::answer`]).
     pub(crate) digest: FileDigest,
+    /// In the package record's algorithm ([`Digests::record`]), to check the file against it.
+    pub(crate) recorded: FileDigest,
     /// Its size on disk after syncing.
     pub(crate) size: u64,
+}
+
+/// The digests one read of a staged file gives: the one to answer and the package record's,
+/// computed in the same pass (once when they are the same algorithm).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Digests {
+    pub(crate) answer: HashAlgorithm,
+    pub(crate) record: HashAlgorithm,
+}
+
+impl Digests {
+    /// One algorithm for both.
+    pub(crate) fn only(algorithm: HashAlgorithm) -> Digests {
+        Digests {
+            answer: algorithm,
+            record: algorithm,
+        }
+    }
+
+    fn copy<R: Read, W: Write>(self, reader: R, writer: W) -> io::Result<[FileDigest; 2]> {
+        if self.answer == self.record {
+            let [digest] = copy_hashing_with(reader, writer, [self.answer])?;
+            Ok([digest.clone(), digest])
+        } else {
+            copy_hashing_with(reader, writer, [self.answer, self.record])
+        }
+    }
+
+    fn read<R: Read>(self, reader: R) -> io::Result<[FileDigest; 2]> {
+        if self.answer == self.record {
+            let [digest] = hash_reader_with(reader, [self.answer])?;
+            Ok([digest.clone(), digest])
+        } else {
+            hash_reader_with(reader, [self.answer, self.record])
+        }
+    }
 }
 
 /// Copies `src` to the new file `dst` while hashing, then syncs it.
@@ -440,14 +479,14 @@ pub(crate) fn copy_file(
     reader: File,
     dst: &Path,
     len: u64,
-    algorithm: HashAlgorithm,
+    digests: Digests,
 ) -> Result<Landed, StorageError> {
     let writer = OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(dst)
         .at("create", dst)?;
-    let digest = if len > SYNC_EVERY {
+    let [digest, recorded] = if len > SYNC_EVERY {
         let syncing = writer.try_clone().at("open", dst)?;
         let (kick, kicked) = mpsc::sync_channel::<()>(1);
         std::thread::scope(|scope| {
@@ -457,16 +496,15 @@ pub(crate) fn copy_file(
                 }
                 Ok(())
             });
-            let copied = copy_hashing(
+            let copied = digests.copy(
                 &reader,
                 KickingWriter {
                     file: &writer,
                     unsynced: 0,
                     kick,
                 },
-                algorithm,
             );
-            // `copy_hashing` consumed the writer, so the channel is closed and the syncer ends.
+            // The copy consumed the writer, so the channel is closed and the syncer ends.
             // Its error must be reported here: the kernel reports a write-back error to one
             // sync only, which may have been the syncer's.
             let synced = syncer
@@ -475,12 +513,16 @@ pub(crate) fn copy_file(
             synced.and(copied)
         })
     } else {
-        copy_hashing(&reader, &writer, algorithm)
+        digests.copy(&reader, &writer)
     }
     .at("copy into production", dst)?;
     writer.sync_all().at("sync", dst)?;
     let size = writer.metadata().at("inspect", dst)?.len();
-    Ok(Landed { digest, size })
+    Ok(Landed {
+        digest,
+        recorded,
+        size,
+    })
 }
 
 /// Bytes written between two background flushes in [`copy_file`].
@@ -515,18 +557,22 @@ impl Write for KickingWriter<'_> {
 pub(crate) fn hash_in_place(
     dir: &Path,
     rel: &str,
-    algorithm: HashAlgorithm,
+    digests: Digests,
     sync: bool,
 ) -> Result<Landed, StorageError> {
     let path = dir.join(rel);
     let path = path.as_path();
     let file = open_beneath(dir, rel)?;
-    let digest = hash_reader(&file, algorithm).at("read", path)?;
+    let [digest, recorded] = digests.read(&file).at("read", path)?;
     if sync {
         file.sync_all().at("sync", path)?;
     }
     let size = file.metadata().at("inspect", path)?.len();
-    Ok(Landed { digest, size })
+    Ok(Landed {
+        digest,
+        recorded,
+        size,
+    })
 }
 
 /// Errors of `link(2)` that mean "copy instead": another filesystem, or one without hard links

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::bag::{self, BagInfo};
 use crate::error::{IoContext, StorageError};
 use crate::failpoints;
-use crate::fsops::{self, Landed, RemoveOnDrop, Swap, Tree, copy_file, hash_in_place, names};
+use crate::fsops::{
+    self, Digests, Landed, RemoveOnDrop, Swap, Tree, copy_file, hash_in_place, names,
+};
 use crate::locked::ProjectLock;
 use crate::manifest::{SIDECAR_FORMAT, Sidecar};
 use crate::paths::{Container, ProjectArea};
@@ -243,16 +245,18 @@ impl ProjectArea {
     ) -> Result<Option<Manifest>, StorageError> {
         let staging = self.staging_dir();
         let mut files = Vec::with_capacity(record.files.len());
+        let digests = Digests {
+            answer: options.algorithm,
+            record: record.algorithm,
+        };
         for entry in &record.files {
-            if record.algorithm != options.algorithm {
-                let staged = hash_in_place(&staging, &entry.file_path, record.algorithm, false)?;
-                check_digest(entry, &staged.digest)?;
-            }
-            let Landed { digest, size } =
-                hash_in_place(&staging, &entry.file_path, options.algorithm, false)?;
-            if record.algorithm == options.algorithm {
-                check_digest(entry, &digest)?;
-            }
+            // One read gives the answer and the check against the record.
+            let Landed {
+                digest,
+                recorded,
+                size,
+            } = hash_in_place(&staging, &entry.file_path, digests, false)?;
+            check_digest(entry, &recorded)?;
             files.push(PublishedFile {
                 file_path: entry.file_path.clone(),
                 hash_value: digest.hex,
@@ -329,8 +333,8 @@ impl ProjectArea {
         let inode = fs::metadata(&dir).at("inspect", &dir)?.ino();
         let mut files = Vec::with_capacity(tree.files.len());
         for entry in tree.files.iter().filter(|f| bag::is_payload(&f.rel)) {
-            let Landed { digest, size } =
-                hash_in_place(&dir, &entry.rel, options.algorithm, false)?;
+            let Landed { digest, size, .. } =
+                hash_in_place(&dir, &entry.rel, Digests::only(options.algorithm), false)?;
             files.push(PublishedFile {
                 file_path: entry.rel.clone(),
                 hash_value: digest.hex,
@@ -392,8 +396,7 @@ fn check_against_record(tree: &Tree, record: &PackageRecord) -> Result<(), Stora
 }
 
 /// Copies one staged file to `tmp`, hashing it on the way, and checks it against its record
-/// entry (digest and size); where the record was made with another digest than `algorithm`,
-/// the staged file is checked first, at the cost of one more read.
+/// entry (digest and size): the answer's digest and the record's come from the one read.
 fn copy_checked(
     staging: &Path,
     tmp: &Path,
@@ -403,16 +406,17 @@ fn copy_checked(
 ) -> Result<PublishedFile, StorageError> {
     let dst = tmp.join(&entry.file_path);
     let file_began = Instant::now();
-    if recorded != algorithm {
-        // The record was made with another digest (the setting changed since package).
-        let staged = hash_in_place(staging, &entry.file_path, recorded, false)?;
-        check_digest(entry, &staged.digest)?;
-    }
     let reader = fsops::open_beneath(staging, &entry.file_path)?;
-    let Landed { digest, size } = copy_file(reader, &dst, entry.total_bytes, algorithm)?;
-    if recorded == algorithm {
-        check_digest(entry, &digest)?;
-    }
+    let digests = Digests {
+        answer: algorithm,
+        record: recorded,
+    };
+    let Landed {
+        digest,
+        recorded,
+        size,
+    } = copy_file(reader, &dst, entry.total_bytes, digests)?;
+    check_digest(entry, &recorded)?;
     if digest.total_bytes != entry.total_bytes || size != digest.total_bytes {
         return Err(StorageError::SizeMismatch {
             file: entry.file_path.clone(),

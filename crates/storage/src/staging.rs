@@ -239,13 +239,18 @@ impl StagingWrite {
             }
             let shared = self.claim.shared_files.contains(&file.file_path);
             let rel = file.file_path.as_str();
-            let method = carry_file(current, rel, &dst, file, record.algorithm, !shared)?;
+            // Checked against the record it was staged with; recorded in this write's algorithm.
+            let digests = fsops::Digests {
+                answer: self.algorithm,
+                record: record.algorithm,
+            };
+            let (method, carried) = carry_file(current, rel, &dst, file, digests, !shared)?;
             bytes += file.total_bytes;
             tracing::debug!(file = %file.file_path, bytes = file.total_bytes, method, "carried over from the staged result");
             if shared {
                 self.shared_carried = true;
             } else {
-                self.carried.push(file.clone());
+                self.carried.push(carried);
             }
         }
         tracing::info!(
@@ -359,42 +364,50 @@ impl StagingWrite {
 /// Carries the file `rel` of the current result `current` into the new result at `dst`: by
 /// hard link when `link` (and the filesystem has them), else by a private copy checked against
 /// the record while it is copied (one read), so a file changed since its package is never built
-/// upon. A file the writer will change is always copied.
+/// upon. A file the writer will change is always copied. Returns how, and the file's entry in
+/// `digests.answer`: the old entry when the record was made in that algorithm, else the digest
+/// taken in the same read as the check (a linked file is then read once).
 fn carry_file(
     current: &Path,
     rel: &str,
     dst: &Path,
     file: &StagedFile,
-    algorithm: HashAlgorithm,
+    digests: fsops::Digests,
     link: bool,
-) -> Result<&'static str, StorageError> {
+) -> Result<(&'static str, StagedFile), StorageError> {
     // Opened first, without following links, so a link planted in staging is refused rather
     // than linked (link(2) would link the symbolic link itself).
     let reader = fsops::open_beneath(current, rel)?;
     if link {
         match fs::hard_link(current.join(rel), dst) {
-            Ok(()) => return Ok("linked"),
+            Ok(()) if digests.answer == digests.record => return Ok(("linked", file.clone())),
+            Ok(()) => {
+                let landed = fsops::hash_in_place(current, rel, digests, false)?;
+                return Ok(("linked", checked(file, landed)?));
+            }
             Err(e) if fsops::cannot_link(&e) => {}
             Err(e) => return Err(e).at("link the staged file into the new staging result at", dst),
         }
     }
-    copy_checked(reader, dst, file, algorithm)
+    let landed = fsops::copy_file(reader, dst, file.total_bytes, digests)?;
+    Ok(("copied", checked(file, landed)?))
 }
 
-fn copy_checked(
-    reader: File,
-    dst: &Path,
-    file: &StagedFile,
-    algorithm: HashAlgorithm,
-) -> Result<&'static str, StorageError> {
-    let landed = fsops::copy_file(reader, dst, file.total_bytes, algorithm)?;
-    if landed.digest.total_bytes != file.total_bytes || landed.digest.hex != file.hash_value {
+/// The entry of a file read again: refused when it differs from what its record says, else
+/// with the digest taken in the algorithm asked for.
+fn checked(file: &StagedFile, landed: fsops::Landed) -> Result<StagedFile, StorageError> {
+    let recorded = &landed.recorded;
+    if recorded.total_bytes != file.total_bytes || recorded.hex != file.hash_value {
         return Err(StorageError::StagedFileChanged {
             file: file.file_path.clone(),
             reason: "differs from what its package recorded (its digest changed)".into(),
         });
     }
-    Ok("copied")
+    Ok(StagedFile {
+        file_path: file.file_path.clone(),
+        total_bytes: landed.digest.total_bytes,
+        hash_value: landed.digest.hex,
+    })
 }
 
 impl Drop for StagingWrite {

@@ -44,13 +44,14 @@ pub enum LogFormat {
 /// | `DLTHUB_PIPELINE_WORKING_DIR` | `/home/appuser/dlt/pipelines` | [`Settings::working_dir`] |
 /// | `TARGET_STORAGE_ACCOUNT_<NAME>_SDE_MNT_PATH` | LSC `./outputs/lsc-sde`, NW `./outputs/nw-sde` | [`Settings::destinations`] |
 /// | `PUBLISH_ALLOWED_SOURCE_HOSTS` | Azure Databricks hosts | [`Settings::allowed_hosts`] |
-/// | `PUBLISH_HASH_ALGORITHM` | `sha512` | [`WorkflowOptions::hash_algorithm`] (the workflow hands it to the sinks) |
+/// | `PUBLISH_HASH_ALGORITHM` | `sha512` | [`WorkflowOptions::hash_algorithm`] (what a publish answers; the package record uses BLAKE3, [`WorkflowOptions::record_algorithm`]) |
 /// | `PUBLISH_FORCE_COPY` | false | [`WorkflowOptions::force_copy`] |
 /// | `PUBLISH_BAGIT` | true | [`WorkflowOptions::bag`]: the published folder is a BagIt bag |
 /// | `PUBLISH_BAG_SOURCE_ORGANIZATION` | none | `Source-Organization` in the bag's `bag-info.txt` |
 /// | `PUBLISH_SOURCE_REQUEST_TIMEOUT_SECS` | 120 | [`DatabricksOptions::request_timeout`]: one HTTP call; also [`SqlOptions::connect_timeout`] |
 /// | `PUBLISH_STATEMENT_TIMEOUT_SECS` | 3600 | [`DatabricksOptions::overall_timeout`]: how long a query may run on the warehouse |
-/// | `PUBLISH_PARALLEL_DOWNLOADS` | 3 | [`DatabricksOptions::max_parallel_downloads`] |
+/// | `PUBLISH_PARALLEL_DOWNLOADS` | 16 | [`DatabricksOptions::max_parallel_downloads`]: the ceiling of downloads at once, which adapt to the writer |
+/// | `PUBLISH_DOWNLOAD_BUDGET_MIB` | 256 | [`DatabricksOptions::download_budget`]: MiB of result chunks (uncompressed) downloading or waiting at once |
 /// | `PUBLISH_DATABRICKS_LZ4` | true | [`DatabricksOptions::lz4_compression`] |
 /// | `PUBLISH_DATABRICKS_AUTH` | `databricks` | [`DatabricksOptions::token_source`]: `databricks` (the workspace's OAuth, a Databricks OAuth secret) or `entra-id` (Microsoft Entra ID, the Azure service principal's Entra ID client secret) |
 /// | `PUBLISH_ENTRA_TENANT_ID` | none; required with `entra-id` | the Entra ID directory (tenant) |
@@ -529,6 +530,11 @@ impl Raw<'_> {
                 defaults.max_parallel_downloads as u64,
                 1..=64,
             )? as usize,
+            download_budget: self.bounded(
+                "PUBLISH_DOWNLOAD_BUDGET_MIB",
+                defaults.download_budget >> 20,
+                1..=65_536,
+            )? << 20,
             lz4_compression: self.switch("PUBLISH_DATABRICKS_LZ4", defaults.lz4_compression)?,
             token_source: self.token_source()?,
             parallel_parts: self.bounded(
@@ -657,6 +663,7 @@ mod tests {
             ("PUBLISH_LOG_FORMAT", "xml"),
             ("PUBLISH_HASH_ALGORITHM", "md5"),
             ("PUBLISH_PARALLEL_DOWNLOADS", "0"),
+            ("PUBLISH_DOWNLOAD_BUDGET_MIB", "0"),
             ("PUBLISH_MAX_BODY_BYTES", "-1"),
             ("PUBLISH_ALLOWED_SOURCE_HOSTS", "ftp://x"),
             ("PUBLISH_CONFIG_FILE", "/nonexistent/file.toml"),

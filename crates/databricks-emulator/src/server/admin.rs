@@ -30,14 +30,22 @@ pub(super) async fn clear_faults(State(state): State<AppState>) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// `{"download_bytes": n, "statements": m}`: the bytes of chunk bodies sent so far (what a
-/// network carried), and the statements submitted.
+/// `{"download_bytes": n, "statements": m, "result_cache": {"hits", "produced", "stored_bytes"},
+/// "downloads_in_flight_max": k}`: the bytes of chunk bodies sent so far (what a network
+/// carried), the statements submitted, what the query result cache did (docs/DATABRICKS-WIRE.md
+/// §6.6), and the most downloads that were in progress at once.
 pub(super) async fn stats(State(state): State<AppState>) -> Response {
     let bytes = state
         .download_bytes
         .load(std::sync::atomic::Ordering::Relaxed);
     let statements = state.journal.submitted_count();
-    Json(serde_json::json!({ "download_bytes": bytes, "statements": statements })).into_response()
+    Json(serde_json::json!({
+        "download_bytes": bytes,
+        "statements": statements,
+        "result_cache": state.result_cache.stats(),
+        "downloads_in_flight_max": state.downloads.max.load(std::sync::atomic::Ordering::Relaxed),
+    }))
+    .into_response()
 }
 
 pub(super) async fn journal(State(state): State<AppState>) -> Response {

@@ -1,7 +1,7 @@
 //! The external links' route, the stand-in for presigned cloud storage: which requests a link
 //! admits, and the chunk body streamed (or, under a fault, cut short).
 
-use std::io;
+use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,11 +11,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures::{Stream, StreamExt};
 use serde::Deserialize;
 
 use super::{Injected, blocking};
 use crate::faults::Fault;
 use crate::result::{Format, ResultSet};
+use crate::result_cache::CachedChunks;
 use crate::state::AppState;
 use crate::statements::{CHECK_HEADER, Outcome, State as StatementState};
 
@@ -49,9 +51,15 @@ pub(super) async fn download(
         }
     };
     if matches!(injected, Some(Fault::TruncatedChunk)) {
-        truncated(signed).await
-    } else {
-        streamed(&state, signed)
+        return truncated(signed).await;
+    }
+    let content_type = signed.content_type();
+    match signed.cached.as_ref().and_then(|c| c.get(signed.chunk)) {
+        Some(body) => {
+            state.result_cache.hit();
+            paced(&state, content_type, stored(body))
+        }
+        None => paced(&state, content_type, produced(state.clone(), signed)),
     }
 }
 
@@ -61,6 +69,8 @@ struct SignedChunk {
     chunk: usize,
     format: Format,
     compress: bool,
+    /// The result's bodies in the query result cache, when it is on.
+    cached: Option<Arc<CachedChunks>>,
 }
 
 impl SignedChunk {
@@ -125,9 +135,16 @@ fn signed_chunk(
             Outcome::Succeeded { result, .. } => Some(result.clone()),
             Outcome::Failed { .. } => None,
         };
-        (link, result, s.format, s.compress, s.check.clone())
+        (
+            link,
+            result,
+            s.format,
+            s.compress,
+            s.check.clone(),
+            s.cached.clone(),
+        )
     });
-    let Some((Some(link), Some(result), format, compress, check)) = found else {
+    let Some((Some(link), Some(result), format, compress, check, cached)) = found else {
         return Err(denied());
     };
     if link.chunk != chunk {
@@ -150,6 +167,7 @@ fn signed_chunk(
         chunk,
         format,
         compress,
+        cached,
     })
 }
 
@@ -183,28 +201,91 @@ async fn truncated(signed: SignedChunk) -> Response {
     }
 }
 
-/// The body, streamed as the blocking pool produces it.
-fn streamed(state: &AppState, signed: SignedChunk) -> Response {
-    let content_type = signed.content_type();
+/// A body stored in the result cache, in slices of at most 1 MiB as a produced one arrives.
+fn stored(body: Bytes) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
+    const SLICE: usize = 1 << 20;
+    let slices: Vec<io::Result<Bytes>> = (0..body.len())
+        .step_by(SLICE)
+        .map(|at| Ok(body.slice(at..body.len().min(at + SLICE))))
+        .collect();
+    futures::stream::iter(slices)
+}
+
+/// The body as the blocking pool produces it from the table; kept in the result cache, when it
+/// is on, once it has been produced whole.
+fn produced(
+    state: AppState,
+    signed: SignedChunk,
+) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
     tokio::task::spawn_blocking(move || {
         let mut writer = crate::result::ChannelWriter::new(tx);
-        if let Err(e) = signed.write(&mut writer) {
+        let written = match &signed.cached {
+            Some(cached) => {
+                let mut tee = Tee {
+                    inner: &mut writer,
+                    copy: Vec::new(),
+                };
+                signed.write(&mut tee).map(|tee| {
+                    state.result_cache.store(
+                        cached,
+                        signed.chunk,
+                        Bytes::from(std::mem::take(&mut tee.copy)),
+                    );
+                })
+            }
+            None => signed.write(&mut writer).map(drop),
+        };
+        if written.is_ok() {
+            state.result_cache.produced();
+        }
+        if let Err(e) = written {
             if e.kind() != io::ErrorKind::BrokenPipe {
                 tracing::error!(error = %e, "producing chunk failed");
             }
             writer.fail(e);
         }
     });
-    // Counted as sent, and paced to `download_bandwidth` when set: a stand-in for the network
-    // between a warehouse's storage and the service.
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+}
+
+/// A writer that keeps a copy of what it passes on.
+struct Tee<'w, W: Write> {
+    inner: &'w mut W,
+    copy: Vec<u8>,
+}
+
+impl<W: Write> Write for Tee<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.copy.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The response sending `body`: counted as sent, and paced to `download_bandwidth` when set (a
+/// stand-in for the network between a warehouse's storage and the service).
+fn paced(
+    state: &AppState,
+    content_type: &'static str,
+    body: impl Stream<Item = io::Result<Bytes>> + Send + 'static,
+) -> Response {
     let bandwidth = state.config.download_bandwidth;
+    // Counted in progress until the body ends or the client goes.
+    let in_flight = crate::state::InFlight::enter(state);
     let state = state.clone();
     let began = tokio::time::Instant::now();
-    let stream = futures::stream::unfold((rx, 0_u64), move |(mut rx, mut sent)| {
+    let start = (Box::pin(body), 0_u64, in_flight);
+    let stream = futures::stream::unfold(start, move |(mut body, mut sent, in_flight)| {
         let state = state.clone();
         async move {
-            let item = rx.recv().await?;
+            let item = body.next().await?;
             if let Ok(bytes) = &item {
                 let n = bytes.len() as u64;
                 sent += n;
@@ -216,7 +297,7 @@ fn streamed(state: &AppState, signed: SignedChunk) -> Response {
                     tokio::time::sleep_until(due).await;
                 }
             }
-            Some((item, (rx, sent)))
+            Some((item, (body, sent, in_flight)))
         }
     });
     (

@@ -47,6 +47,22 @@ impl ExecuteRequest {
         })
     }
 
+    /// What, besides the table's data, decides a result's bytes: the statement's text, its
+    /// parameters, `row_limit` and `byte_limit` (the result cache's query, docs/DATABRICKS-WIRE.md
+    /// §6.6).
+    pub(super) fn cache_query(&self, statement: &str) -> String {
+        let parameters: Vec<(&str, Option<&str>, Option<&str>)> = self
+            .parameters
+            .iter()
+            .flatten()
+            .map(|p| (p.name.as_str(), p.value.as_deref(), p.ty.as_deref()))
+            .collect();
+        format!(
+            "{statement:?} {parameters:?} {:?} {:?}",
+            self.row_limit, self.byte_limit
+        )
+    }
+
     /// The statement's text; a missing or blank one is a 400.
     pub(super) fn statement(&self) -> Result<String, ApiError> {
         self.statement

@@ -17,8 +17,11 @@ use super::{Injected, blocking};
 use crate::api_error::ApiError;
 use crate::auth::Authenticated;
 use crate::faults::Fault;
+use crate::result_cache::ResultKey;
 use crate::state::AppState;
-use crate::statements::{LinkMaker, State as StatementState, Statement, Timing};
+use crate::statements::{
+    Disposition, LinkMaker, Outcome, State as StatementState, Statement, Timing,
+};
 
 fn link_maker(state: &AppState, headers: &HeaderMap, injected: Option<&Injected>) -> LinkMaker {
     LinkMaker {
@@ -61,6 +64,7 @@ pub(super) async fn execute(
     request.check_row_limit()?;
     let compress = request.compress()?;
     let injected = injected.map(|Extension(i)| i);
+    let query = request.cache_query(&statement);
     let st = state.clone();
     let mut outcome =
         blocking(move || plan_statement(&st, &request, &statement, disposition)).await?;
@@ -73,7 +77,21 @@ pub(super) async fn execute(
         Some(Injected(Fault::StayRunning { duration })) => running = *duration,
         _ => {}
     }
-    let id = state.statements.insert(Statement::new(
+    let cached = match &outcome {
+        Outcome::Succeeded { result, .. } if disposition == Disposition::ExternalLinks => {
+            let (table, modified_ms) = result.source();
+            let key = ResultKey {
+                query,
+                table: table.to_owned(),
+                modified_ms,
+                format,
+                compress,
+            };
+            state.result_cache.entry(key, result.chunks.len())
+        }
+        _ => None,
+    };
+    let mut statement = Statement::new(
         disposition,
         format,
         compress,
@@ -84,7 +102,9 @@ pub(super) async fn execute(
             result_ttl: state.config.result_ttl,
         },
         outcome,
-    ));
+    );
+    statement.cached = cached;
+    let id = state.statements.insert(statement);
     wait_for(&state, &id, submitted, wait, cancel_on_timeout).await?;
     let links = link_maker(&state, &headers, injected.as_ref());
     let body = state

@@ -703,6 +703,64 @@ async fn downloads_are_paced_and_counted() {
     );
 }
 
+/// With a budget, a statement repeated over unchanged data is answered from the query result
+/// cache: the same bytes, and no chunk produced again. The same statement uncompressed, and the
+/// same statement once its table is written over, are produced from the table.
+#[tokio::test]
+async fn a_repeated_statement_is_answered_from_the_result_cache() {
+    let env = Env::start_with(|c| c.result_cache_bytes = 64 << 20).await;
+    let lz4 = json!({"result_compression": "LZ4_FRAME"});
+    let counts = |stats: &Value| {
+        let cache = &stats["result_cache"];
+        (
+            cache["hits"].as_u64().unwrap(),
+            cache["produced"].as_u64().unwrap(),
+        )
+    };
+    let (status, first) = env.execute(SELECT_ALL, lz4.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let cold = env.fetch_all(&first).await;
+    let n = cold.len() as u64;
+    assert!(n > 1, "several chunks");
+    assert_eq!(counts(&env.get("/emulator/stats").await.1), (0, n));
+
+    let (_, second) = env.execute(SELECT_ALL, lz4.clone()).await;
+    assert_ne!(first["statement_id"], second["statement_id"]);
+    assert_eq!(env.fetch_all(&second).await, cold, "the stored bytes");
+    assert_eq!(counts(&env.get("/emulator/stats").await.1), (n, n));
+
+    let (_, plain) = env.execute(SELECT_ALL, json!({})).await;
+    let plain = env.fetch_all(&plain).await;
+    assert_ne!(plain, cold, "uncompressed is another result");
+    assert_eq!(counts(&env.get("/emulator/stats").await.1), (n, 2 * n));
+    let rows: usize = plain
+        .iter()
+        .map(|b| {
+            decode(b)
+                .unwrap()
+                .iter()
+                .map(|r| r.num_rows())
+                .sum::<usize>()
+        })
+        .sum();
+    assert_eq!(rows, ROWS);
+
+    databricks_emulator::fixtures::write_table(
+        env.dir.path(),
+        "tre",
+        "cohort_a",
+        "admissions",
+        &[crate::admissions_batch(0, 10)],
+        Some(&crate::admissions_sidecar()),
+    )
+    .unwrap();
+    let (_, changed) = env.execute(SELECT_ALL, lz4).await;
+    assert_eq!(changed["manifest"]["total_row_count"], 10, "{changed}");
+    let fresh = env.fetch_all(&changed).await;
+    assert_eq!(fresh.len(), 1);
+    assert_eq!(counts(&env.get("/emulator/stats").await.1), (n, 2 * n + 1));
+}
+
 /// Each Parquet row group is one Delta data file: the data files query lists them with their
 /// rows, a SELECT restricted to some of them (named by bound parameters) returns just their rows,
 /// an unbound parameter fails the statement, and a result over the byte cap is cut and says

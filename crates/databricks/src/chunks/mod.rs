@@ -6,8 +6,8 @@
 //!
 //! A producer task runs the pipeline and feeds a bounded channel; each download is a task of
 //! its own, so a transfer keeps going while the consumer is busy and never stalls into a read
-//! timeout. At most `max_parallel_downloads` chunks are in flight and `prefetch_chunks` decoded
-//! chunks wait in the channel. Dropping the stream aborts the producer and its downloads, and
+//! timeout. How many chunks are in flight adapts to the consumer, within `max_parallel_downloads`
+//! and `download_budget`, and `prefetch_chunks` decoded chunks wait in the channel. Dropping the stream aborts the producer and its downloads, and
 //! the producer's [`CancelOnDrop`](crate::statement::CancelOnDrop) cancels the statement.
 //!
 //! `stream` runs that pipeline; `rerun` holds the statement being read and runs it again when

@@ -196,6 +196,17 @@ impl Ctx {
         }
     }
 
+    /// Chunk `index`'s uncompressed size as the manifest gives it (else its share of the total,
+    /// else 0): what it holds once decoded.
+    pub(super) fn chunk_size(&self, index: u64) -> u64 {
+        self.chunk_bytes.get(&index).copied().unwrap_or_else(|| {
+            match (self.total_bytes, self.total_chunks) {
+                (Some(bytes), Some(chunks)) if chunks > 0 => bytes / chunks,
+                _ => 0,
+            }
+        })
+    }
+
     pub(super) fn inflate_limit(&self, index: u64) -> InflateLimit {
         InflateLimit::new(self.chunk_bytes.get(&index).copied().or(self.total_bytes))
     }

@@ -1,17 +1,23 @@
 //! The pipeline of one read: links discovered in chunk order by `next_chunk_index`, each chunk
-//! downloaded and decoded on a task of its own (at most `max_parallel_downloads` at once), the
-//! decoded chunks handed on in order through a bounded channel, and the totals checked at the
-//! end (docs/DATABRICKS-WIRE.md §8).
+//! downloaded and decoded on a task of its own, the decoded chunks handed on in order through a
+//! bounded channel, and the totals checked at the end (docs/DATABRICKS-WIRE.md §8).
+//!
+//! How many downloads run at once adapts to the consumer ([`Downloads`]): one more whenever it
+//! had to wait for a chunk (the network is the bottleneck), one fewer whenever decoded chunks
+//! queue up unread (the writer is), between 1 and `max_parallel_downloads`, and never past
+//! `download_budget` bytes of chunks in flight.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use futures::stream::FuturesOrdered;
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 
@@ -52,17 +58,24 @@ pub(crate) fn stream(
     ));
     let options = &client.options;
     let (tx, rx) = mpsc::channel(options.prefetch_chunks.max(1));
+    let waited = Arc::new(AtomicBool::new(false));
+    let downloads = Downloads::new(
+        options.max_parallel_downloads,
+        options.download_budget,
+        waited.clone(),
+    );
     let producer = tokio::spawn(produce(
         ctx,
         links,
         tx,
         guard,
-        options.max_parallel_downloads.max(1),
+        downloads,
         manifest.total_row_count,
     ));
     Ok(Box::pin(ChunkStream {
         rx,
         pending: VecDeque::new(),
+        waited,
         _producer: AbortOnDrop(producer),
     }))
 }
@@ -191,39 +204,109 @@ impl LinkWalk {
     }
 }
 
-/// Runs the pipeline: links in order → downloads (each its own task, at most `parallel` at a
-/// time) → decoded chunks in order → channel. Ends the statement's guard only after the last
-/// chunk was handed on and the totals match.
+/// Downloads a read starts with, unless `max_parallel_downloads` is lower.
+const INITIAL_DOWNLOADS: usize = 3;
+
+/// How many downloads may run at once, adapted to the consumer.
+struct Downloads {
+    /// The current limit, between 1 and `ceiling`.
+    limit: usize,
+    ceiling: usize,
+    budget: u64,
+    /// Set by the consumer when it found no chunk ready (it waited).
+    waited: Arc<AtomicBool>,
+    /// The highest limit reached, for the log.
+    peak: usize,
+}
+
+impl Downloads {
+    fn new(ceiling: usize, budget: u64, waited: Arc<AtomicBool>) -> Downloads {
+        let ceiling = ceiling.max(1);
+        let limit = INITIAL_DOWNLOADS.min(ceiling);
+        Downloads {
+            limit,
+            ceiling,
+            budget,
+            waited,
+            peak: limit,
+        }
+    }
+
+    /// Whether another download of `size` bytes may start beside `running` ones holding
+    /// `held` bytes (one always may).
+    fn may_start(&self, running: usize, held: u64, size: u64) -> bool {
+        running == 0 || (running < self.limit && held.saturating_add(size) <= self.budget)
+    }
+
+    /// A chunk is about to be handed on while `queued` decoded chunks wait unread in the
+    /// channel (`room` more fit): fewer downloads when they queue up, more when the consumer
+    /// waited since the last hand-off.
+    fn adapt(&mut self, room: usize) {
+        let waited = self.waited.swap(false, Ordering::Relaxed);
+        if room == 0 {
+            self.limit = (self.limit - 1).max(1);
+        } else if waited {
+            self.limit = (self.limit + 1).min(self.ceiling);
+            self.peak = self.peak.max(self.limit);
+        }
+    }
+}
+
+type Download = Pin<Box<dyn Future<Output = Result<super::decode::Chunk, SourceError>> + Send>>;
+
+/// Runs the pipeline: links in order → downloads (each its own task, as many at a time as
+/// [`Downloads`] allows) → decoded chunks in order → channel. Ends the statement's guard only
+/// after the last chunk was handed on and the totals match.
 async fn produce(
     ctx: Arc<Ctx>,
-    links: LinkWalk,
+    mut links: LinkWalk,
     tx: mpsc::Sender<Item>,
     mut guard: CancelOnDrop,
-    parallel: usize,
+    mut downloads: Downloads,
     total_rows: Option<u64>,
 ) {
     let started = Instant::now();
-    let link_stream = futures::stream::unfold((links, ctx.clone()), |(mut walk, ctx)| async move {
-        let item = walk.next_link(&ctx).await?;
-        Some((item, (walk, ctx)))
-    });
-    let downloads = link_stream
-        .map(|item| {
-            let ctx = ctx.clone();
-            async move {
-                let (index, link) = item?;
-                AbortOnDrop(tokio::spawn(download(ctx, index, link))).await
-            }
-        })
-        .buffered(parallel);
-    futures::pin_mut!(downloads);
+    let mut running: FuturesOrdered<Download> = FuturesOrdered::new();
+    // The size of each running download, in chunk order, and their sum.
+    let mut sizes: VecDeque<u64> = VecDeque::new();
+    let mut held = 0u64;
+    let mut walked = false;
     let mut rows = 0u64;
     let mut chunks = 0u64;
-    while let Some(result) = downloads.next().await {
+    loop {
+        while !walked && downloads.may_start(running.len(), held, ctx.chunk_size(links.expected)) {
+            let (size, next): (u64, Download) = match links.next_link(&ctx).await {
+                None => {
+                    walked = true;
+                    break;
+                }
+                // Handed on in its turn, after the chunks before it.
+                Some(Err(e)) => {
+                    walked = true;
+                    (0, Box::pin(std::future::ready(Err(e))))
+                }
+                Some(Ok((index, link))) => (
+                    ctx.chunk_size(index),
+                    Box::pin(AbortOnDrop(tokio::spawn(download(
+                        ctx.clone(),
+                        index,
+                        link,
+                    )))),
+                ),
+            };
+            sizes.push_back(size);
+            held += size;
+            running.push_back(next);
+        }
+        let Some(result) = running.next().await else {
+            break;
+        };
+        held -= sizes.pop_front().unwrap_or(0);
         match result {
             Ok(chunk) => {
                 rows += chunk.rows;
                 chunks += 1;
+                downloads.adapt(tx.capacity());
                 if tx.send(Ok(chunk.batches)).await.is_err() {
                     // The reader went away; dropping the guard cancels the statement.
                     return;
@@ -253,6 +336,7 @@ async fn produce(
         table = %ctx.table,
         chunks,
         rows,
+        downloads_at_once_max = downloads.peak,
         elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "result read"
     );
@@ -285,6 +369,8 @@ impl<T> Future for AbortOnDrop<Result<T, SourceError>> {
 struct ChunkStream {
     rx: mpsc::Receiver<Item>,
     pending: VecDeque<RecordBatch>,
+    /// Told whenever no chunk was ready: the consumer waited ([`Downloads::adapt`]).
+    waited: Arc<AtomicBool>,
     _producer: AbortOnDrop<()>,
 }
 
@@ -303,7 +389,10 @@ impl Stream for ChunkStream {
                     return Poll::Ready(Some(Err(e)));
                 }
                 Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    self.waited.store(true, Ordering::Relaxed);
+                    return Poll::Pending;
+                }
             }
         }
     }

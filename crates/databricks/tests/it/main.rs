@@ -6,6 +6,7 @@ mod auth;
 mod cancel;
 mod common;
 mod conformance;
+mod downloads;
 mod errors;
 mod faults;
 mod governed;

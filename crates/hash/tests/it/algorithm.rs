@@ -7,6 +7,7 @@ fn serde_names_are_lowercase() {
     for (alg, json) in [
         (HashAlgorithm::Sha512, "\"sha512\""),
         (HashAlgorithm::Sha3_512, "\"sha3-512\""),
+        (HashAlgorithm::Blake3, "\"blake3\""),
     ] {
         assert_eq!(serde_json::to_string(&alg).unwrap(), json);
         assert_eq!(serde_json::from_str::<HashAlgorithm>(json).unwrap(), alg);
@@ -23,6 +24,8 @@ fn parse_accepts_common_spellings_only() {
         ("sha3-512", Some(HashAlgorithm::Sha3_512)),
         ("SHA3_512", Some(HashAlgorithm::Sha3_512)),
         ("sha256", None),
+        // The package record's digest, never an answer: not configurable.
+        ("blake3", None),
         ("", None),
     ] {
         let parsed = given.parse::<HashAlgorithm>();

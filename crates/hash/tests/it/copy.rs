@@ -101,3 +101,26 @@ fn writer_errors_are_returned() {
     let err = copy_hashing(&b"some bytes"[..], Full, HashAlgorithm::Sha512).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::StorageFull);
 }
+
+/// Several digests from the one pass are each what hashing alone gives: a publish checks the
+/// record's BLAKE3 and answers SHA-512 from a single read of the staged file.
+#[test]
+fn several_digests_from_one_copy_are_each_the_single_digest() {
+    for len in [0, BUFFER_SIZE - 1, 3 * BUFFER_SIZE + 5] {
+        let data = deterministic_bytes(len, len as u64 + 11);
+        let mut out = Vec::new();
+        let algorithms = [HashAlgorithm::Sha512, HashAlgorithm::Blake3];
+        let digests = publish_hash::copy_hashing_with(&data[..], &mut out, algorithms).unwrap();
+        assert!(out == data, "copy of {len} bytes differs");
+        let read = publish_hash::hash_reader_with(&data[..], algorithms).unwrap();
+        for (digest, alg) in digests.iter().zip(algorithms) {
+            assert_eq!(
+                *digest,
+                hash_reader(&data[..], alg).unwrap(),
+                "{len} bytes, {alg}"
+            );
+        }
+        assert_eq!(read, digests);
+        assert_eq!(digests[1].hex.len(), 64, "BLAKE3 is 256 bits");
+    }
+}

@@ -1,4 +1,5 @@
-//! FIPS 180-4 / FIPS 202 example vectors (as published by NIST) for both algorithms.
+//! FIPS 180-4 / FIPS 202 example vectors (as published by NIST) for SHA-512 and SHA3-512, and
+//! BLAKE3's reference digests.
 
 use publish_hash::{HashAlgorithm, Hasher, hash_reader};
 
@@ -70,4 +71,20 @@ fn sha3_512_matches_fips_202_vectors() {
 #[test]
 fn default_algorithm_is_sha512() {
     assert_eq!(HashAlgorithm::default(), HashAlgorithm::Sha512);
+}
+
+/// BLAKE3's reference digests of the empty input (the BLAKE3 team's `test_vectors.json`,
+/// default hash mode) and of `abc`.
+#[test]
+fn blake3_matches_reference_vectors() {
+    check(
+        b"",
+        HashAlgorithm::Blake3,
+        "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262",
+    );
+    check(
+        b"abc",
+        HashAlgorithm::Blake3,
+        "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85",
+    );
 }

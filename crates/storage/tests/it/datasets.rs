@@ -40,8 +40,18 @@ fn stage_csv(
     id: &str,
     tables: &[&str],
 ) -> Result<Vec<String>, StorageError> {
+    stage_csv_with(area, id, tables, HashAlgorithm::Sha512)
+}
+
+/// [`stage_csv`], the record made with `algorithm`.
+fn stage_csv_with(
+    area: &publish_storage::ProjectArea,
+    id: &str,
+    tables: &[&str],
+    algorithm: HashAlgorithm,
+) -> Result<Vec<String>, StorageError> {
     let lock = area.lock()?;
-    let write = lock.begin_dataset(claim(id, OutputFormat::Csv, tables), HashAlgorithm::Sha512)?;
+    let write = lock.begin_dataset(claim(id, OutputFormat::Csv, tables), algorithm)?;
     let files: Vec<(String, Vec<u8>)> = tables
         .iter()
         .map(|t| {
@@ -126,6 +136,38 @@ fn a_second_dataset_keeps_the_first_and_a_repackage_replaces_only_its_own_files(
         !area.production_dir().join("package-record.json").exists(),
         "the record is not published"
     );
+}
+
+/// A record made in SHA-512 (by a server before the record's BLAKE3) and a further dataset
+/// staged in BLAKE3: the carried files are checked against their SHA-512 and recorded in BLAKE3,
+/// so the whole record is in one algorithm; publish checks it and answers SHA-512, in the same
+/// read, on one filesystem (published by move) and on two (published by copy).
+#[test]
+fn files_carried_from_a_record_in_another_algorithm_are_recorded_in_the_new_one() {
+    let mut destinations = vec![TestDestination::one_filesystem()];
+    destinations.extend(TestDestination::two_filesystems());
+    for dest in destinations {
+        let area = dest.area();
+        stage_csv_with(&area, "one", &["person"], HashAlgorithm::Sha512).unwrap();
+        stage_csv_with(&area, "two", &["visit"], HashAlgorithm::Blake3).unwrap();
+        let record = area.staged_record().unwrap().unwrap();
+        assert_eq!(record.algorithm, HashAlgorithm::Blake3);
+        for file in &record.files {
+            let bytes = fs::read(area.staging_dir().join(&file.file_path)).unwrap();
+            let blake3 = publish_hash::hash_reader(&bytes[..], HashAlgorithm::Blake3).unwrap();
+            assert_eq!(file.hash_value, blake3.hex, "{}", file.file_path);
+        }
+        let manifest = area
+            .lock()
+            .unwrap()
+            .publish(&PublishOptions::default())
+            .unwrap();
+        assert_eq!(manifest.files.len(), 2);
+        for file in &manifest.files {
+            let path = area.production_dir().join(&file.file_path);
+            assert_eq!(file.hash_value, sha512sum(&path), "{}", file.file_path);
+        }
+    }
 }
 
 #[test]

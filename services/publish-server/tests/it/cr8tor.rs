@@ -331,9 +331,16 @@ async fn a_project_of_several_datasets_publishes_every_datasets_current_tables()
             assert_eq!(table["snapshot"], json!("delta version 0"), "{table}");
         }
     }
+    // The record binds the staged file with BLAKE3; a publish answers SHA-512.
+    assert_eq!(record["algorithm"], "blake3");
+    let bytes = std::fs::read(&staged_db).unwrap();
     assert_eq!(
         record["files"][0]["hash_value"],
-        json!(sha512sum(&staged_db))
+        json!(
+            publish_hash::hash_reader(&bytes[..], publish_hash::HashAlgorithm::Blake3)
+                .unwrap()
+                .hex
+        )
     );
 
     let (status, body) = post_raw(&server.url, "publish", recorded("publish.json", &host)).await;

@@ -16,6 +16,7 @@ use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use databricks_emulator::Emulator;
 use databricks_emulator::fixtures::write_table;
+use publish_hash::HashAlgorithm;
 use publish_storage::failpoints::{self, FAILPOINT_EXIT, FAILPOINT_VAR};
 use publish_storage::test_rig::{Rig, unique_project};
 use serde_json::{Value, json};
@@ -165,23 +166,34 @@ impl Scenario {
             .join(START)
     }
 
-    /// The record of what is staged: file → digest, or `None` when nothing is.
+    /// What is staged, as its record lists it, checked against the files (staging agrees
+    /// with its record): file → SHA-512, the digest production and a publish answer carry;
+    /// `None` when nothing is staged.
     fn staged_record(&self) -> Option<BTreeMap<String, String>> {
         let text = read_settled(&self.staging().join("package-record.json"))?;
         let record: Value = serde_json::from_slice(&text).unwrap();
-        Some(
-            record["files"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| {
-                    (
-                        f["file_path"].as_str().unwrap().to_owned(),
-                        f["hash_value"].as_str().unwrap().to_owned(),
-                    )
-                })
-                .collect(),
-        )
+        let algorithm: HashAlgorithm = serde_json::from_value(record["algorithm"].clone()).unwrap();
+        let recorded: BTreeMap<String, String> = record["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["file_path"].as_str().unwrap().to_owned(),
+                    f["hash_value"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            digests_under(&self.staging(), "data", algorithm),
+            recorded,
+            "staging agrees with its record ({algorithm})"
+        );
+        Some(digests_under(
+            &self.staging(),
+            "data",
+            HashAlgorithm::Sha512,
+        ))
     }
 
     /// Checks every invariant a restart must leave: no work folder, staging agreeing with its
@@ -195,13 +207,13 @@ impl Scenario {
         self.assert_no_work_folders(what);
         if let Some(record) = self.staged_record() {
             assert_eq!(
-                digests_under(&self.staging(), "data"),
+                digests_under(&self.staging(), "data", HashAlgorithm::Sha512),
                 record,
                 "{what}: staging agrees with its record"
             );
         }
         if self.production().exists() {
-            let published = digests_under(&self.production(), "data");
+            let published = digests_under(&self.production(), "data", HashAlgorithm::Sha512);
             assert!(
                 &published == old || &published == new,
                 "{what}: production is exactly the old or the new result, not {published:?}"
@@ -251,15 +263,19 @@ fn read_settled(path: &Path) -> Option<Vec<u8>> {
     }
 }
 
-fn sha512_of(path: &Path) -> String {
+fn digest_of(path: &Path, algorithm: HashAlgorithm) -> String {
     let bytes = read_settled(path).unwrap_or_else(|| panic!("{} vanished", path.display()));
-    publish_hash::hash_reader(&bytes[..], publish_hash::HashAlgorithm::Sha512)
+    publish_hash::hash_reader(&bytes[..], algorithm)
         .unwrap()
         .hex
 }
 
-/// file → SHA-512 of every file under `<dir>/<sub>`, paths relative to `dir`.
-fn digests_under(dir: &Path, sub: &str) -> BTreeMap<String, String> {
+fn sha512_of(path: &Path) -> String {
+    digest_of(path, HashAlgorithm::Sha512)
+}
+
+/// file → digest of every file under `<dir>/<sub>`, paths relative to `dir`.
+fn digests_under(dir: &Path, sub: &str, algorithm: HashAlgorithm) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.join(sub)];
     while let Some(folder) = stack.pop() {
@@ -276,7 +292,7 @@ fn digests_under(dir: &Path, sub: &str) -> BTreeMap<String, String> {
                     .unwrap()
                     .to_string_lossy()
                     .into_owned();
-                out.insert(rel, sha512_of(&path));
+                out.insert(rel, digest_of(&path, algorithm));
             }
         }
     }
@@ -365,7 +381,11 @@ async fn publish_stopped_at(volumes: Volumes, format: &'static str, point: &str)
     .await;
     assert_eq!(status, 200, "{point}: {answer}");
     assert_eq!(answered(&answer), new, "{point}: the new result's manifest");
-    assert_eq!(digests_under(&s.production(), "data"), new, "{point}");
+    assert_eq!(
+        digests_under(&s.production(), "data", HashAlgorithm::Sha512),
+        new,
+        "{point}"
+    );
     let (status, again) = post(
         &server.url,
         "/data-publish/publish",
@@ -411,7 +431,11 @@ async fn package_stopped_at(volumes: Volumes, format: &'static str, point: &str)
     assert_eq!(status, 200, "{point}: {answer}");
     assert_eq!(answered(&answer), staged, "{point}");
     if staged != old {
-        assert_eq!(digests_under(&s.production(), "data"), staged, "{point}");
+        assert_eq!(
+            digests_under(&s.production(), "data", HashAlgorithm::Sha512),
+            staged,
+            "{point}"
+        );
     }
     assert_bag(&s.production(), &staged, point);
     s.assert_no_work_folders(point);
