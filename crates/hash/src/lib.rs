@@ -192,7 +192,8 @@ pub fn copy_hashing<R: Read, W: Write>(
     Ok(digest)
 }
 
-/// [`copy_hashing`] with a digest in each of `algorithms`, all from the one read.
+/// [`copy_hashing`] with a digest in each of `algorithms`, all from the one read; an algorithm
+/// named twice is hashed once.
 pub fn copy_hashing_with<R: Read, W: Write, const N: usize>(
     reader: R,
     mut writer: W,
@@ -218,26 +219,22 @@ fn pipeline<R: Read, const N: usize>(
     if n < BUFFER_SIZE {
         // The whole input fitted in one buffer.
         sink(&first[..n])?;
-        return Ok(algorithms.map(|algorithm| {
-            let mut hasher = Hasher::new(algorithm);
-            hasher.update(&first[..n]);
-            hasher.finish()
-        }));
+        let mut hashers = Hashers::new(algorithms);
+        hashers.update(&first[..n]);
+        return Ok(hashers.finish());
     }
 
     let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
     let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
     thread::scope(|scope| {
         let hashing = scope.spawn(move || {
-            let mut hashers = algorithms.map(Hasher::new);
+            let mut hashers = Hashers::new(algorithms);
             for chunk in full_rx {
-                for hasher in &mut hashers {
-                    hasher.update(&chunk);
-                }
+                hashers.update(&chunk);
                 // The I/O side may have stopped; then the buffer is simply freed.
                 let _ = empty_tx.send(chunk);
             }
-            hashers.map(Hasher::finish)
+            hashers.finish()
         });
 
         let io_result = (|| {
@@ -277,6 +274,44 @@ fn pipeline<R: Read, const N: usize>(
         };
         io_result.map(|()| digest)
     })
+}
+
+/// One hasher per distinct algorithm of `N` asked for: an algorithm named twice (a record and
+/// an answer in the same one) is hashed once and its digest given to both.
+struct Hashers<const N: usize> {
+    hashers: Vec<Hasher>,
+    /// For each algorithm asked for, its hasher in `hashers`.
+    slot: [usize; N],
+}
+
+impl<const N: usize> Hashers<N> {
+    fn new(algorithms: [HashAlgorithm; N]) -> Self {
+        let mut distinct: Vec<HashAlgorithm> = Vec::with_capacity(N);
+        let slot = algorithms.map(|algorithm| {
+            distinct
+                .iter()
+                .position(|a| *a == algorithm)
+                .unwrap_or_else(|| {
+                    distinct.push(algorithm);
+                    distinct.len() - 1
+                })
+        });
+        Hashers {
+            hashers: distinct.into_iter().map(Hasher::new).collect(),
+            slot,
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        for hasher in &mut self.hashers {
+            hasher.update(data);
+        }
+    }
+
+    fn finish(self) -> [FileDigest; N] {
+        let digests: Vec<FileDigest> = self.hashers.into_iter().map(Hasher::finish).collect();
+        self.slot.map(|i| digests[i].clone())
+    }
 }
 
 /// Reads until `buf` is full or the input ends; returns the bytes read.

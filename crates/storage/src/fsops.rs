@@ -435,7 +435,8 @@ pub(crate) struct Landed {
 }
 
 /// The digests one read of a staged file gives: the one to answer and the package record's,
-/// computed in the same pass (once when they are the same algorithm).
+/// computed in the same pass (once when they are the same algorithm: `publish-hash` hashes an
+/// algorithm named twice once).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Digests {
     pub(crate) answer: HashAlgorithm,
@@ -452,21 +453,11 @@ impl Digests {
     }
 
     fn copy<R: Read, W: Write>(self, reader: R, writer: W) -> io::Result<[FileDigest; 2]> {
-        if self.answer == self.record {
-            let [digest] = copy_hashing_with(reader, writer, [self.answer])?;
-            Ok([digest.clone(), digest])
-        } else {
-            copy_hashing_with(reader, writer, [self.answer, self.record])
-        }
+        copy_hashing_with(reader, writer, [self.answer, self.record])
     }
 
     fn read<R: Read>(self, reader: R) -> io::Result<[FileDigest; 2]> {
-        if self.answer == self.record {
-            let [digest] = hash_reader_with(reader, [self.answer])?;
-            Ok([digest.clone(), digest])
-        } else {
-            hash_reader_with(reader, [self.answer, self.record])
-        }
+        hash_reader_with(reader, [self.answer, self.record])
     }
 }
 

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::statements::statement_not_found;
+use super::statements::found;
 use crate::api_error::ApiError;
 use crate::faults::FaultRequest;
 use crate::state::AppState;
@@ -56,9 +56,6 @@ pub(super) async fn statement(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let current = state
-        .statements
-        .with(&id, |s| s.state(Instant::now()))
-        .ok_or_else(|| statement_not_found(&id))?;
+    let current = found(&state, &id, |s| s.state(Instant::now()))?;
     Ok(Json(json!({"statement_id": id, "state": current.as_str()})).into_response())
 }

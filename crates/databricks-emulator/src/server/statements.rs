@@ -32,6 +32,18 @@ fn link_maker(state: &AppState, headers: &HeaderMap, injected: Option<&Injected>
     }
 }
 
+/// `f` applied to statement `id`, or the 404 Databricks answers for an unknown statement.
+pub(super) fn found<T>(
+    state: &AppState,
+    id: &str,
+    f: impl FnOnce(&mut Statement) -> T,
+) -> Result<T, ApiError> {
+    state
+        .statements
+        .with(id, f)
+        .ok_or_else(|| statement_not_found(id))
+}
+
 pub(super) fn statement_not_found(id: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -107,10 +119,7 @@ pub(super) async fn execute(
     let id = state.statements.insert(statement);
     wait_for(&state, &id, submitted, wait, cancel_on_timeout).await?;
     let links = link_maker(&state, &headers, injected.as_ref());
-    let body = state
-        .statements
-        .with(&id, |s| s.response(Instant::now(), &links))
-        .ok_or_else(|| statement_not_found(&id))?;
+    let body = found(&state, &id, |s| s.response(Instant::now(), &links))?;
     Ok(Json(body).into_response())
 }
 
@@ -126,10 +135,7 @@ async fn wait_for(
     let deadline = submitted + wait;
     loop {
         let now = Instant::now();
-        let (current, ready_at) = state
-            .statements
-            .with(id, |s| (s.state(now), s.ready_at))
-            .ok_or_else(|| statement_not_found(id))?;
+        let (current, ready_at) = found(state, id, |s| (s.state(now), s.ready_at))?;
         if current.is_terminal() || wait.is_zero() {
             return Ok(());
         }
@@ -152,10 +158,7 @@ pub(super) async fn get_statement(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let links = link_maker(&state, &headers, injected.as_ref().map(|e| &e.0));
-    let body = state
-        .statements
-        .with(&id, |s| s.response(Instant::now(), &links))
-        .ok_or_else(|| statement_not_found(&id))?;
+    let body = found(&state, &id, |s| s.response(Instant::now(), &links))?;
     Ok(Json(body).into_response())
 }
 
@@ -202,10 +205,7 @@ pub(super) async fn cancel(
     _auth: Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    state
-        .statements
-        .with(&id, |s| s.cancel(Instant::now()))
-        .ok_or_else(|| statement_not_found(&id))?;
+    found(&state, &id, |s| s.cancel(Instant::now()))?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -214,10 +214,7 @@ pub(super) async fn close_statement(
     _auth: Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    state
-        .statements
-        .with(&id, Statement::close)
-        .ok_or_else(|| statement_not_found(&id))?;
+    found(&state, &id, Statement::close)?;
     Ok(StatusCode::OK.into_response())
 }
 

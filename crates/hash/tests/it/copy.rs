@@ -124,3 +124,21 @@ fn several_digests_from_one_copy_are_each_the_single_digest() {
         assert_eq!(digests[1].hex.len(), 64, "BLAKE3 is 256 bits");
     }
 }
+
+/// An algorithm named twice is hashed once and both get its digest.
+#[test]
+fn an_algorithm_named_twice_gives_the_same_digest_twice() {
+    let data = deterministic_bytes(2 * BUFFER_SIZE + 3, 5);
+    let [a, b, c] = publish_hash::hash_reader_with(
+        &data[..],
+        [
+            HashAlgorithm::Blake3,
+            HashAlgorithm::Sha512,
+            HashAlgorithm::Blake3,
+        ],
+    )
+    .unwrap();
+    assert_eq!(a, c);
+    assert_eq!(a, hash_reader(&data[..], HashAlgorithm::Blake3).unwrap());
+    assert_eq!(b, hash_reader(&data[..], HashAlgorithm::Sha512).unwrap());
+}
