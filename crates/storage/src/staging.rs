@@ -239,9 +239,14 @@ impl StagingWrite {
             }
             let shared = self.claim.shared_files.contains(&file.file_path);
             let rel = file.file_path.as_str();
-            // Checked against the record it was staged with; recorded in this write's algorithm.
+            // Checked against the record it was staged with; recorded in this write's algorithm,
+            // unless it is shared: the writer changes it, and the commit hashes it then.
             let digests = fsops::Digests {
-                answer: self.algorithm,
+                answer: if shared {
+                    record.algorithm
+                } else {
+                    self.algorithm
+                },
                 record: record.algorithm,
             };
             let (method, carried) = carry_file(current, rel, &dst, file, digests, !shared)?;
