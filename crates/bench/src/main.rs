@@ -622,7 +622,11 @@ async fn measure(
     };
     let served = counted_before.until(EmulatorStats::read(&emulator.url).await?);
     let staged = layout.staged_file(&project);
+    // Each side starts on a settled disk, so neither pays for the other's write-back (the
+    // scripts' and the copy's files, their removal) in its own fsync.
+    references::settle_disk()?;
     let (refs, digest) = references::cp_and_sha512sum(&staged, &layout.copy_target())?;
+    references::settle_disk()?;
     let (publish, files) = api
         .publish(&project)
         .await

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use duckdb::{Config, Connection};
 
 use crate::dataset::{CATALOG, Dataset, SCHEMA};
@@ -71,6 +71,15 @@ pub(crate) fn duckdb_ingest(
     let elapsed = started.elapsed();
     let _ = fs::remove_dir_all(&temp);
     Ok(elapsed)
+}
+
+/// Writes every dirty page of every filesystem back (`sync`), untimed: what is left of an
+/// earlier step would otherwise be written in the next timed step's fsync (on ext4 one file's
+/// fsync commits the journal, and with it the data of every file written before).
+pub(crate) fn settle_disk() -> Result<()> {
+    let status = Command::new("sync").status().context("running sync")?;
+    ensure!(status.success(), "sync failed: {status}");
+    Ok(())
 }
 
 /// The `cp` + `sha512sum` reference for one file.

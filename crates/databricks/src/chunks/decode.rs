@@ -8,6 +8,9 @@ use arrow::buffer::Buffer;
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::StreamDecoder;
 use publish_columns::conform_columns;
+use std::sync::Arc;
+
+use super::buffers::InflateBuffers;
 
 /// End-of-stream marker of an Arrow IPC stream (continuation + zero length).
 const ARROW_EOS: [u8; 8] = [0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0];
@@ -73,16 +76,18 @@ pub(super) enum DecodeError {
 }
 
 /// Decodes one chunk body: LZ4 frames (when the manifest says so or the body starts with their
-/// magic), then one complete Arrow IPC stream, converted to `target`. Runs on the blocking pool.
+/// magic) into a buffer of `buffers`, then one complete Arrow IPC stream, converted to `target`.
+/// Runs on the blocking pool.
 pub(super) fn decode(
     body: Buffer,
     lz4: bool,
     limit: InflateLimit,
+    buffers: &Arc<InflateBuffers>,
     expected_rows: Option<u64>,
     target: &SchemaRef,
 ) -> Result<Chunk, DecodeError> {
     let mut buffer = if lz4 || body.as_slice().starts_with(&LZ4_MAGIC) {
-        Buffer::from_vec(inflate(body.as_slice(), limit)?)
+        inflate(body.as_slice(), limit, buffers)?
     } else {
         body
     };
@@ -137,10 +142,25 @@ pub(super) fn decode(
 /// 0.11's decoder ends its reads at a frame's end mark and must not be reused for the next
 /// frame (it trips its own debug assertions), so each frame gets a fresh decoder, reading from
 /// where the last one stopped: it reads exactly its frame's bytes.
-fn inflate(body: &[u8], limit: InflateLimit) -> Result<Vec<u8>, DecodeError> {
+///
+/// The buffer comes from `buffers`, already initialised, and is read into directly: first as
+/// large as the manifest says the chunk is (or four times the body), doubled while it is short.
+fn inflate(
+    body: &[u8],
+    limit: InflateLimit,
+    buffers: &Arc<InflateBuffers>,
+) -> Result<Buffer, DecodeError> {
     use std::io::Read as _;
-    let cap = usize::try_from(limit.bytes).unwrap_or(usize::MAX);
-    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(cap));
+    // One byte more than the limit allows, to tell "exactly at the limit" from "past it".
+    let most = usize::try_from(limit.bytes.saturating_add(1)).unwrap_or(usize::MAX);
+    let first = limit
+        .manifest_bytes
+        .map_or(body.len().saturating_mul(4), |n| {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        });
+    let mut lease = buffers.take(first.clamp(1, most));
+    let out = lease.as_mut_vec();
+    let mut filled = 0usize;
     let mut rest = body;
     let mut frame = 0usize;
     while !rest.is_empty() {
@@ -152,21 +172,33 @@ fn inflate(body: &[u8], limit: InflateLimit) -> Result<Vec<u8>, DecodeError> {
                 body.len() - before
             )));
         }
-        // One byte more than the limit allows, to tell "exactly at the limit" from "past it".
-        let budget = limit
-            .bytes
-            .saturating_add(1)
-            .saturating_sub(out.len() as u64);
-        lz4_flex::frame::FrameDecoder::new(&mut rest)
-            .take(budget)
-            .read_to_end(&mut out)
-            .map_err(|e| {
-                DecodeError::Garbled(format!(
-                    "LZ4 frame {frame} (at byte {}): {e}",
-                    body.len() - before
-                ))
-            })?;
-        if out.len() as u64 > limit.bytes {
+        let garbled = |e: std::io::Error| {
+            DecodeError::Garbled(format!(
+                "LZ4 frame {frame} (at byte {}): {e}",
+                body.len() - before
+            ))
+        };
+        let mut decoder = lz4_flex::frame::FrameDecoder::new(&mut rest);
+        loop {
+            if filled == out.len() {
+                if out.len() >= most {
+                    return Err(DecodeError::Garbled(format!(
+                        "the LZ4 frames decompress past {}; refusing the chunk rather than \
+                         allocating more",
+                        limit.describe()
+                    )));
+                }
+                let grown = out.len().saturating_mul(2).min(most);
+                out.resize(grown, 0);
+            }
+            match decoder.read(&mut out[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(garbled(e)),
+            }
+        }
+        if filled as u64 > limit.bytes {
             return Err(DecodeError::Garbled(format!(
                 "the LZ4 frames decompress past {}; refusing the chunk rather than allocating more",
                 limit.describe()
@@ -180,7 +212,7 @@ fn inflate(body: &[u8], limit: InflateLimit) -> Result<Vec<u8>, DecodeError> {
         }
         frame += 1;
     }
-    Ok(out)
+    Ok(lease.into_buffer(filled))
 }
 
 #[cfg(test)]
@@ -245,7 +277,16 @@ mod tests {
         expected: Option<u64>,
         schema: &SchemaRef,
     ) -> Result<Chunk, String> {
-        decode(Buffer::from_vec(bytes), lz4, limit, expected, schema).map_err(|e| match e {
+        let buffers = Arc::new(InflateBuffers::default());
+        decode(
+            Buffer::from_vec(bytes),
+            lz4,
+            limit,
+            &buffers,
+            expected,
+            schema,
+        )
+        .map_err(|e| match e {
             DecodeError::Garbled(m) => format!("garbled: {m}"),
             DecodeError::Mismatch(m) => format!("mismatch: {m}"),
         })

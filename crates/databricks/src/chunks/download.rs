@@ -112,14 +112,14 @@ impl<'a> ChunkDownload<'a> {
         let index = self.index;
         let bytes = body.len();
         let (lz4, target) = (self.ctx.lz4, self.ctx.target.clone());
+        let buffers = self.ctx.buffers.clone();
         let expected = self.link.row_count;
         let limit = self.ctx.inflate_limit(index);
-        let decoded =
-            tokio::task::spawn_blocking(move || decode(body, lz4, limit, expected, &target))
-                .await
-                .map_err(|e| {
-                    SourceError::protocol(format!("decoding chunk {index} panicked: {e}"))
-                })?;
+        let decoded = tokio::task::spawn_blocking(move || {
+            decode(body, lz4, limit, &buffers, expected, &target)
+        })
+        .await
+        .map_err(|e| SourceError::protocol(format!("decoding chunk {index} panicked: {e}")))?;
         match decoded {
             Ok(chunk) => {
                 tracing::debug!(

@@ -11,8 +11,10 @@
 //! the producer's [`CancelOnDrop`](crate::statement::CancelOnDrop) cancels the statement.
 //!
 //! `stream` runs that pipeline; `rerun` holds the statement being read and runs it again when
-//! its result expires; `download` fetches one chunk's body; `decode` turns a body into batches.
+//! its result expires; `download` fetches one chunk's body; `decode` turns a body into batches,
+//! inflating LZ4 into the read's reused `buffers`.
 
+mod buffers;
 mod decode;
 mod download;
 mod rerun;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 
+use super::buffers::InflateBuffers;
 use super::decode::InflateLimit;
 use crate::client::Client;
 use crate::statement::{CancelOnDrop, get_chunk};
@@ -33,6 +34,8 @@ pub(super) struct Ctx {
     chunk_bytes: HashMap<u64, u64>,
     /// The manifest's `total_byte_count`, for chunks it lists no size for.
     total_bytes: Option<u64>,
+    /// Where LZ4 chunks are inflated, reused from chunk to chunk.
+    pub(super) buffers: Arc<InflateBuffers>,
 }
 
 /// The statement being read.
@@ -91,6 +94,7 @@ impl Ctx {
             lz4,
             chunk_bytes,
             total_bytes: manifest.total_byte_count,
+            buffers: Arc::default(),
         }
     }
 
