@@ -37,6 +37,7 @@ use secrecy::{ExposeSecret, SecretString};
 use publish_columns::arrow_schema;
 use publish_source::{Source, SourceError, TableRequest, TableStream};
 
+mod budget;
 mod catalog;
 mod chunks;
 mod client;
@@ -45,6 +46,7 @@ mod split;
 mod statement;
 mod wire;
 
+pub use budget::DownloadBudget;
 use client::{ApiFailure, Call, Client, json_body};
 
 /// Where and as whom to connect.
@@ -85,14 +87,15 @@ pub struct DatabricksOptions {
     /// Default 16, as Databricks' JDBC driver fetches 16 links at once.
     pub max_parallel_downloads: usize,
     /// Bytes of chunks (the manifest's uncompressed `byte_count`, what a chunk holds once
-    /// decoded) downloading or decoded and waiting their turn: no further download starts while
-    /// these would exceed it (one always may). Default 256 MiB, about ten chunks of Databricks'
-    /// usual ~24 MiB. A download in progress holds only its compressed bytes, so this counts
-    /// each at its worst.
-    pub download_budget: u64,
+    /// decoded) downloading or decoded and waiting their turn, shared by every read made with
+    /// clones of these options: no further download starts while these would exceed it (a
+    /// read's first always may). Default 256 MiB, about ten chunks of Databricks' usual
+    /// ~24 MiB. A download in progress holds only its compressed bytes, so this counts each at
+    /// its worst.
+    pub download_budget: DownloadBudget,
     /// Decoded chunks held ready for the consumer beyond those downloading. Default 1. Memory
-    /// is bounded by about [`DatabricksOptions::download_budget`] plus `prefetch_chunks + 1`
-    /// chunks.
+    /// is bounded by about [`DatabricksOptions::download_budget`] plus `prefetch_chunks + 2`
+    /// chunks per read running.
     pub prefetch_chunks: usize,
     /// `wait_timeout` of the submit call: 0 (the default) or 5 to 50 s. With 0 the call
     /// returns the statement id at once and the client polls, so a read abandoned at any moment
@@ -222,7 +225,7 @@ impl Default for DatabricksOptions {
             connect_timeout: Duration::from_secs(10),
             overall_timeout: Duration::from_secs(3600),
             max_parallel_downloads: 16,
-            download_budget: 256 << 20,
+            download_budget: DownloadBudget::new(256 << 20),
             prefetch_chunks: 1,
             submit_wait: Duration::ZERO,
             poll_initial: Duration::from_millis(250),

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use publish_databricks::{DatabricksOptions, EntraIdError, TokenSource};
+use publish_databricks::{DatabricksOptions, DownloadBudget, EntraIdError, TokenSource};
 use publish_hash::HashAlgorithm;
 use publish_sql::{SqlOptions, SqlTls};
 use publish_storage::{BagInfo, Destinations};
@@ -51,7 +51,7 @@ pub enum LogFormat {
 /// | `PUBLISH_SOURCE_REQUEST_TIMEOUT_SECS` | 120 | [`DatabricksOptions::request_timeout`]: one HTTP call; also [`SqlOptions::connect_timeout`] |
 /// | `PUBLISH_STATEMENT_TIMEOUT_SECS` | 3600 | [`DatabricksOptions::overall_timeout`]: how long a query may run on the warehouse |
 /// | `PUBLISH_PARALLEL_DOWNLOADS` | 16 | [`DatabricksOptions::max_parallel_downloads`]: the ceiling of downloads at once, which adapt to the writer |
-/// | `PUBLISH_DOWNLOAD_BUDGET_MIB` | 256 | [`DatabricksOptions::download_budget`]: MiB of result chunks (uncompressed) downloading or waiting at once |
+/// | `PUBLISH_DOWNLOAD_BUDGET_MIB` | 256 | [`DatabricksOptions::download_budget`]: MiB of result chunks (uncompressed) downloading or waiting at once, shared by every package running |
 /// | `PUBLISH_DATABRICKS_LZ4` | true | [`DatabricksOptions::lz4_compression`] |
 /// | `PUBLISH_DATABRICKS_AUTH` | `databricks` | [`DatabricksOptions::token_source`]: `databricks` (the workspace's OAuth, a Databricks OAuth secret) or `entra-id` (Microsoft Entra ID, the Azure service principal's Entra ID client secret) |
 /// | `PUBLISH_ENTRA_TENANT_ID` | none; required with `entra-id` | the Entra ID directory (tenant) |
@@ -530,11 +530,13 @@ impl Raw<'_> {
                 defaults.max_parallel_downloads as u64,
                 1..=64,
             )? as usize,
-            download_budget: self.bounded(
-                "PUBLISH_DOWNLOAD_BUDGET_MIB",
-                defaults.download_budget >> 20,
-                1..=65_536,
-            )? << 20,
+            download_budget: DownloadBudget::new(
+                self.bounded(
+                    "PUBLISH_DOWNLOAD_BUDGET_MIB",
+                    defaults.download_budget.bytes() >> 20,
+                    1..=65_536,
+                )? << 20,
+            ),
             lz4_compression: self.switch("PUBLISH_DATABRICKS_LZ4", defaults.lz4_compression)?,
             token_source: self.token_source()?,
             parallel_parts: self.bounded(

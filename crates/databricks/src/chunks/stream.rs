@@ -5,7 +5,8 @@
 //! How many downloads run at once adapts to the consumer ([`Downloads`]): one more whenever it
 //! had to wait for a chunk (the network is the bottleneck), one fewer whenever decoded chunks
 //! queue up unread (the writer is), between 1 and `max_parallel_downloads`, and never past
-//! `download_budget` bytes of chunks in flight.
+//! `download_budget` bytes of chunks in flight, a budget every read of the process shares
+//! ([`DownloadBudget`]).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -23,6 +24,7 @@ use tokio::sync::mpsc;
 
 use super::download::download;
 use super::rerun::{Ctx, Rerun};
+use crate::budget::{Claim, DownloadBudget};
 use crate::client::Client;
 use crate::statement::{CancelOnDrop, Finished};
 use crate::wire::{ExternalLink, Manifest};
@@ -61,7 +63,7 @@ pub(crate) fn stream(
     let waited = Arc::new(AtomicBool::new(false));
     let downloads = Downloads::new(
         options.max_parallel_downloads,
-        options.download_budget,
+        options.download_budget.clone(),
         waited.clone(),
     );
     let producer = tokio::spawn(produce(
@@ -212,7 +214,8 @@ struct Downloads {
     /// The current limit, between 1 and `ceiling`.
     limit: usize,
     ceiling: usize,
-    budget: u64,
+    /// Shared with every other read of the process.
+    budget: DownloadBudget,
     /// Set by the consumer when it found no chunk ready (it waited).
     waited: Arc<AtomicBool>,
     /// The highest limit reached, for the log.
@@ -220,7 +223,7 @@ struct Downloads {
 }
 
 impl Downloads {
-    fn new(ceiling: usize, budget: u64, waited: Arc<AtomicBool>) -> Downloads {
+    fn new(ceiling: usize, budget: DownloadBudget, waited: Arc<AtomicBool>) -> Downloads {
         let ceiling = ceiling.max(1);
         let limit = INITIAL_DOWNLOADS.min(ceiling);
         Downloads {
@@ -232,10 +235,16 @@ impl Downloads {
         }
     }
 
-    /// Whether another download of `size` bytes may start beside `running` ones holding
-    /// `held` bytes (one always may).
-    fn may_start(&self, running: usize, held: u64, size: u64) -> bool {
-        running == 0 || (running < self.limit && held.saturating_add(size) <= self.budget)
+    /// The budget's bytes for another download of `size` bytes beside `running` ones, if it
+    /// may start (one always may).
+    fn admit(&self, running: usize, size: u64) -> Option<Claim> {
+        if running == 0 {
+            return self.budget.claim(size, true);
+        }
+        if running >= self.limit {
+            return None;
+        }
+        self.budget.claim(size, false)
     }
 
     /// A chunk is about to be handed on while `queued` decoded chunks wait unread in the
@@ -267,15 +276,17 @@ async fn produce(
 ) {
     let started = Instant::now();
     let mut running: FuturesOrdered<Download> = FuturesOrdered::new();
-    // The size of each running download, in chunk order, and their sum.
-    let mut sizes: VecDeque<u64> = VecDeque::new();
-    let mut held = 0u64;
+    // The budget each running download holds, in chunk order.
+    let mut claims: VecDeque<Claim> = VecDeque::new();
     let mut walked = false;
     let mut rows = 0u64;
     let mut chunks = 0u64;
     loop {
-        while !walked && downloads.may_start(running.len(), held, ctx.chunk_size(links.expected)) {
-            let (size, next): (u64, Download) = match links.next_link(&ctx).await {
+        while !walked {
+            let Some(claim) = downloads.admit(running.len(), ctx.chunk_size(links.expected)) else {
+                break;
+            };
+            let next: Download = match links.next_link(&ctx).await {
                 None => {
                     walked = true;
                     break;
@@ -283,25 +294,21 @@ async fn produce(
                 // Handed on in its turn, after the chunks before it.
                 Some(Err(e)) => {
                     walked = true;
-                    (0, Box::pin(std::future::ready(Err(e))))
+                    Box::pin(std::future::ready(Err(e)))
                 }
-                Some(Ok((index, link))) => (
-                    ctx.chunk_size(index),
-                    Box::pin(AbortOnDrop(tokio::spawn(download(
-                        ctx.clone(),
-                        index,
-                        link,
-                    )))),
-                ),
+                Some(Ok((index, link))) => Box::pin(AbortOnDrop(tokio::spawn(download(
+                    ctx.clone(),
+                    index,
+                    link,
+                )))),
             };
-            sizes.push_back(size);
-            held += size;
+            claims.push_back(claim);
             running.push_back(next);
         }
         let Some(result) = running.next().await else {
             break;
         };
-        held -= sizes.pop_front().unwrap_or(0);
+        drop(claims.pop_front());
         match result {
             Ok(chunk) => {
                 rows += chunk.rows;

@@ -58,6 +58,9 @@ async fn max_parallel_downloads_is_a_ceiling() {
 async fn the_download_budget_bounds_the_chunks_in_flight() {
     let env = paced_env().await;
     // Less than one chunk: one download at a time, as one always may run.
-    let most = read_people(&env, |o| o.download_budget = 1).await;
+    let most = read_people(&env, |o| {
+        o.download_budget = publish_databricks::DownloadBudget::new(1)
+    })
+    .await;
     assert_eq!(most, 1);
 }
