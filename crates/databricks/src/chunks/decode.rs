@@ -144,7 +144,8 @@ pub(super) fn decode(
 /// where the last one stopped: it reads exactly its frame's bytes.
 ///
 /// The buffer comes from `buffers`, already initialised, and is read into directly: first as
-/// large as the manifest says the chunk is (or four times the body), doubled while it is short.
+/// large as the manifest says the chunk is (at most 16 times the body; without a size, four
+/// times), doubled while it is short.
 fn inflate(
     body: &[u8],
     limit: InflateLimit,
@@ -153,10 +154,14 @@ fn inflate(
     use std::io::Read as _;
     // One byte more than the limit allows, to tell "exactly at the limit" from "past it".
     let most = usize::try_from(limit.bytes.saturating_add(1)).unwrap_or(usize::MAX);
+    // The manifest's size, unless it is far beyond what the body could hold (a size is
+    // touched in full here, so a wild one must not become memory at once).
     let first = limit
         .manifest_bytes
         .map_or(body.len().saturating_mul(4), |n| {
-            usize::try_from(n).unwrap_or(usize::MAX)
+            usize::try_from(n)
+                .unwrap_or(usize::MAX)
+                .min(body.len().saturating_mul(16))
         });
     let mut lease = buffers.take(first.clamp(1, most));
     let out = lease.as_mut_vec();
@@ -391,6 +396,33 @@ mod tests {
         assert!(
             e.contains("limit of 1048576 bytes for a chunk whose size the manifest does not give"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn a_wild_manifest_size_is_not_allocated_up_front() {
+        // 1 TiB claimed for a chunk of a few hundred bytes: the buffer starts at 16 × the body.
+        let (bytes, schema) = ipc(5);
+        let body = lz4_frame(&bytes);
+        let buffers = Arc::new(InflateBuffers::default());
+        let limit = InflateLimit::new(Some(1 << 40));
+        let chunk = decode(
+            Buffer::from_vec(body.clone()),
+            true,
+            limit,
+            &buffers,
+            None,
+            &schema,
+        )
+        .ok()
+        .expect("decoded");
+        assert_eq!(chunk.rows, 10);
+        drop(chunk);
+        let lease = buffers.take(0);
+        assert!(
+            lease.as_ref().len() <= body.len() * 16,
+            "{}",
+            lease.as_ref().len()
         );
     }
 
