@@ -9,10 +9,10 @@ use publish_server::{app, build_state, telemetry};
 /// The allocator of the whole process: jemalloc, built unprefixed, so that DuckDB's C++
 /// allocations use it as well as ours. DuckDB's own Linux builds (its CLI, its Python wheel,
 /// which the reference service runs) ship jemalloc for the same reason; the bundled build this
-/// binary links does not. With glibc's allocator the service spent a fifth of its CPU while
-/// packaging in the kernel: DuckDB calls `malloc_trim` whenever it nears its memory limit and
-/// glibc returns freed chunk buffers between chunks, so the next ones page-fault in again
-/// (crates/bench/README.md, "The allocator").
+/// binary links does not. With glibc's allocator much of the service's CPU while packaging went
+/// to page faults: DuckDB calls `malloc_trim` whenever it nears its memory limit and glibc
+/// returns freed chunk buffers between chunks, so the next ones fault in again
+/// (crates/bench/README.md, "The allocator, reused inflate buffers, one download budget").
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

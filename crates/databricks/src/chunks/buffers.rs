@@ -1,10 +1,10 @@
 //! The buffers LZ4 chunks are inflated into, kept for the next chunks of the same read.
 //!
 //! A chunk inflates to 10–30 MB. A fresh buffer for each cost the kernel a page fault for every
-//! 4 KiB of it (it hands out zeroed pages) and the reader a zeroing pass of its own, and the
-//! allocator gave the memory back between chunks (DuckDB trims the heap whenever it nears its
-//! memory limit), so every chunk paid again: a third of the server's page faults while it
-//! packaged the benchmark's tables. A buffer comes back here when the last array cut from it is
+//! 4 KiB of it (it hands out zeroed pages) and the reader a zeroing pass of its own (std zeroes
+//! what `read_to_end` grows into), and the allocator could give the memory back between chunks,
+//! so every chunk paid again: about a sixth of the server's page faults while it packaged the
+//! benchmark's tables with glibc's allocator (crates/bench/README.md). A buffer comes back here when the last array cut from it is
 //! dropped (the Arrow IPC decoder slices batches out of it without copying); at most [`KEPT`]
 //! wait here, the others are freed as before. The pool belongs to one read: once the read is
 //! over its buffers are freed as their last arrays go.
