@@ -69,7 +69,13 @@ fn is_part(statement: &str) -> bool {
 /// though a newer one lands meanwhile, every row once and in table order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_over_the_result_cap_is_read_in_parts_from_one_version() {
-    let env = Env::start_with(|c| c.result_byte_limit = 6 << 10).await;
+    // Downloads paced to 200 kB/s, so that part 1 is still being read when part 2 is submitted
+    // however busy the machine (unpaced, part 1's few KiB could be read before, under load).
+    let env = Env::start_with(|c| {
+        c.result_byte_limit = 6 << 10;
+        c.download_bandwidth = Some(200_000);
+    })
+    .await;
     write(&env, "big", &[rows(0..500, 4)], 100);
     let want = rows(0..2_000, 4);
     write(&env, "big", std::slice::from_ref(&want), 100);
